@@ -1,0 +1,14 @@
+"""App config for the audit trail."""
+
+from django.apps import AppConfig
+
+
+class AuditConfig(AppConfig):
+    """Registers the audit tables as immutable."""
+
+    name = "audit"
+
+    def ready(self) -> None:
+        from audit import immutability
+
+        immutability.register("audit_auditevent", "audit_auditnode", "audit_checkpoint")

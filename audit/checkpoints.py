@@ -1,0 +1,116 @@
+"""Signed checkpoints (tree heads) and Merkle proofs served from the database.
+
+Proofs read only the O(log n) perfect-subtree hashes they need (leaves from AuditEvent, higher levels
+from AuditNode), in two queries, whatever the size of the log.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.conf import settings
+from django.db import transaction
+
+from audit import log
+from audit.merkle import (
+    consistency_proof_from_nodes,
+    consistency_proof_nodes,
+    inclusion_proof_from_nodes,
+    inclusion_proof_nodes,
+    root_from_nodes,
+)
+from audit.models import AuditEvent, AuditNode, Checkpoint
+from audit.signing import key_fingerprint, load_or_create_private_key, sign_tree_head, verify_tree_head
+
+
+@functools.cache
+def _signing_key(path: Path, create: bool) -> Ed25519PrivateKey:
+    return load_or_create_private_key(path, create=create)
+
+
+def signing_key() -> Ed25519PrivateKey:
+    """The portal's Ed25519 checkpoint key (file from AUDIT_SIGNING_KEY_FILE; created only for the demo)."""
+    return _signing_key(Path(settings.AUDIT_SIGNING_KEY_FILE), bool(settings.AUDIT_SIGNING_KEY_CREATE))
+
+
+def create_checkpoint() -> Checkpoint | None:
+    """Sign the current tree head and store it; None when the log has not grown since the last one.
+
+    Checkpoints are not themselves logged as events: each would grow the log and call for another.
+    """
+    key = signing_key()
+    with transaction.atomic():
+        size, root = log.current_root()  # locks the head: no append can slip between size and root
+        if size == 0 or Checkpoint.objects.filter(tree_size__gte=size).exists():
+            return None
+        timestamp_ms = int(time.time() * 1000)
+        signature = sign_tree_head(key, size, root, timestamp_ms)
+        checkpoint = Checkpoint.objects.create(
+            tree_size=size,
+            root_hash=root.hex(),
+            timestamp_ms=timestamp_ms,
+            signature=base64.b64encode(signature).decode("ascii"),
+            key_fingerprint=key_fingerprint(key.public_key()),
+        )
+    return checkpoint
+
+
+def checkpoint_signature_valid(checkpoint: Checkpoint) -> bool:
+    """Does the checkpoint's signature verify with the portal's public key?"""
+    try:
+        signature = base64.b64decode(checkpoint.signature, validate=True)
+        root = bytes.fromhex(checkpoint.root_hash)
+    except ValueError:
+        return False
+    return verify_tree_head(
+        signing_key().public_key(), checkpoint.tree_size, root, checkpoint.timestamp_ms, signature
+    )
+
+
+def _reader(needed: list[tuple[int, int]]):  # noqa: ANN202 - returns a merkle.NodeReader
+    """Fetch exactly the nodes a proof needs, then serve them to the proof algorithm."""
+    leaves = [index for level, index in needed if level == 0]
+    inner = [(level, index) for level, index in needed if level > 0]
+    found: dict[tuple[int, int], bytes] = {}
+    for seq, digest in AuditEvent.objects.filter(seq__in=leaves).values_list("seq", "leaf_hash"):
+        found[(0, seq)] = bytes.fromhex(digest)
+    if inner:
+        levels = {level for level, _ in inner}
+        rows = AuditNode.objects.filter(level__in=levels, index__in={index for _, index in inner})
+        for level, index, digest in rows.values_list("level", "index", "hash"):
+            found[(level, index)] = bytes.fromhex(digest)
+
+    def get_node(level: int, index: int) -> bytes:
+        try:
+            return found[(level, index)]
+        except KeyError:
+            raise LookupError(f"Merkle node ({level}, {index}) is missing from the database") from None
+
+    return get_node
+
+
+def inclusion_proof(seq: int, tree_size: int) -> list[bytes]:
+    """RFC 9162 inclusion proof that event ``seq`` is in the tree of ``tree_size`` events."""
+    return inclusion_proof_from_nodes(_reader(inclusion_proof_nodes(seq, tree_size)), seq, tree_size)
+
+
+def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
+    """RFC 9162 consistency proof that the tree of ``new_size`` extends the tree of ``old_size``."""
+    return consistency_proof_from_nodes(
+        _reader(consistency_proof_nodes(old_size, new_size)), old_size, new_size
+    )
+
+
+def root_at(tree_size: int) -> bytes:
+    """The Merkle root of the first ``tree_size`` events, from O(log n) stored subtree hashes."""
+    # [0, n) splits into one perfect subtree per set bit of n, largest first.
+    needed, start = [], 0
+    for level in range(tree_size.bit_length() - 1, -1, -1):
+        if tree_size >> level & 1:
+            needed.append((level, start >> level))
+            start += 1 << level
+    return root_from_nodes(_reader(needed), tree_size)

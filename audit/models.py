@@ -1,0 +1,186 @@
+"""The audit trail: an append-only, Merkle-tree log (RFC 9162 style) with signed checkpoints.
+
+``audit`` imports no domain app: events reference objects generically (type + id), and patients and
+studies by their primary keys, so any app can record into it.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class ActorKind(models.TextChoices):
+    """Who acted: a person, an integration/service account, or the system itself (tasks, beat)."""
+
+    USER = "user", "User"
+    SERVICE = "service", "Service account"
+    SYSTEM = "system", "System"
+    ANONYMOUS = "anonymous", "Anonymous"
+
+
+class AuditEvent(models.Model):
+    """One audited action: a create, a view of patient data, an export, a login, a denial. Immutable.
+
+    ``seq`` is the event's leaf index in the Merkle tree (0-based, gapless, assigned under the log
+    head's lock). ``leaf_hash`` = SHA-256(0x00 || canonical JSON of :meth:`leaf_document`).
+    """
+
+    seq = models.BigIntegerField(primary_key=True)
+    recorded_at = models.DateTimeField()
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    actor_username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    patient_id = models.BigIntegerField(null=True, blank=True)
+    study_id = models.BigIntegerField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    client_address = models.CharField(max_length=64, blank=True)
+    user_agent = models.CharField(max_length=256, blank=True)
+    channel = models.CharField(max_length=128, blank=True)  # page or endpoint through which it happened
+    leaf_hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(seq__gte=0), name="audit_seq_non_negative")]
+        indexes = [
+            models.Index(fields=["patient_id", "seq"]),
+            models.Index(fields=["study_id", "seq"]),
+            models.Index(fields=["actor_id", "seq"]),
+            models.Index(fields=["action", "seq"]),
+            models.Index(fields=["recorded_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"AuditEvent {self.seq} {self.action}"
+
+    def leaf_document(self) -> dict:
+        """The exact document whose canonical JSON is hashed into the leaf."""
+        return leaf_document(*(getattr(self, name) for name in LEAF_FIELDS))
+
+
+# The columns that go into a leaf, in the order leaf_document() takes them. verify_audit reads them
+# with values_list() (tuples, not model instances) to check a million events in seconds.
+LEAF_FIELDS = (
+    "seq",
+    "recorded_at",
+    "actor_kind",
+    "actor_id",
+    "actor_username",
+    "action",
+    "object_type",
+    "object_id",
+    "patient_id",
+    "study_id",
+    "details",
+    "client_address",
+    "user_agent",
+    "channel",
+)
+
+
+def leaf_document(
+    seq,
+    recorded_at,
+    actor_kind,
+    actor_id,
+    actor_username,
+    action,
+    object_type,
+    object_id,  # noqa: ANN001, PLR0913
+    patient_id,
+    study_id,
+    details,
+    client_address,
+    user_agent,
+    channel,
+) -> dict:
+    """Build the hashed document of an event from its column values (see :data:`LEAF_FIELDS`)."""
+    return {
+        "seq": seq,
+        "recorded_at": recorded_at.isoformat().replace("+00:00", "Z"),
+        "actor": {"kind": actor_kind, "id": actor_id, "username": actor_username},
+        "action": action,
+        "object": {"type": object_type, "id": object_id},
+        "patient_id": patient_id,
+        "study_id": study_id,
+        "details": details,
+        "client_address": client_address,
+        "user_agent": user_agent,
+        "channel": channel,
+    }
+
+
+class AuditNode(models.Model):
+    """The hash of a complete (power-of-two, aligned) subtree: level >= 1, covering leaves
+    ``[index * 2**level, (index + 1) * 2**level)``. Stored as the log grows so that any inclusion or
+    consistency proof needs O(log n) lookups instead of rehashing the whole log. Immutable.
+    """
+
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["level", "index"], name="audit_node_unique")]
+
+    def __str__(self) -> str:
+        return f"AuditNode L{self.level} #{self.index}"
+
+
+class AuditLogHead(models.Model):
+    """The single row that serialises appends: current size and the Merkle frontier.
+
+    Locked with SELECT ... FOR UPDATE by every append, which is what makes sequence numbers gapless and
+    the tree fork-free under concurrent writers. The frontier is derivable from the events; keeping it
+    here makes each append O(log n).
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    size = models.BigIntegerField(default=0)
+    frontier = models.JSONField(default=list)  # [[level, hex hash], ...] left to right
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="audit_head_singleton")]
+
+    def __str__(self) -> str:
+        return f"AuditLogHead size={self.size}"
+
+
+class Checkpoint(models.Model):
+    """A signed tree head: the log's size and Merkle root at a moment, signed with the portal's
+    Ed25519 key. Kept outside the log's reach (exported, shipped), checkpoints are what make a
+    rewritten history detectable. Immutable.
+    """
+
+    tree_size = models.BigIntegerField(unique=True)
+    root_hash = models.CharField(max_length=64)
+    timestamp_ms = models.BigIntegerField()
+    signature = models.CharField(max_length=128)  # base64 Ed25519 signature
+    key_fingerprint = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tree_size"]
+
+    def __str__(self) -> str:
+        return f"Checkpoint size={self.tree_size}"
+
+
+class VerificationRun(models.Model):
+    """The result of one full verification of the log (``manage.py verify_audit`` or the beat job)."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    tree_size = models.BigIntegerField()
+    checkpoints_checked = models.PositiveIntegerField()
+    ok = models.BooleanField()
+    first_failure_seq = models.BigIntegerField(null=True, blank=True)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["-finished_at"]
+
+    def __str__(self) -> str:
+        return f"VerificationRun {self.pk} ok={self.ok}"

@@ -1,0 +1,1 @@
+"""Accounts and roles: the one place that decides who may see and do what."""

@@ -1,0 +1,36 @@
+"""DRF permission classes that delegate to :mod:`portal.accounts.roles`."""
+
+from __future__ import annotations
+
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from portal.accounts import roles
+
+
+class CanIngest(BasePermission):
+    """Writes through the ingestion interfaces: integration accounts and admins."""
+
+    message = "This account may not write clinical records."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return roles.can_ingest(request.user)
+
+
+class CanReadRecords(BasePermission):
+    """Reads of clinical records: read-all roles, and radiologists (filtered to their own cases)."""
+
+    message = "This account may not read clinical records."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return roles.can_read_records(request.user)
+
+
+class CanCompare(BasePermission):
+    """Ad hoc comparison of two texts."""
+
+    message = "This account may not run comparisons."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return roles.can_compare(request.user)

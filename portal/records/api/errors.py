@@ -1,0 +1,57 @@
+"""One mapping from domain errors to HTTP answers for the whole API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from portal.records.errors import RecordError
+
+FHIR_ISSUE_CODES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    409: "conflict",
+    413: "too-long",
+    415: "not-supported",
+    429: "throttled",
+}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Map :class:`RecordError` to its status with ``{"error", "detail", "field"}``; else DRF's default.
+
+    Under /api/v1/fhir/ every error is an OperationOutcome, as FHIR clients expect.
+    """
+    if isinstance(exc, RecordError):
+        response = Response({"error": exc.code, "detail": exc.message, "field": exc.field}, status=exc.status)
+    elif isinstance(exc, RequestDataTooBig):
+        response = Response(
+            {"error": "too_large", "detail": "Request body too large."},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    else:
+        response = drf_exception_handler(exc, context)
+    request = context.get("request")
+    if response is not None and request is not None and request.path.startswith("/api/v1/fhir/"):
+        detail = (
+            response.data.get("detail", "Request refused.") if isinstance(response.data, dict) else "Refused."
+        )
+        response.data = {
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": "error",
+                    "code": FHIR_ISSUE_CODES.get(response.status_code, "processing"),
+                    "diagnostics": str(detail),
+                }
+            ],
+        }
+        response.content_type = "application/fhir+json"
+    return response

@@ -1,0 +1,237 @@
+"""The clinical record: patients, studies, AI outputs and signed reports.
+
+AI outputs and signed reports are evidence: once written they never change. The database enforces
+that with triggers (see :mod:`audit.immutability`), not only Python; a correction is a new
+SignedReport that points at the one it amends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+def sha256_text(text: str) -> str:
+    """Hex SHA-256 of a text's UTF-8 bytes: the hash stored beside every AI output and report."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Specialty(models.TextChoices):
+    """Subspecialty of a study; decides which model version drafts it."""
+
+    CHEST = "chest", "Chest"
+    NEURO = "neuro", "Neuro"
+    MUSCULOSKELETAL = "musculoskeletal", "Musculoskeletal"
+    ABDOMINAL = "abdominal", "Abdominal"
+    BREAST = "breast", "Breast"
+
+
+class Priority(models.TextChoices):
+    """Reading priority as the RIS orders it."""
+
+    ROUTINE = "routine", "Routine"
+    URGENT = "urgent", "Urgent"
+    STAT = "stat", "STAT"
+
+
+class Sex(models.TextChoices):
+    """Administrative sex as HL7 (PID-8) and DICOM (PatientSex) carry it."""
+
+    MALE = "M", "Male"
+    FEMALE = "F", "Female"
+    OTHER = "O", "Other"
+    UNKNOWN = "U", "Unknown"
+
+
+class Patient(models.Model):
+    """A patient, identified by the hospital's medical record number (MRN).
+
+    Demographics are kept only as far as QA and legal export need them.
+    """
+
+    mrn = models.CharField("MRN", max_length=64, unique=True)
+    family_name = models.CharField(max_length=128, blank=True)
+    given_name = models.CharField(max_length=128, blank=True)
+    birth_date = models.DateField(null=True, blank=True)
+    sex = models.CharField(max_length=1, choices=Sex.choices, default=Sex.UNKNOWN)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=~Q(mrn=""), name="patient_mrn_not_empty")]
+
+    def __str__(self) -> str:
+        return f"Patient {self.pk}"  # never the name or MRN: str() ends up in logs
+
+
+class Study(models.Model):
+    """An imaging study (one accession), with the subset of its DICOM header that QA needs.
+
+    The StudyInstanceUID is unique when known; HL7 results may arrive before the DICOM header, so it
+    may be filled in later (never changed once set).
+    """
+
+    # NULL, not "", for "not known yet": the unique constraint must ignore unknown UIDs.
+    study_instance_uid = models.CharField("Study Instance UID", max_length=64, null=True, blank=True)  # noqa: DJ001
+    accession_number = models.CharField(max_length=64, unique=True)
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="studies")
+    modality = models.CharField(max_length=16, blank=True)
+    body_part = models.CharField(max_length=64, blank=True)
+    specialty = models.CharField(max_length=32, choices=Specialty.choices, blank=True)
+    study_datetime = models.DateTimeField(null=True, blank=True)
+    description = models.CharField(max_length=256, blank=True)
+    priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.ROUTINE)
+    referring_physician = models.CharField(max_length=256, blank=True)
+    dicom_header = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study_instance_uid"],
+                condition=Q(study_instance_uid__isnull=False),
+                name="study_uid_unique_when_known",
+            ),
+            models.CheckConstraint(condition=~Q(accession_number=""), name="study_accession_not_empty"),
+        ]
+        indexes = [
+            models.Index(fields=["study_datetime", "id"]),
+            models.Index(fields=["specialty", "modality", "study_datetime"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Study {self.pk}"
+
+
+class ModelVersion(models.Model):
+    """A version of the local drafting model (the registry's core; the inference issue extends it)."""
+
+    name = models.CharField(max_length=128)
+    version = models.CharField(max_length=64)
+    specialty = models.CharField(max_length=32, choices=Specialty.choices, blank=True)
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="model_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+class AIOutputKind(models.TextChoices):
+    """What the model drafted."""
+
+    REPORT_DRAFT = "report_draft", "Report draft"
+    HISTORY_SUMMARY = "history_summary", "History summary"
+    PRIOR_COMPARISON = "prior_comparison", "Comparison with prior"
+    PATIENT_LETTER = "patient_letter", "Patient letter"
+
+
+class AIOutputOrigin(models.TextChoices):
+    """Whether the output was part of clinical care or produced later by a re-inference run."""
+
+    CLINICAL = "clinical", "Clinical"
+    REINFERENCE = "reinference", "Re-inference"
+
+
+class AIOutput(models.Model):
+    """One text the model produced, with everything it considered (provenance). Immutable.
+
+    ``inputs`` is what the model saw (structured findings, indication, prior report ids);
+    ``generation_settings`` how it decoded. ``payload_sha256`` hashes the whole canonical payload so a
+    re-sent identical payload is recognised and a conflicting one refused.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="ai_outputs")
+    kind = models.CharField(max_length=32, choices=AIOutputKind.choices)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="outputs")
+    inputs = models.JSONField(default=dict)
+    generation_settings = models.JSONField(default=dict)
+    text = models.TextField()
+    text_sha256 = models.CharField(max_length=64)
+    payload_sha256 = models.CharField(max_length=64)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    generated_at = models.DateTimeField()
+    origin = models.CharField(max_length=16, choices=AIOutputOrigin.choices, default=AIOutputOrigin.CLINICAL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # The natural key: one output of a kind per model version and generation time.
+            models.UniqueConstraint(
+                fields=["study", "kind", "model_version", "generated_at"], name="ai_output_natural_key"
+            ),
+            models.CheckConstraint(
+                condition=Q(latency_ms__isnull=True) | Q(latency_ms__gte=0), name="ai_output_latency_ge_0"
+            ),
+            models.CheckConstraint(condition=~Q(text=""), name="ai_output_text_not_empty"),
+        ]
+        indexes = [
+            models.Index(fields=["study", "kind"]),
+            models.Index(fields=["model_version", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"AIOutput {self.pk} ({self.kind})"
+
+
+class ReportStatus(models.TextChoices):
+    """A signed report's place in its chain: the original final report, or a later amendment."""
+
+    FINAL = "final", "Final"
+    ADDENDUM = "addendum", "Addendum"
+    CORRECTION = "correction", "Correction"
+
+
+class SignedReport(models.Model):
+    """What a radiologist signed. Immutable: addenda and corrections are new rows that amend it.
+
+    Each study has at most one original ``final`` report; every addendum or correction points at the
+    report it amends (a chain, never an edit).
+    """
+
+    SECTION_NAMES = ("indication", "technique", "comparison", "findings", "impression")
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="signed_reports")
+    radiologist = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signed_reports"
+    )
+    sections = models.JSONField(default=dict)
+    text = models.TextField()
+    text_sha256 = models.CharField(max_length=64)
+    payload_sha256 = models.CharField(max_length=64)
+    signed_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=ReportStatus.choices, default=ReportStatus.FINAL)
+    amends = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="amendments"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study"], condition=Q(status="final"), name="one_final_report_per_study"
+            ),
+            models.UniqueConstraint(
+                fields=["study", "status", "signed_at"], name="signed_report_natural_key"
+            ),
+            models.CheckConstraint(
+                condition=(Q(status="final") & Q(amends__isnull=True))
+                | (~Q(status="final") & Q(amends__isnull=False)),
+                name="amendment_points_at_report",
+            ),
+            models.CheckConstraint(condition=~Q(text=""), name="signed_report_text_not_empty"),
+        ]
+        indexes = [
+            models.Index(fields=["radiologist", "signed_at"]),
+            models.Index(fields=["signed_at", "id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"SignedReport {self.pk} ({self.status})"

@@ -1,0 +1,498 @@
+"""Workflows that write the clinical record. Every ingestion path (REST, FHIR, HL7, DICOM, seed) ends here.
+
+Each function writes its rows and their audit events in ONE transaction and is idempotent: an
+identical payload returns the stored record (``created=False``); a different payload under the same
+natural key raises :class:`RecordConflict`, because evidence is never overwritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from audit import log as audit
+from audit.canonical import canonical_json
+from portal.accounts.roles import Role
+from portal.records.errors import InvalidRecord, RecordConflict, RecordNotFound
+from portal.records.models import (
+    AIOutput,
+    AIOutputKind,
+    AIOutputOrigin,
+    ModelVersion,
+    Patient,
+    ReportStatus,
+    SignedReport,
+    Study,
+    sha256_text,
+)
+from portal.records.payloads import (
+    AIOutputPayload,
+    PatientPayload,
+    SignedReportPayload,
+    StudyPayload,
+    split_sections,
+)
+
+T = TypeVar("T")
+User = get_user_model()
+
+# The clinical order of sections when a report's text is rebuilt from them.
+SECTION_ORDER = ("indication", "technique", "comparison", "findings", "impression")
+
+
+@dataclasses.dataclass(frozen=True)
+class Ingested:
+    """What an ingestion call returns: the record and whether this call created it."""
+
+    record: Any
+    created: bool
+
+
+def payload_hash(payload: Any) -> str:
+    """SHA-256 of a payload's canonical JSON: equal payloads, equal hashes, on every machine."""
+    return hashlib.sha256(canonical_json(_jsonable(dataclasses.asdict(payload)))).hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # 12.0 and 12 are the same latency; JSON round trips blur them
+    return value
+
+
+def _insert_or_fetch(create: Callable[[], T], fetch: Callable[[], T | None]) -> tuple[T, bool]:
+    """Insert inside a savepoint; if a concurrent writer won the unique key, return its row instead."""
+    try:
+        with transaction.atomic():
+            return create(), True
+    except IntegrityError:
+        existing = fetch()
+        if existing is None:
+            raise
+        return existing, False
+
+
+# --- Patients and studies --------------------------------------------------------------------------
+
+
+def patient_get_or_create(
+    *, payload: PatientPayload, actor: AbstractBaseUser | None, context: audit.AuditContext
+) -> Patient:
+    """Find a patient by MRN or create one; later payloads only fill demographics still blank."""
+    patient = Patient.objects.filter(mrn=payload.mrn).first()
+    if patient is None:
+        patient, created = _insert_or_fetch(
+            lambda: Patient.objects.create(
+                mrn=payload.mrn,
+                family_name=payload.family_name,
+                given_name=payload.given_name,
+                birth_date=payload.birth_date,
+                sex=payload.sex or "U",
+            ),
+            lambda: Patient.objects.filter(mrn=payload.mrn).first(),
+        )
+        if created:
+            audit.record(
+                "patient.create",
+                actor=actor,
+                context=context,
+                object_type="patient",
+                object_id=patient.pk,
+                patient_id=patient.pk,
+            )
+            return patient
+    changed = _fill_blanks(
+        patient,
+        {
+            "family_name": payload.family_name,
+            "given_name": payload.given_name,
+            "birth_date": payload.birth_date,
+            "sex": payload.sex if payload.sex not in ("", "U") else None,
+        },
+        blank_values=("", None, "U"),
+    )
+    if changed:
+        patient.save(update_fields=changed)
+        audit.record(
+            "patient.update",
+            actor=actor,
+            context=context,
+            object_type="patient",
+            object_id=patient.pk,
+            patient_id=patient.pk,
+            details={"filled": changed},
+        )
+    return patient
+
+
+def _fill_blanks(obj: Any, values: dict[str, Any], blank_values: tuple = ("", None)) -> list[str]:
+    changed = []
+    for name, value in values.items():
+        if value in ("", None) or getattr(obj, name) not in blank_values:
+            continue
+        setattr(obj, name, value)
+        changed.append(name)
+    return changed
+
+
+@transaction.atomic
+def study_ingest(
+    *, payload: StudyPayload, actor: AbstractBaseUser | None, context: audit.AuditContext
+) -> Ingested:
+    """Create a study, or return it when it exists; fields still blank are filled in, keys never change."""
+    existing = (
+        Study.objects.select_related("patient").filter(accession_number=payload.accession_number).first()
+    )
+    if existing is None and payload.study_instance_uid:
+        by_uid = Study.objects.filter(study_instance_uid=payload.study_instance_uid).first()
+        if by_uid is not None:
+            raise RecordConflict(
+                f"Study Instance UID is already stored under another accession number "
+                f"({by_uid.accession_number}).",
+                field="study_instance_uid",
+            )
+    if existing is not None:
+        return Ingested(_study_merge(existing, payload, actor, context), False)
+
+    patient = patient_get_or_create(payload=payload.patient, actor=actor, context=context)
+    study, created = _insert_or_fetch(
+        lambda: Study.objects.create(
+            study_instance_uid=payload.study_instance_uid or None,
+            accession_number=payload.accession_number,
+            patient=patient,
+            modality=payload.modality,
+            body_part=payload.body_part,
+            specialty=payload.specialty or "",
+            study_datetime=payload.study_datetime,
+            description=payload.description,
+            priority=payload.priority or "routine",
+            referring_physician=payload.referring_physician,
+            dicom_header=_jsonable(payload.dicom_header or {}),
+        ),
+        lambda: (
+            Study.objects.select_related("patient").filter(accession_number=payload.accession_number).first()
+        ),
+    )
+    if not created:
+        return Ingested(_study_merge(study, payload, actor, context), False)
+    audit.record(
+        "study.create",
+        actor=actor,
+        context=context,
+        object_type="study",
+        object_id=study.pk,
+        patient_id=patient.pk,
+        study_id=study.pk,
+    )
+    return Ingested(study, True)
+
+
+def _study_merge(
+    study: Study, payload: StudyPayload, actor: AbstractBaseUser | None, context: audit.AuditContext
+) -> Study:
+    if study.patient.mrn != payload.patient.mrn:
+        raise RecordConflict("This accession number belongs to another patient.", field="patient.mrn")
+    if (
+        study.study_instance_uid
+        and payload.study_instance_uid
+        and study.study_instance_uid != payload.study_instance_uid
+    ):
+        raise RecordConflict(
+            "This accession number is stored with another Study Instance UID.", field="study_instance_uid"
+        )
+    if payload.study_instance_uid and not study.study_instance_uid:
+        clash = (
+            Study.objects.filter(study_instance_uid=payload.study_instance_uid).exclude(pk=study.pk).first()
+        )
+        if clash is not None:
+            raise RecordConflict(
+                "Study Instance UID is already stored under another accession number.",
+                field="study_instance_uid",
+            )
+    changed = _fill_blanks(
+        study,
+        {
+            "study_instance_uid": payload.study_instance_uid,
+            "modality": payload.modality,
+            "body_part": payload.body_part,
+            "specialty": payload.specialty,
+            "study_datetime": payload.study_datetime,
+            "description": payload.description,
+            "referring_physician": payload.referring_physician,
+        },
+    )
+    if payload.dicom_header and not study.dicom_header:
+        study.dicom_header = _jsonable(payload.dicom_header)
+        changed.append("dicom_header")
+    if changed:
+        study.save(update_fields=changed)
+        audit.record(
+            "study.update",
+            actor=actor,
+            context=context,
+            object_type="study",
+            object_id=study.pk,
+            patient_id=study.patient_id,
+            study_id=study.pk,
+            details={"filled": changed},
+        )
+    return study
+
+
+def _find_study(accession_number: str, study_instance_uid: str | None) -> Study:
+    study = None
+    if accession_number:
+        study = Study.objects.filter(accession_number=accession_number).first()
+    if study is None and study_instance_uid:
+        study = Study.objects.filter(study_instance_uid=study_instance_uid).first()
+    if study is None:
+        raise RecordNotFound(
+            "No study with this accession number; send the study first.", field="accession_number"
+        )
+    if study_instance_uid and study.study_instance_uid and study.study_instance_uid != study_instance_uid:
+        raise RecordConflict(
+            "Accession number and Study Instance UID name different studies.", field="study_instance_uid"
+        )
+    return study
+
+
+# --- AI outputs ------------------------------------------------------------------------------------
+
+
+def model_version_get_or_create(
+    *, name: str, version: str, actor: AbstractBaseUser | None, context: audit.AuditContext
+) -> ModelVersion:
+    """The registry entry of a model version named by an ingested output (created on first sight)."""
+    mv = ModelVersion.objects.filter(name=name, version=version).first()
+    if mv is not None:
+        return mv
+    mv, created = _insert_or_fetch(
+        lambda: ModelVersion.objects.create(name=name, version=version),
+        lambda: ModelVersion.objects.filter(name=name, version=version).first(),
+    )
+    if created:
+        audit.record(
+            "model_version.create",
+            actor=actor,
+            context=context,
+            object_type="model_version",
+            object_id=mv.pk,
+            details={"name": name, "version": version},
+        )
+    return mv
+
+
+@transaction.atomic
+def ai_output_ingest(
+    *,
+    payload: AIOutputPayload,
+    actor: AbstractBaseUser | None,
+    context: audit.AuditContext,
+    origin: str = AIOutputOrigin.CLINICAL,
+) -> Ingested:
+    """Store one AI output with its provenance beside its study (idempotent, immutable)."""
+    if payload.kind not in AIOutputKind.values:
+        raise InvalidRecord(f"Unknown AI output kind {payload.kind!r}.", field="kind")
+    if payload.generated_at is None:
+        raise InvalidRecord(
+            "generated_at is required: it is part of the output's identity.", field="generated_at"
+        )
+    study = _find_study(payload.accession_number, payload.study_instance_uid)
+    mv = model_version_get_or_create(
+        name=payload.model_name, version=payload.model_version, actor=actor, context=context
+    )
+    digest = payload_hash(payload)
+
+    def fetch() -> AIOutput | None:
+        return AIOutput.objects.filter(
+            study=study, kind=payload.kind, model_version=mv, generated_at=payload.generated_at
+        ).first()
+
+    existing = fetch()
+    if existing is None:
+        existing, created = _insert_or_fetch(
+            lambda: AIOutput.objects.create(
+                study=study,
+                kind=payload.kind,
+                model_version=mv,
+                inputs=_jsonable(payload.inputs),
+                generation_settings=_jsonable(payload.generation_settings),
+                text=payload.text,
+                text_sha256=sha256_text(payload.text),
+                payload_sha256=digest,
+                prompt_tokens=payload.prompt_tokens,
+                completion_tokens=payload.completion_tokens,
+                latency_ms=payload.latency_ms,
+                generated_at=payload.generated_at,
+                origin=origin,
+            ),
+            fetch,
+        )
+        if created:
+            audit.record(
+                "ai_output.create",
+                actor=actor,
+                context=context,
+                object_type="ai_output",
+                object_id=existing.pk,
+                patient_id=study.patient_id,
+                study_id=study.pk,
+                details={
+                    "kind": payload.kind,
+                    "model": f"{mv.name} {mv.version}",
+                    "text_sha256": existing.text_sha256,
+                    "origin": origin,
+                },
+            )
+            return Ingested(existing, True)
+    if existing.payload_sha256 != digest:
+        raise RecordConflict(
+            f"An AI output of this kind from {mv.name} {mv.version} generated at this time is already "
+            "stored with different content; stored outputs are immutable.",
+            field="text",
+        )
+    return Ingested(existing, False)
+
+
+# --- Signed reports --------------------------------------------------------------------------------
+
+
+def compose_text(sections: dict[str, str]) -> str:
+    """Rebuild a report's text from its sections, in clinical order, with upper-case headers."""
+    parts = [
+        f"{name.upper()}:\n{sections[name].strip()}"
+        for name in SECTION_ORDER
+        if sections.get(name, "").strip()
+    ]
+    return "\n\n".join(parts)
+
+
+def _radiologist(username: str) -> AbstractBaseUser:
+    user = User.objects.filter(username=username, is_active=True).first()
+    if user is None or not user.groups.filter(name=Role.RADIOLOGIST).exists():
+        raise InvalidRecord(
+            "The signing radiologist is not a known, active radiologist account.", field="radiologist"
+        )
+    return user
+
+
+@transaction.atomic
+def signed_report_ingest(
+    *, payload: SignedReportPayload, actor: AbstractBaseUser | None, context: audit.AuditContext
+) -> Ingested:
+    """Store a signed report, addendum or correction (idempotent, immutable, one original per study)."""
+    if payload.status not in ReportStatus.values:
+        raise InvalidRecord(f"Unknown report status {payload.status!r}.", field="status")
+    study = _find_study(payload.accession_number, payload.study_instance_uid)
+    radiologist = _radiologist(payload.radiologist_username)
+    sections = {k: v for k, v in (payload.sections or {}).items() if v and v.strip()}
+    text = payload.text.strip() if payload.text else ""
+    if not text and not sections:
+        raise InvalidRecord("A signed report needs text or sections.", field="text")
+    if not sections:
+        sections = split_sections(text)
+    if not text:
+        text = compose_text(sections)
+    digest = payload_hash(payload)
+
+    def fetch() -> SignedReport | None:
+        return SignedReport.objects.filter(
+            study=study, status=payload.status, signed_at=payload.signed_at
+        ).first()
+
+    existing = fetch()
+    if existing is not None:
+        if existing.payload_sha256 != digest:
+            raise RecordConflict(
+                "A report with this status and signing time is already stored with different "
+                "content; send an addendum or correction instead.",
+                field="text",
+            )
+        return Ingested(existing, False)
+
+    amends = None
+    if payload.status == ReportStatus.FINAL:
+        if payload.amends_report_id:
+            raise InvalidRecord(
+                "A final report does not amend another; use status addendum or correction.", field="amends"
+            )
+        if SignedReport.objects.filter(study=study, status=ReportStatus.FINAL).exists():
+            raise RecordConflict(
+                "This study already has a final signed report; changes are sent as an addendum "
+                "or a correction.",
+                field="status",
+            )
+    else:
+        amends = _amended_report(study, payload.amends_report_id)
+        if payload.signed_at < amends.signed_at:
+            raise InvalidRecord(
+                "An amendment cannot be signed before the report it amends.", field="signed_at"
+            )
+
+    report, created = _insert_or_fetch(
+        lambda: SignedReport.objects.create(
+            study=study,
+            radiologist=radiologist,
+            sections=sections,
+            text=text,
+            text_sha256=sha256_text(text),
+            payload_sha256=digest,
+            signed_at=payload.signed_at,
+            status=payload.status,
+            amends=amends,
+        ),
+        fetch,
+    )
+    if not created:
+        if report.payload_sha256 != digest:
+            raise RecordConflict(
+                "A different report was stored concurrently under the same key.", field="text"
+            )
+        return Ingested(report, False)
+    audit.record(
+        f"signed_report.{payload.status}",
+        actor=actor,
+        context=context,
+        object_type="signed_report",
+        object_id=report.pk,
+        patient_id=study.patient_id,
+        study_id=study.pk,
+        details={
+            "radiologist_id": radiologist.pk,
+            "text_sha256": report.text_sha256,
+            "amends": amends.pk if amends else None,
+        },
+    )
+    return Ingested(report, True)
+
+
+def _amended_report(study: Study, amends_report_id: str | None) -> SignedReport:
+    """The report an amendment points at: the one named, or else the latest in the study's chain."""
+    reports = SignedReport.objects.filter(study=study)
+    if amends_report_id:
+        try:
+            report_id = int(amends_report_id)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRecord("amends must be the id of a signed report.", field="amends") from exc
+        report = reports.filter(pk=report_id).first()
+        if report is None:
+            raise RecordNotFound("The amended report does not exist for this study.", field="amends")
+        return report
+    report = reports.order_by("-signed_at", "-pk").first()
+    if report is None:
+        raise RecordNotFound("There is no signed report to amend for this study.", field="amends")
+    return report

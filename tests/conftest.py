@@ -1,0 +1,74 @@
+"""Shared fixtures: the personas every access test uses, and API clients signed in as them.
+
+alice and bob are radiologists, carol reviews, dana chairs QA, lena is legal, otto audits, ris is the
+RIS/PACS integration account and eve holds no role at all (she must see nothing).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from rest_framework.test import APIClient
+
+# Role names as strings, and Django imported inside the fixtures: the pure-Python rooms
+# (inference.compare, audit.merkle, the adapters) are also tested with `-p no:django`.
+PERSONAS = {
+    "alice": "radiologist",
+    "bob": "radiologist",
+    "carol": "qa_reviewer",
+    "dana": "qa_chair",
+    "lena": "legal",
+    "otto": "auditor",
+    "ris": "integration",
+    "eve": None,
+}
+
+
+def make_user(username: str, role: str | None) -> User:
+    """A user holding ``role`` (groups are created by the post-migrate hook)."""
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username=username, password=f"{username}-correct-horse-battery")
+    if role is not None:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
+@pytest.fixture
+def personas(db) -> dict[str, User]:
+    """Every persona, by name."""
+    return {name: make_user(name, role) for name, role in PERSONAS.items()}
+
+
+@pytest.fixture
+def client_for(personas):
+    """``client_for("ris")``: an API client authenticated with that persona's token."""
+
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    def build(name: str | None) -> APIClient:
+        client = APIClient()
+        if name is not None:
+            token, _ = Token.objects.get_or_create(user=personas[name])
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return build
+
+
+@pytest.fixture
+def ris(client_for) -> APIClient:
+    """The integration account's API client."""
+    return client_for("ris")
+
+
+@pytest.fixture
+def now() -> dt.datetime:
+    """A fixed aware timestamp."""
+    return dt.datetime(2026, 3, 4, 12, 0, tzinfo=dt.UTC)
