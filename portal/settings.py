@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "portal.accounts",
     "portal.records",
+    "portal.review",
 ]
 
 MIDDLEWARE = [
@@ -198,6 +199,8 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
     # The embedded default: messages are files in one folder shared by the web process and the worker.
     _broker_dir = VAR_DIR / "broker"
+    for _folder in ("queue", "processed"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
@@ -259,6 +262,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.tasks.write_checkpoint",
         "schedule": env_int("AUDIT_CHECKPOINT_SECONDS", 300),
     },
+    "review-sweep": {"task": "portal.review.tasks.sweep_uncompared",
+                     "schedule": env_int("REVIEW_SWEEP_SECONDS", 300)},
     "audit-verify": {
         "task": "audit.tasks.verify_log",
         "schedule": env_int("AUDIT_VERIFY_SECONDS", 24 * 3600),

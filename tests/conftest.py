@@ -33,7 +33,8 @@ def make_user(username: str, role: str | None) -> User:
     """A user holding ``role`` (groups are created by the post-migrate hook)."""
     from django.contrib.auth.models import Group, User
 
-    user = User.objects.create_user(username=username, password=f"{username}-correct-horse-battery")
+    # No password: API tests use tokens, and hashing eight passwords with PBKDF2 per test costs seconds.
+    user = User.objects.create_user(username=username, password=None)
     if role is not None:
         user.groups.add(Group.objects.get_or_create(name=role)[0])
     return user
@@ -72,3 +73,60 @@ def ris(client_for) -> APIClient:
 def now() -> dt.datetime:
     """A fixed aware timestamp."""
     return dt.datetime(2026, 3, 4, 12, 0, tzinfo=dt.UTC)
+
+
+def _database_url(settings_dict: dict) -> str:
+    """The URL of the database the tests run on (the test database, once created)."""
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict.get("USER") or ""
+    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    return f"postgresql://{auth}{host}{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker):
+    """A real Celery worker process on the configured broker, pointed at the test database.
+
+    Integration tests using it must commit their data (``django_db(transaction=True)``) so that the
+    worker, another process, can see it.
+    """
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from django.db import connection
+
+    env = os.environ.copy()
+    env["DATABASE_URL"] = _database_url(connection.settings_dict)
+    process = subprocess.Popen(  # noqa: S603 - fixed argv
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        env=env,
+    )
+    time.sleep(3)  # let it connect; tests poll for results anyway
+    if process.poll() is not None:
+        raise RuntimeError(f"the Celery worker exited at start with code {process.returncode}")
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()

@@ -235,3 +235,24 @@ class SignedReport(models.Model):
 
     def __str__(self) -> str:
         return f"SignedReport {self.pk} ({self.status})"
+
+
+class GroundTruthLabel(models.Model):
+    """A known difference between a study's AI draft and its signed report.
+
+    Written by the synthetic demo generator for every perturbation it injects into an AI draft: the
+    labelled evaluation set of the discrepancy engine. Real departments have none until a QA committee
+    adjudicates (those adjudications live in the review app).
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="ground_truth_labels")
+    category = models.CharField(max_length=32)
+    concept = models.CharField(max_length=128)
+    detail = models.CharField(max_length=256, blank=True)
+    source = models.CharField(max_length=32, default="synthetic")
+
+    class Meta:
+        indexes = [models.Index(fields=["category"])]
+
+    def __str__(self) -> str:
+        return f"GroundTruthLabel {self.pk} {self.category}"

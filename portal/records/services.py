@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from celery import current_app
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -41,6 +43,10 @@ from portal.records.payloads import (
 )
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+# By name, so that records does not import review (review reads records, not the reverse).
+COMPARE_TASK = "portal.review.tasks.compare_study"
 User = get_user_model()
 
 # The clinical order of sections when a report's text is rebuilt from them.
@@ -72,6 +78,22 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)  # 12.0 and 12 are the same latency; JSON round trips blur them
     return value
+
+
+def enqueue_comparison(study_id: int) -> None:
+    """After commit, ask a worker to compare the study's AI drafts with its signed report.
+
+    A broker outage must not fail the ingestion that already committed: the periodic sweeper
+    (``sweep_uncompared``) finds studies whose comparison never ran.
+    """
+
+    def send() -> None:
+        try:
+            current_app.send_task(COMPARE_TASK, args=[study_id])
+        except Exception:  # noqa: BLE001 - any broker failure; the sweeper catches up
+            logger.warning("comparison for study %s not enqueued; the sweeper will retry", study_id)
+
+    transaction.on_commit(send)
 
 
 def _insert_or_fetch(create: Callable[[], T], fetch: Callable[[], T | None]) -> tuple[T, bool]:
@@ -358,6 +380,8 @@ def ai_output_ingest(
                     "origin": origin,
                 },
             )
+            if payload.kind == AIOutputKind.REPORT_DRAFT and origin == AIOutputOrigin.CLINICAL:
+                enqueue_comparison(study.pk)
             return Ingested(existing, True)
     if existing.payload_sha256 != digest:
         raise RecordConflict(
@@ -477,6 +501,7 @@ def signed_report_ingest(
             "amends": amends.pk if amends else None,
         },
     )
+    enqueue_comparison(study.pk)
     return Ingested(report, True)
 
 

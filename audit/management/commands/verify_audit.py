@@ -3,7 +3,7 @@
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from audit.verify import verify_and_store
 
@@ -14,7 +14,11 @@ class Command(BaseCommand):
     help = "Verify every audit event, signed checkpoint and consistency proof."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        verdict, _ = verify_and_store()
+        try:
+            verdict, _ = verify_and_store()
+        except (FileNotFoundError, PermissionError, ValueError) as exc:
+            # The signing key is needed to check checkpoints; without it nothing can be vouched for.
+            raise CommandError(f"cannot verify: {exc}") from exc
         if verdict.ok:
             self.stdout.write(verdict.summary())
             return

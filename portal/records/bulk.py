@@ -1,0 +1,229 @@
+"""Bulk import of report pairs (study + AI output + signed report): seeding and historical back-loads.
+
+The same rows and audit events as the per-record services, written in batches: a batch is one
+transaction, studies already present are skipped (so a re-run is idempotent), and every created row
+gets its audit event in that same transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from itertools import islice
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from audit.bulk import record_many
+from audit.log import SYSTEM, AuditContext
+from portal.records.models import (
+    AIOutput,
+    AIOutputOrigin,
+    GroundTruthLabel,
+    ModelVersion,
+    Patient,
+    SignedReport,
+    Study,
+    sha256_text,
+)
+from portal.records.payloads import AIOutputPayload, SignedReportPayload, StudyPayload
+from portal.records.services import _jsonable, compose_text, payload_hash
+
+User = get_user_model()
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportPair:
+    """One study with its AI output, its signed report and (for synthetic data) its known differences."""
+
+    study: StudyPayload
+    ai_output: AIOutputPayload | None
+    signed_report: SignedReportPayload | None
+    labels: tuple[dict, ...] = ()
+
+
+@dataclasses.dataclass
+class ImportCounts:
+    """What a bulk import did."""
+
+    studies: int = 0
+    skipped: int = 0
+    ai_outputs: int = 0
+    signed_reports: int = 0
+
+
+def import_pairs(
+    pairs: Iterable[ReportPair],
+    *,
+    actor: AbstractBaseUser | None = None,
+    context: AuditContext = SYSTEM,
+    batch_size: int = 500,
+) -> ImportCounts:
+    """Import report pairs in batches of ``batch_size`` (one transaction each)."""
+    counts = ImportCounts()
+    for batch in _batches(pairs, batch_size):
+        _import_batch(batch, actor=actor, context=context, counts=counts)
+    return counts
+
+
+def _batches(items: Iterable[ReportPair], size: int) -> Iterator[list[ReportPair]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+@transaction.atomic
+def _import_batch(
+    batch: list[ReportPair], *, actor: AbstractBaseUser | None, context: AuditContext, counts: ImportCounts
+) -> None:
+    present = set(
+        Study.objects.filter(accession_number__in=[p.study.accession_number for p in batch]).values_list(
+            "accession_number", flat=True
+        )
+    )
+    fresh = [p for p in batch if p.study.accession_number not in present]
+    counts.skipped += len(batch) - len(fresh)
+    if not fresh:
+        return
+    events: list[dict] = []
+
+    patients = {p.mrn: p for p in Patient.objects.filter(mrn__in={x.study.patient.mrn for x in fresh})}
+    new_patients = {}
+    for pair in fresh:
+        info = pair.study.patient
+        if info.mrn not in patients and info.mrn not in new_patients:
+            new_patients[info.mrn] = Patient(
+                mrn=info.mrn,
+                family_name=info.family_name,
+                given_name=info.given_name,
+                birth_date=info.birth_date,
+                sex=info.sex or "U",
+            )
+    Patient.objects.bulk_create(new_patients.values())
+    patients.update(new_patients)
+    events += [
+        {"action": "patient.create", "object_type": "patient", "object_id": p.pk, "patient_id": p.pk}
+        for p in new_patients.values()
+    ]
+
+    studies = [
+        Study(
+            study_instance_uid=s.study_instance_uid or None,
+            accession_number=s.accession_number,
+            patient=patients[s.patient.mrn],
+            modality=s.modality,
+            body_part=s.body_part,
+            specialty=s.specialty or "",
+            study_datetime=s.study_datetime,
+            description=s.description,
+            priority=s.priority,
+            referring_physician=s.referring_physician,
+            dicom_header=_jsonable(s.dicom_header or {}),
+        )
+        for s in (p.study for p in fresh)
+    ]
+    Study.objects.bulk_create(studies)
+    counts.studies += len(studies)
+    events += [
+        {
+            "action": "study.create",
+            "object_type": "study",
+            "object_id": s.pk,
+            "patient_id": s.patient_id,
+            "study_id": s.pk,
+        }
+        for s in studies
+    ]
+
+    models = _model_versions(
+        {(p.ai_output.model_name, p.ai_output.model_version) for p in fresh if p.ai_output}, events
+    )
+    radiologists = {
+        u.username: u
+        for u in User.objects.filter(
+            username__in={p.signed_report.radiologist_username for p in fresh if p.signed_report}
+        )
+    }
+    outputs, reports, labels = [], [], []
+    for pair, study in zip(fresh, studies, strict=True):
+        if pair.ai_output is not None:
+            out = pair.ai_output
+            outputs.append(
+                AIOutput(
+                    study=study,
+                    kind=out.kind,
+                    model_version=models[(out.model_name, out.model_version)],
+                    inputs=_jsonable(out.inputs),
+                    generation_settings=_jsonable(out.generation_settings),
+                    text=out.text,
+                    text_sha256=sha256_text(out.text),
+                    payload_sha256=payload_hash(out),
+                    prompt_tokens=out.prompt_tokens,
+                    completion_tokens=out.completion_tokens,
+                    latency_ms=out.latency_ms,
+                    generated_at=out.generated_at,
+                    origin=AIOutputOrigin.CLINICAL,
+                )
+            )
+        if pair.signed_report is not None:
+            rep = pair.signed_report
+            text = rep.text or compose_text(rep.sections)
+            reports.append(
+                SignedReport(
+                    study=study,
+                    radiologist=radiologists[rep.radiologist_username],
+                    sections=rep.sections,
+                    text=text,
+                    text_sha256=sha256_text(text),
+                    payload_sha256=payload_hash(rep),
+                    signed_at=rep.signed_at,
+                    status=rep.status,
+                )
+            )
+        labels += [GroundTruthLabel(study=study, **label) for label in pair.labels]
+    AIOutput.objects.bulk_create(outputs)
+    SignedReport.objects.bulk_create(reports)
+    GroundTruthLabel.objects.bulk_create(labels)
+    counts.ai_outputs += len(outputs)
+    counts.signed_reports += len(reports)
+    events += [
+        {
+            "action": "ai_output.create",
+            "object_type": "ai_output",
+            "object_id": o.pk,
+            "patient_id": o.study.patient_id,
+            "study_id": o.study_id,
+            "details": {"kind": o.kind, "text_sha256": o.text_sha256, "origin": o.origin},
+        }
+        for o in outputs
+    ]
+    events += [
+        {
+            "action": f"signed_report.{r.status}",
+            "object_type": "signed_report",
+            "object_id": r.pk,
+            "patient_id": r.study.patient_id,
+            "study_id": r.study_id,
+            "details": {"radiologist_id": r.radiologist_id, "text_sha256": r.text_sha256, "amends": None},
+        }
+        for r in reports
+    ]
+    record_many(events, actor=actor, context=context)
+
+
+def _model_versions(keys: set[tuple[str, str]], events: list[dict]) -> dict[tuple[str, str], ModelVersion]:
+    found = {}
+    for name, version in keys:
+        mv, created = ModelVersion.objects.get_or_create(name=name, version=version)
+        if created:
+            events.append(
+                {
+                    "action": "model_version.create",
+                    "object_type": "model_version",
+                    "object_id": mv.pk,
+                    "details": {"name": name, "version": version},
+                }
+            )
+        found[(name, version)] = mv
+    return found

@@ -1,0 +1,1 @@
+"""Review: discrepancies between AI text and signed text, and the QA workflow built on them."""
