@@ -30,8 +30,8 @@ The encoding is idempotent through a JSON parser: ``canonical_json(json.loads(ca
 from __future__ import annotations
 
 import decimal
-import json
 import math
+from json.encoder import encode_basestring
 
 __all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "canonical_json"]
 
@@ -119,7 +119,7 @@ def _encode_int(i: int) -> str:
 def _encode_string(s: str) -> str:
     # json.dumps with ensure_ascii=False escapes exactly '"', '\\' and U+0000..U+001F, using the short
     # forms \b \t \n \f \r and lowercase \u00xx for the rest: the RFC 8785 rules.
-    encoded = json.dumps(s, ensure_ascii=False)
+    encoded = encode_basestring(s)  # what json.dumps(s, ensure_ascii=False) calls, minus its setup
     # Fail here, with a clear message, rather than on the final encode.
     try:
         encoded.encode("utf-8")

@@ -50,6 +50,7 @@ import zipfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,7 @@ def _encode_int(i: int) -> str:
 
 
 def _encode_string(s: str) -> str:
-    encoded = json.dumps(s, ensure_ascii=False)
+    encoded = encode_basestring(s)  # what json.dumps(s, ensure_ascii=False) calls, minus its setup
     try:
         encoded.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
 
@@ -36,12 +35,6 @@ READ_ALL_ROLES = frozenset(
 COMPARE_ROLES = frozenset({Role.QA_REVIEWER, Role.QA_CHAIR, Role.RADIOLOGIST, Role.ADMIN, Role.INTEGRATION})
 
 UserLike = AbstractBaseUser | AnonymousUser
-
-
-def ensure_role_groups(**_: Any) -> None:
-    """Create one group per role (idempotent; runs after every migrate)."""
-    for role in Role:
-        Group.objects.get_or_create(name=role.value)
 
 
 def roles_of(user: UserLike | None) -> frozenset[Role]:

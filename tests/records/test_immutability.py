@@ -44,6 +44,9 @@ def test_raw_sql_cannot_change_or_delete_evidence(stored, sql):
     assert report.text.startswith("INDICATION")
 
 
+# Committed data (transaction=True): PostgreSQL refuses TRUNCATE while the inserting transaction still
+# has deferred foreign-key checks pending, which would hide what the trigger does.
+@pytest.mark.django_db(transaction=True)
 def test_emptying_the_table_is_refused(stored):
     # PostgreSQL has TRUNCATE (a statement trigger); SQLite's equivalent is DELETE without WHERE.
     sql = (
@@ -67,3 +70,11 @@ def test_the_orm_cannot_save_changes_either(stored):
 
     with pytest.raises(IntegrityError), transaction.atomic():
         output.save()
+
+
+def test_every_role_has_its_group_after_migrate():
+    from django.contrib.auth.models import Group
+
+    from portal.accounts.roles import Role
+
+    assert {role.value for role in Role} <= set(Group.objects.values_list("name", flat=True))

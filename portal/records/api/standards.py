@@ -56,7 +56,7 @@ class FhirDiagnosticReportView(APIView):
                 status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             )
         try:
-            parsed = fhir.parse_diagnostic_report(request.data)
+            parsed = fhir.parse_diagnostic_report(request.data, max_bytes=settings.CONCORDANCE_MAX_JSON_BYTES)
             result = ingest.fhir_report(
                 parsed, actor=request.user, context=audit.AuditContext.from_request(request)
             )

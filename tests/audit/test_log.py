@@ -1,0 +1,190 @@
+"""Appending events: one transaction with the change, gapless sequence numbers, stored subtree hashes.
+
+The failure-injection tests use real transactions (``transaction=True``), so that a rollback is the
+database's own, not a savepoint inside the test's wrapping transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from audit import log
+from audit.canonical import canonical_json
+from audit.merkle import MerkleTree, leaf_hash
+from audit.models import ActorKind, AuditEvent, AuditLogHead, AuditNode
+from portal.records import services
+from portal.records.models import Patient, Study
+from portal.records.payloads import PatientPayload, StudyPayload
+
+
+class InjectedFailure(RuntimeError):
+    """Raised by the tests in the middle of a write, where a crash or a bug could strike."""
+
+
+def _study_payload(accession: str = "ACC9001") -> StudyPayload:
+    return StudyPayload(
+        study_instance_uid=f"1.2.826.0.1.3680043.10.9.{accession[3:]}",
+        accession_number=accession,
+        patient=PatientPayload(
+            mrn=f"MRN-{accession}", family_name="Testperson", given_name="Ada", birth_date=None, sex="F"
+        ),
+        modality="CR",
+        body_part="CHEST",
+        specialty="chest",
+        study_datetime=dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC),
+        description="XR CHEST 2 VIEWS",
+        priority="routine",
+        referring_physician="Grey, Meredith",
+    )
+
+
+def _ingest(accession: str = "ACC9001") -> services.Ingested:
+    return services.study_ingest(payload=_study_payload(accession), actor=None, context=log.SYSTEM)
+
+
+def _head_size() -> int:
+    head = AuditLogHead.objects.filter(pk=1).first()
+    return head.size if head is not None else 0
+
+
+# --- the change and its event commit together --------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_and_its_events_commit_together():
+    ingested = _ingest()
+
+    actions = list(AuditEvent.objects.order_by("seq").values_list("action", "object_id"))
+    assert actions == [
+        ("patient.create", str(ingested.record.patient_id)),
+        ("study.create", str(ingested.record.pk)),
+    ]
+    assert _head_size() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_change_without_its_event(monkeypatch):
+    """The event's insert succeeds but the append fails before the head moves: nothing is kept."""
+    _ingest("ACC9000")  # an earlier, committed change: the log is not empty
+    before = list(AuditEvent.objects.values_list("seq", "leaf_hash"))
+    original = log._append_to_tree
+
+    def fail_on_study(head, leaf):  # noqa: ANN001, ANN202
+        original(head, leaf)  # the nodes and the head are written too, then the crash
+        if AuditEvent.objects.filter(seq=head.size - 1, action="study.create").exists():
+            raise InjectedFailure("crash after the study's event was written")
+
+    monkeypatch.setattr(log, "_append_to_tree", fail_on_study)
+
+    with pytest.raises(InjectedFailure):
+        _ingest("ACC9001")
+
+    # Neither the patient, nor the study, nor either of their events, nor the head's advance survive.
+    assert not Study.objects.filter(accession_number="ACC9001").exists()
+    assert not Patient.objects.filter(mrn="MRN-ACC9001").exists()
+    assert list(AuditEvent.objects.values_list("seq", "leaf_hash")) == before
+    assert _head_size() == len(before)
+    assert AuditNode.objects.filter(index__gte=1, level=1).count() == 0  # no node over seqs 2-3
+
+    # The next append reuses the rolled-back seqs: rollback leaves no gap.
+    monkeypatch.setattr(log, "_append_to_tree", original)
+    _ingest("ACC9001")
+    assert list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True)) == [0, 1, 2, 3]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_event_without_its_change(monkeypatch):
+    """The patient's event is written, then inserting the study fails: the event goes with it."""
+    _ingest("ACC9000")
+    before = AuditEvent.objects.count()
+
+    def broken_create(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise InjectedFailure("the study insert fails after patient.create was recorded")
+
+    monkeypatch.setattr(Study.objects, "create", broken_create)
+
+    with pytest.raises(InjectedFailure):
+        _ingest("ACC9001")
+
+    assert not Patient.objects.filter(mrn="MRN-ACC9001").exists()
+    assert AuditEvent.objects.count() == before
+    assert not AuditEvent.objects.filter(action="patient.create", seq__gte=before).exists()
+    assert _head_size() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_recorded_in_a_failed_transaction_leaves_no_trace(append):
+    append(3)
+    with pytest.raises(InjectedFailure), transaction.atomic():
+        log.record("study.view", actor=None, object_type="study", object_id=7)
+        raise InjectedFailure("the view failed after it was logged")
+
+    assert list(AuditEvent.objects.values_list("seq", flat=True).order_by("seq")) == [0, 1, 2]
+    assert _head_size() == 3
+    assert append(1) == [3]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_record_outside_a_transaction_is_refused():
+    with pytest.raises(RuntimeError, match="transaction.atomic"):
+        log.record("study.view", actor=None)
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_events_cannot_be_inserted_twice_under_one_seq(append):
+    append(1)
+    event = AuditEvent.objects.get(seq=0)
+    event.action = "forged"
+    with pytest.raises(IntegrityError), transaction.atomic():
+        event.save(force_insert=True)
+
+
+# --- the stored tree ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_leaf_hash_covers_the_event_as_stored(append):
+    append(5)
+    for event in AuditEvent.objects.order_by("seq"):
+        assert event.leaf_hash == leaf_hash(canonical_json(event.leaf_document())).hex()
+        assert event.leaf_document()["recorded_at"].endswith("Z")
+
+
+@pytest.mark.django_db
+def test_stored_nodes_are_every_perfect_subtree_of_the_log(append):
+    size = 21
+    append(size)
+    leaves = [
+        bytes.fromhex(h) for h in AuditEvent.objects.order_by("seq").values_list("leaf_hash", flat=True)
+    ]
+    tree = MerkleTree.from_leaf_hashes(leaves)
+
+    stored = {(n.level, n.index): n.hash for n in AuditNode.objects.all()}
+    expected = {
+        (level, index): tree.get_node(level, index).hex()
+        for level in range(1, size.bit_length())
+        for index in range(size >> level)
+    }
+    assert stored == expected
+    size_now, root = log.current_root()
+    assert (size_now, root) == (size, tree.root())
+
+
+def test_actor_kinds_and_context_are_recorded(personas, rf):
+    request = rf.get("/studies/7", HTTP_USER_AGENT="x" * 400, REMOTE_ADDR="10.1.2.3")
+    request.user = personas["alice"]
+    context = log.AuditContext.from_request(request)
+    with transaction.atomic():
+        user_event = log.record("study.view", actor=personas["alice"], context=context, study_id=7)
+        service_event = log.record("study.create", actor=personas["ris"])
+        system_event = log.record("checkpoint.sign", actor=None)
+
+    assert (user_event.actor_kind, user_event.actor_username) == (ActorKind.USER, "alice")
+    assert (user_event.client_address, user_event.channel) == ("10.1.2.3", "GET /studies/7")
+    assert len(user_event.user_agent) == log.MAX_USER_AGENT
+    assert service_event.actor_kind == ActorKind.SERVICE
+    assert (system_event.actor_kind, system_event.actor_id) == (ActorKind.SYSTEM, None)
