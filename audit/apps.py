@@ -9,6 +9,6 @@ class AuditConfig(AppConfig):
     name = "audit"
 
     def ready(self) -> None:
-        from audit import immutability
+        from audit import immutability, signals  # noqa: F401 - connects the authentication receivers
 
         immutability.register("audit_auditevent", "audit_auditnode", "audit_checkpoint")

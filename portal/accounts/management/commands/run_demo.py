@@ -55,7 +55,13 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         if not Study.objects.exists():
             self.stdout.write(f"Loading {options['studies']} synthetic studies (seed {options['seed']})...")
-            call_command("seed_demo", studies=options["studies"], seed=options["seed"], verbosity=1)
+            call_command(
+                "seed_demo",
+                studies=options["studies"],
+                seed=options["seed"],
+                dicom_dir=settings.VAR_DIR / "dicom",
+                verbosity=1,
+            )
         call_command("compare_pending")
         call_command("collectstatic", interactive=False, verbosity=0)
         logins = self._demo_logins()
