@@ -6,6 +6,7 @@ from django.shortcuts import render
 
 from portal.accounts import roles
 from portal.records import selectors
+from portal.review.selectors import comparison_counts
 
 
 @login_required
@@ -16,6 +17,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "portal/home.html",
         {
             "counts": selectors.record_counts(request.user),
+            "comparisons": comparison_counts(request.user),
             "roles": sorted(role.value for role in roles.roles_of(request.user)),
         },
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Exists, OuterRef, Q
 
+from portal.accounts import roles
 from portal.records.models import AIOutput, AIOutputKind, AIOutputOrigin, SignedReport, Study
 from portal.review.models import Comparison
 
@@ -16,3 +18,11 @@ def studies_awaiting_comparison(*, limit: int) -> list[int]:
     uncompared = drafts.filter(~Exists(Comparison.objects.filter(candidate=OuterRef("pk"))))
     qs = Study.objects.filter(Exists(SignedReport.objects.filter(study=OuterRef("pk"))), Exists(uncompared))
     return list(qs.order_by("pk").values_list("pk", flat=True)[:limit])
+
+
+def comparison_counts(user: AbstractBaseUser | AnonymousUser) -> dict[str, int]:
+    """How many AI drafts were compared, and how many differ significantly, among visible studies."""
+    studies = roles.visible_studies(user, Study.objects.all())
+    return Comparison.objects.filter(study__in=studies).aggregate(
+        compared=Count("pk"), significant=Count("pk", filter=Q(significant_count__gt=0))
+    )
