@@ -270,3 +270,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("AUDIT_VERIFY_SECONDS", 24 * 3600),
     },
 }
+
+# HSTS preloading submits a public domain to browsers' built-in lists; an intranet portal's host name
+# is not on the public internet, so the preload flag is a choice (SECURE_HSTS_PRELOAD), not a warning.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
