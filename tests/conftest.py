@@ -87,12 +87,14 @@ def _database_url(settings_dict: dict) -> str:
     return f"postgresql://{auth}{host}{port}/{settings_dict['NAME']}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_worker_process(django_db_setup, django_db_blocker):
     """A real Celery worker process on the configured broker, pointed at the test database.
 
     Integration tests using it must commit their data (``django_db(transaction=True)``) so that the
-    worker, another process, can see it.
+    worker, another process, can see it. Module-scoped, and the queue is purged first: a worker left
+    running would race other tests' database flushes, and messages that other tests enqueued
+    (without a worker) are stale.
     """
     import os
     import subprocess
@@ -101,6 +103,9 @@ def celery_worker_process(django_db_setup, django_db_blocker):
 
     from django.db import connection
 
+    from portal.celery import app
+
+    app.control.purge()
     env = os.environ.copy()
     env["DATABASE_URL"] = _database_url(connection.settings_dict)
     process = subprocess.Popen(  # noqa: S603 - fixed argv

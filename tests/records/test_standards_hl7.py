@@ -57,7 +57,8 @@ def assert_nothing_written() -> None:
     assert Study.objects.count() == 0
     assert AIOutput.objects.count() == 0
     assert SignedReport.objects.count() == 0
-    assert AuditEvent.objects.count() == 0
+    # A refusal is itself audited (access.denied); what must not exist is any change or its event.
+    assert AuditEvent.objects.exclude(action="access.denied").count() == 0
 
 
 # --- accepted messages ---------------------------------------------------------------------------------
