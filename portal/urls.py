@@ -9,6 +9,7 @@ from portal.review.api.views import CompareView
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("audit/", views.audit_status, name="audit-status"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),

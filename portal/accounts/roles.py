@@ -76,6 +76,14 @@ def can_compare(user: UserLike | None) -> bool:
     return has_any_role(user, COMPARE_ROLES)
 
 
+AUDIT_STATUS_ROLES = frozenset({Role.AUDITOR, Role.LEGAL, Role.QA_CHAIR, Role.ADMIN})
+
+
+def can_view_audit_status(user: UserLike | None) -> bool:
+    """May this account see the audit log's integrity status (checkpoints, verifications)?"""
+    return has_any_role(user, AUDIT_STATUS_ROLES)
+
+
 def visible_studies(user: UserLike | None, studies: QuerySet) -> QuerySet:
     """Restrict a Study queryset to what ``user`` may see.
 
