@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "portal.accounts",
     "portal.records",
     "portal.review",
+    "portal.legal",
 ]
 
 MIDDLEWARE = [
@@ -263,8 +264,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.tasks.write_checkpoint",
         "schedule": env_int("AUDIT_CHECKPOINT_SECONDS", 300),
     },
-    "review-sweep": {"task": "portal.review.tasks.sweep_uncompared",
-                     "schedule": env_int("REVIEW_SWEEP_SECONDS", 300)},
+    "review-sweep": {
+        "task": "portal.review.tasks.sweep_uncompared",
+        "schedule": env_int("REVIEW_SWEEP_SECONDS", 300),
+    },
     "audit-verify": {
         "task": "audit.tasks.verify_log",
         "schedule": env_int("AUDIT_VERIFY_SECONDS", 24 * 3600),

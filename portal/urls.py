@@ -14,5 +14,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/compare", CompareView.as_view(), name="api-compare"),
+    path("api/v1/legal/", include("portal.legal.urls")),
+    path("api/v1/audit/", include("portal.legal.audit_urls")),
     path("api/v1/", include("portal.records.api.urls")),
 ]

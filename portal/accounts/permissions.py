@@ -34,3 +34,30 @@ class CanCompare(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return roles.can_compare(request.user)
+
+
+class CanManageHolds(BasePermission):
+    """Placing and releasing legal holds."""
+
+    message = "This account may not place or release legal holds."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return roles.can_manage_holds(request.user)
+
+
+class CanReadHolds(BasePermission):
+    """Listing legal holds."""
+
+    message = "This account may not read legal holds."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return roles.can_read_holds(request.user)
+
+
+class CanReadProofs(BasePermission):
+    """Reading signed checkpoints and Merkle proofs of the audit log."""
+
+    message = "This account may not read audit proofs."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return roles.can_read_proofs(request.user)

@@ -77,6 +77,26 @@ def can_compare(user: UserLike | None) -> bool:
 
 
 AUDIT_STATUS_ROLES = frozenset({Role.AUDITOR, Role.LEGAL, Role.QA_CHAIR, Role.ADMIN})
+# Counsel places and lifts holds; those who oversee QA and audit may see them.
+HOLD_MANAGE_ROLES = frozenset({Role.LEGAL, Role.ADMIN})
+HOLD_READ_ROLES = frozenset({Role.LEGAL, Role.AUDITOR, Role.QA_CHAIR, Role.ADMIN})
+# Proofs let an outside party check the log against checkpoints it holds.
+PROOF_READ_ROLES = frozenset({Role.AUDITOR, Role.LEGAL, Role.ADMIN})
+
+
+def can_manage_holds(user: UserLike | None) -> bool:
+    """May this account place and release legal holds?"""
+    return has_any_role(user, HOLD_MANAGE_ROLES)
+
+
+def can_read_holds(user: UserLike | None) -> bool:
+    """May this account list legal holds?"""
+    return has_any_role(user, HOLD_READ_ROLES)
+
+
+def can_read_proofs(user: UserLike | None) -> bool:
+    """May this account read signed checkpoints and Merkle proofs of the audit log?"""
+    return has_any_role(user, PROOF_READ_ROLES)
 
 
 def can_view_audit_status(user: UserLike | None) -> bool:

@@ -1,0 +1,239 @@
+"""REST views for legal holds and for the audit log's checkpoints and Merkle proofs.
+
+The proof views live here and not in ``audit`` because access is decided by
+:mod:`portal.accounts.roles`, which ``audit`` (a leaf app that imports no domain app) cannot import.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit import checkpoints
+from audit import log as audit
+from audit.models import AuditEvent, AuditLogHead, Checkpoint
+from portal.accounts.permissions import CanManageHolds, CanReadHolds, CanReadProofs
+from portal.legal import services
+from portal.legal.models import LegalHold
+from portal.records.api.views import IdCursorPagination
+
+# --- Legal holds -----------------------------------------------------------------------------------
+
+
+class HoldInput(serializers.Serializer):
+    """A new hold: the matter, why, and exactly one scope. Texts are kept verbatim (no trimming)."""
+
+    matter_reference = serializers.CharField(max_length=128, trim_whitespace=False)
+    reason = serializers.CharField(trim_whitespace=False)
+    patient_mrn = serializers.CharField(max_length=64, required=False)
+    accession_numbers = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, allow_empty=False, max_length=10_000
+    )
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+
+
+class ReleaseInput(serializers.Serializer):
+    """Why counsel lifts the hold."""
+
+    reason = serializers.CharField(trim_whitespace=False)
+
+
+class HoldOutput(serializers.ModelSerializer):
+    """A hold as counsel and auditors see it (record ids and accession numbers; no demographics)."""
+
+    placed_by = serializers.CharField(source="placed_by.username")
+    released_by = serializers.CharField(source="released_by.username", default=None)
+    accession_numbers = serializers.SerializerMethodField()
+    is_active = serializers.BooleanField()
+
+    class Meta:
+        model = LegalHold
+        fields = [
+            "id",
+            "matter_reference",
+            "reason",
+            "scope",
+            "patient_id",
+            "accession_numbers",
+            "date_from",
+            "date_to",
+            "placed_by",
+            "placed_at",
+            "released_by",
+            "released_at",
+            "release_reason",
+            "is_active",
+        ]
+
+    def get_accession_numbers(self, hold: LegalHold) -> list[str]:
+        """The held studies' accession numbers (prefetched by the list view)."""
+        return sorted(study.accession_number for study in hold.studies.all())
+
+
+class HoldListCreate(generics.GenericAPIView):
+    """GET lists holds (newest first, ``?active=true|false``); POST places one."""
+
+    pagination_class = IdCursorPagination
+    serializer_class = HoldOutput
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [CanManageHolds()] if self.request.method == "POST" else [CanReadHolds()]
+
+    def get_queryset(self) -> QuerySet[LegalHold]:
+        qs = LegalHold.objects.select_related("placed_by", "released_by").prefetch_related("studies")
+        active = self.request.query_params.get("active")
+        if active in ("true", "false"):
+            qs = qs.filter(released_at__isnull=active == "true")
+        elif active is not None:
+            raise ValidationError({"active": "Use true or false."})
+        return qs
+
+    @extend_schema(
+        parameters=[OpenApiParameter("active", str, OpenApiParameter.QUERY, required=False)],
+        responses=HoldOutput(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        # Holds name patients and studies: reading them is an access like any other.
+        with transaction.atomic():
+            audit.record(
+                "legal_hold.list",
+                actor=request.user,
+                context=audit.AuditContext.from_request(request),
+                object_type="legal_hold",
+                details={"ids": [hold.pk for hold in page]},
+            )
+        return self.get_paginated_response(HoldOutput(page, many=True).data)
+
+    @extend_schema(request=HoldInput, responses={201: HoldOutput})
+    def post(self, request: Request) -> Response:
+        data = HoldInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        hold = services.legal_hold_place(
+            actor=request.user,
+            context=audit.AuditContext.from_request(request),
+            **data.validated_data,
+        )
+        return Response(HoldOutput(hold).data, status=status.HTTP_201_CREATED)
+
+
+class HoldRelease(APIView):
+    """POST releases one hold, with a reason."""
+
+    permission_classes = [CanManageHolds]
+
+    @extend_schema(request=ReleaseInput, responses={200: HoldOutput})
+    def post(self, request: Request, pk: int) -> Response:
+        hold = LegalHold.objects.filter(pk=pk).first()
+        if hold is None:
+            raise NotFound("No such legal hold.")
+        data = ReleaseInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        hold = services.legal_hold_release(
+            actor=request.user,
+            context=audit.AuditContext.from_request(request),
+            hold=hold,
+            reason=data.validated_data["reason"],
+        )
+        return Response(HoldOutput(hold).data)
+
+
+# --- Audit checkpoints and proofs ------------------------------------------------------------------
+
+
+class CheckpointOutput(serializers.ModelSerializer):
+    """A signed tree head, as an outside verifier needs it."""
+
+    class Meta:
+        model = Checkpoint
+        fields = ["tree_size", "root_hash", "timestamp_ms", "signature", "key_fingerprint"]
+
+
+class CheckpointPagination(CursorPagination):
+    """Newest checkpoint first; keyset on the unique tree size."""
+
+    ordering = "-tree_size"
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class CheckpointList(generics.ListAPIView):
+    """GET the signed checkpoints."""
+
+    permission_classes = [CanReadProofs]
+    serializer_class = CheckpointOutput
+    pagination_class = CheckpointPagination
+    queryset = Checkpoint.objects.all()
+
+
+def _size_param(request: Request, name: str) -> int:
+    """A required non-negative integer query parameter; 400 naming it otherwise."""
+    raw = request.query_params.get(name)
+    if raw is None or not raw.isascii() or not raw.isdigit():
+        raise ValidationError({name: "A non-negative integer is required."})
+    return int(raw)
+
+
+def _log_size() -> int:
+    return AuditLogHead.objects.filter(pk=1).values_list("size", flat=True).first() or 0
+
+
+def _hex(nodes: list[bytes]) -> list[str]:
+    return [node.hex() for node in nodes]
+
+
+_SIZE_DOC = "a tree size, at most the log's current size"
+
+
+class InclusionProof(APIView):
+    """GET the RFC 9162 inclusion proof of event ``seq`` in the tree of ``tree_size`` events."""
+
+    permission_classes = [CanReadProofs]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("seq", int, OpenApiParameter.QUERY, required=True),
+            OpenApiParameter("tree_size", int, OpenApiParameter.QUERY, required=True, description=_SIZE_DOC),
+        ],
+        responses={200: dict},
+    )
+    def get(self, request: Request) -> Response:
+        seq, tree_size = _size_param(request, "seq"), _size_param(request, "tree_size")
+        if not 0 < tree_size <= _log_size():
+            raise ValidationError({"tree_size": "Out of range: must be between 1 and the log's size."})
+        if seq >= tree_size:
+            raise ValidationError({"seq": "Out of range: must be below tree_size."})
+        leaf = AuditEvent.objects.values_list("leaf_hash", flat=True).get(seq=seq)
+        proof = checkpoints.inclusion_proof(seq, tree_size)
+        return Response({"seq": seq, "tree_size": tree_size, "leaf_hash": leaf, "proof": _hex(proof)})
+
+
+class ConsistencyProof(APIView):
+    """GET the RFC 9162 consistency proof that the tree of ``new_size`` extends that of ``old_size``."""
+
+    permission_classes = [CanReadProofs]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("old_size", int, OpenApiParameter.QUERY, required=True),
+            OpenApiParameter("new_size", int, OpenApiParameter.QUERY, required=True, description=_SIZE_DOC),
+        ],
+        responses={200: dict},
+    )
+    def get(self, request: Request) -> Response:
+        old_size, new_size = _size_param(request, "old_size"), _size_param(request, "new_size")
+        if not 0 < new_size <= _log_size():
+            raise ValidationError({"new_size": "Out of range: must be between 1 and the log's size."})
+        if not 0 < old_size <= new_size:
+            raise ValidationError({"old_size": "Out of range: must be between 1 and new_size."})
+        proof = checkpoints.consistency_proof(old_size, new_size)
+        return Response({"old_size": old_size, "new_size": new_size, "proof": _hex(proof)})
