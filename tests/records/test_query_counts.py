@@ -1,0 +1,54 @@
+"""List endpoints run a bounded number of SQL queries, however many rows a page holds (no N+1)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.factories import ai_output_json, signed_report_json, study_json
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def many(ris):
+    def load(n: int) -> None:
+        for i in range(n):
+            accession = f"Q{i:04d}"
+            ris.post(
+                "/api/v1/studies",
+                study_json(accession=accession, mrn=f"MRNQ{i}", study_instance_uid=f"1.2.9.{i}"),
+                format="json",
+            )
+            ris.post("/api/v1/ai-outputs", ai_output_json(accession=accession), format="json")
+            ris.post("/api/v1/signed-reports", signed_report_json(accession=accession), format="json")
+
+    return load
+
+
+# Token, user, groups (role check), the page, the audit head lock, the access-log event and its Merkle
+# bookkeeping: a fixed cost per request, never one per row.
+MAX_QUERIES_PER_LIST = 12
+
+
+@pytest.mark.parametrize("path", ["/api/v1/studies", "/api/v1/ai-outputs", "/api/v1/signed-reports"])
+@pytest.mark.parametrize("rows", [3, 30])
+def test_a_list_page_costs_a_fixed_number_of_queries(
+    client_for, many, path, rows, django_assert_max_num_queries
+):
+    carol = client_for("carol")
+    many(rows)
+
+    with django_assert_max_num_queries(MAX_QUERIES_PER_LIST):
+        response = carol.get(path)
+
+    assert len(response.json()["results"]) == rows
+
+
+def test_a_radiologist_list_is_bounded_too(client_for, many, django_assert_max_num_queries):
+    many(10)
+    alice = client_for("alice")
+
+    with django_assert_max_num_queries(MAX_QUERIES_PER_LIST + 1):  # + the own-cases filter
+        response = alice.get("/api/v1/signed-reports")
+
+    assert len(response.json()["results"]) == 10
