@@ -51,7 +51,11 @@ def _actor_fields(actor: AbstractBaseUser | AnonymousUser | None) -> dict[str, A
         return {"actor_kind": ActorKind.SYSTEM, "actor_id": None, "actor_username": ""}
     if not actor.is_authenticated:
         return {"actor_kind": ActorKind.ANONYMOUS, "actor_id": None, "actor_username": ""}
-    is_service = actor.groups.filter(name="integration").exists()  # type: ignore[union-attr]
+    # Cached on the user object: one request often records several events for the same actor.
+    is_service = getattr(actor, "_audit_is_service", None)
+    if is_service is None:
+        is_service = actor.groups.filter(name="integration").exists()  # type: ignore[union-attr]
+        actor._audit_is_service = is_service  # type: ignore[union-attr]
     return {
         "actor_kind": ActorKind.SERVICE if is_service else ActorKind.USER,
         "actor_id": actor.pk,

@@ -52,3 +52,15 @@ def test_a_radiologist_list_is_bounded_too(client_for, many, django_assert_max_n
         response = alice.get("/api/v1/signed-reports")
 
     assert len(response.json()["results"]) == 10
+
+
+def test_storing_a_signed_report_costs_a_fixed_number_of_queries(ris, django_assert_max_num_queries):
+    ris.post("/api/v1/studies", study_json(), format="json")
+    ris.post("/api/v1/ai-outputs", ai_output_json(), format="json")
+
+    # Auth, study and radiologist lookups, the natural-key and one-final checks, the insert, and the
+    # audit append (head lock, event, Merkle nodes, head update), inside one savepointed transaction.
+    with django_assert_max_num_queries(18):  # 16 today
+        response = ris.post("/api/v1/signed-reports", signed_report_json(), format="json")
+
+    assert response.status_code == 201
