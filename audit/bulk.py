@@ -9,7 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from audit.canonical import canonical_json
-from audit.log import SYSTEM, AuditContext, _actor_fields, _locked_head
+from audit.log import SYSTEM, AuditContext, actor_fields_of, locked_head
 from audit.merkle import CompactRange, leaf_hash
 from audit.models import AuditEvent, AuditLogHead, AuditNode
 
@@ -28,9 +28,9 @@ def record_many(
         raise RuntimeError("audit.bulk.record_many() must run inside transaction.atomic() with its changes")
     if not entries:
         return []
-    head = _locked_head()
+    head = locked_head()
     accumulator = CompactRange.from_state(head.frontier)
-    actor_fields = _actor_fields(actor)
+    actor_fields = actor_fields_of(actor)
     now = timezone.now()
     events, nodes = [], []
     for entry in entries:

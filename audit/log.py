@@ -46,7 +46,8 @@ class AuditContext:
 SYSTEM = AuditContext(channel="system")
 
 
-def _actor_fields(actor: AbstractBaseUser | AnonymousUser | None) -> dict[str, Any]:
+def actor_fields_of(actor: AbstractBaseUser | AnonymousUser | None) -> dict[str, Any]:
+    """The actor columns of an event: kind (user, service, system, anonymous), id and username."""
     if actor is None:
         return {"actor_kind": ActorKind.SYSTEM, "actor_id": None, "actor_username": ""}
     if not actor.is_authenticated:
@@ -81,7 +82,7 @@ def record(
     """
     if not connection.in_atomic_block:
         raise RuntimeError("audit.record() must run inside transaction.atomic() with the change it records")
-    head = _locked_head()
+    head = locked_head()
     event = AuditEvent(
         seq=head.size,
         recorded_at=timezone.now(),
@@ -94,7 +95,7 @@ def record(
         client_address=context.client_address,
         user_agent=context.user_agent[:MAX_USER_AGENT],
         channel=context.channel,
-        **_actor_fields(actor),
+        **actor_fields_of(actor),
     )
     leaf = leaf_hash(canonical_json(event.leaf_document()))
     event.leaf_hash = leaf.hex()
@@ -103,7 +104,8 @@ def record(
     return event
 
 
-def _locked_head() -> AuditLogHead:
+def locked_head() -> AuditLogHead:
+    """The log head row, locked until the end of the caller's transaction (created on first use)."""
     head = AuditLogHead.objects.select_for_update().filter(pk=1).first()
     if head is None:
         AuditLogHead.objects.get_or_create(pk=1)
@@ -126,5 +128,5 @@ def _append_to_tree(head: AuditLogHead, leaf: bytes) -> None:
 def current_root() -> tuple[int, bytes]:
     """The log's current size and Merkle root (SHA-256 of nothing for the empty log)."""
     with transaction.atomic():
-        head = _locked_head()
+        head = locked_head()
         return head.size, CompactRange.from_state(head.frontier).root()

@@ -101,58 +101,41 @@ def bench_appends(total: int, threads: int) -> float:
 
 
 def seed(count: int, chunk: int, checkpoint_every: int) -> None:
-    """Append ``count`` events in transactions of ``chunk`` events, signing a checkpoint every
-    ``checkpoint_every`` events. Same hashes and rows as ``record``; only the inserts are batched."""
+    """Append ``count`` events in transactions of ``chunk`` events through ``audit.bulk.record_many`` (the
+    bulk path imports use: same lock, hashes and rows as ``record``), signing a checkpoint every
+    ``checkpoint_every`` events."""
     from django.db import transaction
-    from django.utils import timezone
 
     from audit import checkpoints
-    from audit.canonical import canonical_json
-    from audit.log import _locked_head
-    from audit.merkle import CompactRange, leaf_hash
-    from audit.models import ActorKind, AuditEvent, AuditLogHead, AuditNode
+    from audit.bulk import record_many
+    from audit.log import AuditContext
+    from audit.models import AuditLogHead
 
+    context = AuditContext(
+        client_address="10.0.0.1", user_agent="Mozilla/5.0 (bench)", channel="GET /studies/"
+    )
+    actions = ("study.view", "report.view", "ai_output.create", "export.create")
     written = 0
-    base = timezone.now()
     while written < count:
         with transaction.atomic():
-            head = _locked_head()  # the same lock record() takes: concurrent writers stay correct
-            accumulator = CompactRange.from_state(head.frontier)
+            head = AuditLogHead.objects.filter(pk=1).first()
+            start = head.size if head else 0
             # Stop each batch at the next multiple of checkpoint_every of the whole log's size.
-            size = min(chunk, count - written, checkpoint_every - accumulator.size % checkpoint_every)
-            events, nodes = [], []
-            for _ in range(size):
-                seq = accumulator.size
-                event = AuditEvent(
-                    seq=seq,
-                    recorded_at=base + dt.timedelta(milliseconds=seq),
-                    actor_kind=ActorKind.USER,
-                    actor_id=1 + seq % 50,
-                    actor_username=f"user{seq % 50}",
-                    action=("study.view", "report.view", "ai_output.create", "export.create")[seq % 4],
-                    object_type="study",
-                    object_id=str(seq // 3),
-                    patient_id=seq // 30,
-                    study_id=seq // 3,
-                    details={"page": "worklist", "n": seq},
-                    client_address="10.0.0.1",
-                    user_agent="Mozilla/5.0 (bench)",
-                    channel="GET /studies/",
-                )
-                digest = leaf_hash(canonical_json(event.leaf_document()))
-                event.leaf_hash = digest.hex()
-                events.append(event)
-                nodes += [
-                    AuditNode(level=n.level, index=n.index, hash=n.hash.hex())
-                    for n in accumulator.append(digest)
-                    if n.level
-                ]
-            AuditEvent.objects.bulk_create(events, batch_size=5000)
-            AuditNode.objects.bulk_create(nodes, batch_size=5000)
-            state = [list(item) for item in accumulator.to_state()]
-            AuditLogHead.objects.filter(pk=1).update(size=accumulator.size, frontier=state)
+            size = min(chunk, count - written, checkpoint_every - start % checkpoint_every)
+            entries = [
+                {
+                    "action": actions[seq % 4],
+                    "object_type": "study",
+                    "object_id": seq // 3,
+                    "patient_id": seq // 30,
+                    "study_id": seq // 3,
+                    "details": {"page": "worklist", "n": seq},
+                }
+                for seq in range(start, start + size)
+            ]
+            record_many(entries, actor=None, context=context)
         written += size
-        if accumulator.size % checkpoint_every == 0:
+        if (start + size) % checkpoint_every == 0:
             checkpoints.create_checkpoint()
 
 
@@ -272,7 +255,7 @@ def main() -> None:
         seconds, _ = timed(lambda: seed(seed_count, args.chunk, max(1, args.events // 10)))
         rows.append(
             (
-                "seed (batched, same hashes as record)",
+                "seed via audit.bulk.record_many",
                 f"{seed_count:,} events",
                 f"{seconds:.1f} s ({seed_count / seconds:,.0f} events/s)",
             )

@@ -28,7 +28,7 @@ from portal.records.models import (
     sha256_text,
 )
 from portal.records.payloads import AIOutputPayload, SignedReportPayload, StudyPayload
-from portal.records.services import _jsonable, compose_text, payload_hash
+from portal.records.services import compose_text, payload_hash, to_jsonable
 
 User = get_user_model()
 
@@ -119,7 +119,7 @@ def _import_batch(
             description=s.description,
             priority=s.priority,
             referring_physician=s.referring_physician,
-            dicom_header=_jsonable(s.dicom_header or {}),
+            dicom_header=to_jsonable(s.dicom_header or {}),
         )
         for s in (p.study for p in fresh)
     ]
@@ -154,8 +154,8 @@ def _import_batch(
                     study=study,
                     kind=out.kind,
                     model_version=models[(out.model_name, out.model_version)],
-                    inputs=_jsonable(out.inputs),
-                    generation_settings=_jsonable(out.generation_settings),
+                    inputs=to_jsonable(out.inputs),
+                    generation_settings=to_jsonable(out.generation_settings),
                     text=out.text,
                     text_sha256=sha256_text(out.text),
                     payload_sha256=payload_hash(out),

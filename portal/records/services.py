@@ -63,14 +63,15 @@ class Ingested:
 
 def payload_hash(payload: Any) -> str:
     """SHA-256 of a payload's canonical JSON: equal payloads, equal hashes, on every machine."""
-    return hashlib.sha256(canonical_json(_jsonable(dataclasses.asdict(payload)))).hexdigest()
+    return hashlib.sha256(canonical_json(to_jsonable(dataclasses.asdict(payload)))).hexdigest()
 
 
-def _jsonable(value: Any) -> Any:
+def to_jsonable(value: Any) -> Any:
+    """Dates and datetimes as ISO text (UTC, Z), tuples as lists, whole floats as ints: JSON-ready."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [to_jsonable(v) for v in value]
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, dt.date):
@@ -203,7 +204,7 @@ def study_ingest(
             description=payload.description,
             priority=payload.priority or "routine",
             referring_physician=payload.referring_physician,
-            dicom_header=_jsonable(payload.dicom_header or {}),
+            dicom_header=to_jsonable(payload.dicom_header or {}),
         ),
         lambda: (
             Study.objects.select_related("patient").filter(accession_number=payload.accession_number).first()
@@ -258,7 +259,7 @@ def _study_merge(
         },
     )
     if payload.dicom_header and not study.dicom_header:
-        study.dicom_header = _jsonable(payload.dicom_header)
+        study.dicom_header = to_jsonable(payload.dicom_header)
         changed.append("dicom_header")
     if changed:
         study.save(update_fields=changed)
@@ -351,8 +352,8 @@ def ai_output_ingest(
                 study=study,
                 kind=payload.kind,
                 model_version=mv,
-                inputs=_jsonable(payload.inputs),
-                generation_settings=_jsonable(payload.generation_settings),
+                inputs=to_jsonable(payload.inputs),
+                generation_settings=to_jsonable(payload.generation_settings),
                 text=payload.text,
                 text_sha256=sha256_text(payload.text),
                 payload_sha256=digest,

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
-from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from portal.records.models import AIOutput, Study
+from tests.concurrency import at_once
 from tests.factories import ai_output_json, study_json
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -18,27 +15,7 @@ WORKERS = 20
 
 
 def _post_concurrently(token: str, path: str, body: dict) -> list[int]:
-    barrier = threading.Barrier(WORKERS)
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def send() -> None:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        barrier.wait()
-        try:
-            response = client.post(path, body, format="json")
-            with lock:
-                statuses.append(response.status_code)
-        finally:
-            connection.close()  # each thread has its own connection; give it back
-
-    threads = [threading.Thread(target=send) for _ in range(WORKERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return statuses
+    return at_once(WORKERS, token, lambda client: client.post(path, body, format="json").status_code)
 
 
 def test_twenty_identical_study_requests_create_one_study(personas):

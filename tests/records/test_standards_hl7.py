@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import hl7 as python_hl7
 import pytest
-from django.db import connection
-from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from portal.records.models import AIOutput, Patient, SignedReport, Study
 from tests.adapters.conftest import build_oru
+from tests.concurrency import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -198,6 +196,10 @@ def test_anonymous_is_401(client_for):
     assert_nothing_written()
 
 
+def _answer(response) -> tuple[int, str]:
+    return response.status_code, msa(response)[2]
+
+
 # --- concurrency -----------------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_twenty_identical_messages_at_once_store_one_report(personas):
@@ -205,26 +207,7 @@ def test_twenty_identical_messages_at_once_store_one_report(personas):
 
     token = Token.objects.create(user=personas["ris"]).key
     message = build_oru({"OBR": SIGNED_BY_ALICE})
-    barrier = threading.Barrier(WORKERS)
-    answers: list[tuple[int, str]] = []
-    lock = threading.Lock()
-
-    def send() -> None:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        barrier.wait()
-        try:
-            response = post(client, message)
-            with lock:
-                answers.append((response.status_code, msa(response)[2]))
-        finally:
-            connection.close()  # each thread has its own connection; give it back
-
-    threads = [threading.Thread(target=send) for _ in range(WORKERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    answers = at_once(WORKERS, token, lambda client: _answer(post(client, message)))
 
     assert sorted(answers) == [(200, "already stored")] * (WORKERS - 1) + [(200, "stored")]
     assert SignedReport.objects.count() == 1
