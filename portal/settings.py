@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "portal.records",
     "portal.review",
     "portal.legal",
+    "inference",
 ]
 
 MIDDLEWARE = [

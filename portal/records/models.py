@@ -106,20 +106,56 @@ class Study(models.Model):
         return f"Study {self.pk}"
 
 
+class ModelStatus(models.TextChoices):
+    """Where a model version stands: only ``active`` versions draft clinical reports."""
+
+    CANDIDATE = "candidate", "Candidate"
+    ACTIVE = "active", "Active"
+    RETIRED = "retired", "Retired"
+
+
 class ModelVersion(models.Model):
-    """A version of the local drafting model (the registry's core; the inference issue extends it)."""
+    """A version of the local drafting model: the registry entry every AI output points at.
+
+    Versions named by ingested outputs are created on first sight with only ``name`` and ``version``
+    (the model ran elsewhere). Versions built or registered here also carry their artifact directory,
+    the SHA-256 of every file in it (checked before each load), the model card and its lineage.
+    ``artifact_sha256`` is the hash of the canonical ``{file: sha256}`` map, one value naming the whole
+    artifact. ``specialties`` empty means the card does not restrict it.
+    """
 
     name = models.CharField(max_length=128)
     version = models.CharField(max_length=64)
     specialty = models.CharField(max_length=32, choices=Specialty.choices, blank=True)
+    specialties = models.JSONField(default=list, blank=True)
+    kinds = models.JSONField(default=list, blank=True)
+    architecture = models.CharField(max_length=32, blank=True)
+    artifact_dir = models.CharField(max_length=512, blank=True)
+    artifacts = models.JSONField(default=dict, blank=True)
     artifact_sha256 = models.CharField(max_length=64, blank=True)
+    tokenizer_sha256 = models.CharField(max_length=64, blank=True)
+    quantisation = models.CharField(max_length=32, default="fp32", blank=True)
+    parent = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
+    )
+    lineage = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    card = models.JSONField(default=dict, blank=True)
+    generation_defaults = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=ModelStatus.choices, default=ModelStatus.CANDIDATE)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["name", "version"], name="model_version_unique")]
+        indexes = [models.Index(fields=["status", "specialty"])]
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}"
+
+    @property
+    def is_runnable(self) -> bool:
+        """True when this version has local artifacts the runtime can load."""
+        return bool(self.artifact_dir and self.artifacts)
 
 
 class AIOutputKind(models.TextChoices):
