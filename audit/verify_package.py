@@ -25,6 +25,9 @@ Package layout (ZIP)::
     audit/events.jsonl     one {"seq", "leaf_hash", "event", "inclusion_proof", "checkpoint_tree_size"}
                            per line, seq ascending; seq is the event's 0-based leaf index in the log
     audit/consistency.json [{"old_size", "new_size", "proof"}] for each consecutive pair of checkpoints
+    audit/redacted_events.jsonl  optional (de-identified packages): one {"seq", "leaf_hash",
+                           "inclusion_proof", "checkpoint_tree_size"} per line, seq ascending: events
+                           whose contents are withheld, proven to be in the log all the same
     ...                    any other file, as long as manifest.json lists it
 
 Hashes are lowercase hex, signatures standard base64. A checkpoint signature covers
@@ -67,6 +70,7 @@ MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"
 EVENTS_NAME = "audit/events.jsonl"
 CONSISTENCY_NAME = "audit/consistency.json"
+REDACTED_NAME = "audit/redacted_events.jsonl"
 
 MANIFEST_DOMAIN = b"concordance-manifest-v1\n"
 STH_DOMAIN = b"concordance-sth-v1\n"
@@ -574,6 +578,7 @@ def verify_package(
             _check_checkpoints,
             _check_consistency,
             _check_events,
+            _check_redacted_events,
         )
         for step in steps:
             try:
@@ -906,6 +911,56 @@ def _check_events(state: _State, report: Report, _expected: object) -> None:
         return
     report.event_count = count
     report.passed(name, f"{count} events: leaf hashes and inclusion proofs verify")
+
+
+def _check_redacted_events(state: _State, report: Report, _expected: object) -> None:
+    """Withheld events (de-identified packages): each leaf hash's inclusion proof, contents unseen."""
+    name = "redacted audit events"
+    if REDACTED_NAME not in state.files:
+        return  # an ordinary package: nothing withheld, no check to report
+    info = state.members.get(REDACTED_NAME)
+    if info is None:
+        report.failed(name, f"{REDACTED_NAME} is missing")
+        return
+    roots = {cp.tree_size: cp.root_hash for cp in state.checkpoints}
+    cap = state.limits.max_line_bytes
+    count = 0
+    last_seq = -1
+    line_no = 0
+    try:
+        with state.zf.open(info) as fh:
+            while raw := fh.readline(cap + 1):
+                line_no += 1
+                what = f"line {line_no}"
+                if len(raw) > cap:
+                    raise _Invalid(f"{what} is longer than {cap} bytes")
+                if not raw.strip():
+                    raise _Invalid(f"{what} is blank")
+                record = _loads(raw, what)
+                if not isinstance(record, dict):
+                    raise _Invalid(f"{what} must be a JSON object")
+                seq = _int(record, "seq", what)
+                if seq <= last_seq:
+                    raise _Invalid(f"{what}: seq {seq} does not follow seq {last_seq} (must ascend)")
+                last_seq = seq
+                leaf = _hex32(_field(record, "leaf_hash", what), f"{what}: leaf_hash")
+                tree_size = _int(record, "checkpoint_tree_size", what)
+                if tree_size not in roots:
+                    raise _Invalid(f"{what} (seq {seq}): no checkpoint with tree size {tree_size}")
+                proof = _proof(_field(record, "inclusion_proof", what), f"{what}: inclusion_proof")
+                if not verify_inclusion(leaf, seq, tree_size, proof, roots[tree_size]):
+                    raise _Invalid(
+                        f"{what} (seq {seq}): inclusion proof does not verify against checkpoint {tree_size}"
+                    )
+                count += 1
+    except _Invalid as exc:
+        report.failed(name, str(exc))
+        return
+    except _READ_ERRORS as exc:
+        report.failed(name, f"{REDACTED_NAME} cannot be read: {exc}")
+        return
+    report.event_count += count
+    report.passed(name, f"{count} withheld events: inclusion proofs of their leaf hashes verify")
 
 
 # ==================================================================================================

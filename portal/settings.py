@@ -89,6 +89,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "portal.accounts",
     "portal.records",
     "portal.review",
@@ -98,6 +101,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "portal.records.middleware.RequestSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -105,7 +109,13 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "portal.accounts.middleware.IdleTimeoutMiddleware",
+    "portal.accounts.middleware.SecondFactorMiddleware",
+    "portal.accounts.middleware.ApiOnlyAccountsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a lockout raised during authentication into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -121,6 +131,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.accounts.context_processors.shell",
             ],
         },
     },
@@ -155,6 +166,23 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
+# django-axes first: it refuses a locked-out username+address before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling: after N failures for the same username from the same address, that pair is locked
+# out for the cool-off period (failures are counted in the database, so every web process agrees).
+AXES_FAILURE_LIMIT = env_int("CONCORDANCE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_int("CONCORDANCE_LOGIN_COOLOFF_S", 15 * 60) / 3600  # hours, as axes expects
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+AXES_VERBOSE = False  # axes would log usernames and addresses; the audit log records the lockout instead
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit log already
+# Second factor (TOTP, RFC 6238): optional per user, forced for the roles listed here.
+CONCORDANCE_REQUIRE_OTP_ROLES = env_list("CONCORDANCE_REQUIRE_OTP_ROLES", [])
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Concordance")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
@@ -194,6 +222,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Ingestion and review API for radiology AI outputs and signed reports.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema maps every endpoint: signed-in accounts only.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # --- Celery ---------------------------------------------------------------------------------------
@@ -231,7 +261,10 @@ AUDIT_SIGNING_KEY_FILE = Path(env_str("AUDIT_SIGNING_KEY_FILE", str(VAR_DIR / "a
 AUDIT_SIGNING_KEY_CREATE = env_bool("AUDIT_SIGNING_KEY_CREATE", DEBUG)
 
 # --- Security -------------------------------------------------------------------------------------
-SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 15 * 60)
+# Automatic logoff (HIPAA 164.312(a)(2)(iii)): the session ends after this long without a request the
+# user made; portal.accounts.middleware enforces it server-side, static/portal/session.js warns first.
+CONCORDANCE_IDLE_TIMEOUT_S = env_int("CONCORDANCE_IDLE_TIMEOUT_S", env_int("SESSION_IDLE_SECONDS", 15 * 60))
+SESSION_COOKIE_AGE = CONCORDANCE_IDLE_TIMEOUT_S
 SESSION_SAVE_EVERY_REQUEST = True  # idle timeout, not absolute: HIPAA automatic logoff
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
@@ -247,6 +280,20 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _secure_default)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if _secure_default else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Content-Security-Policy (django-csp 4): scripts and styles only from our own static files, so no
+# inline <script>, no on* attributes and no style="" attributes anywhere in the templates.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
 
 # --- Logging: no PHI. Request bodies and query strings are never logged. ------------------------
@@ -256,7 +303,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}, "django.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # sign-in events go to the audit log, not to the process log
+    },
 }
 
 # --- Periodic work (Celery beat runs beside the worker) ------------------------------------------
@@ -269,11 +320,42 @@ CELERY_BEAT_SCHEDULE = {
         "task": "portal.review.tasks.sweep_uncompared",
         "schedule": env_int("REVIEW_SWEEP_SECONDS", 300),
     },
+    "review-stats": {
+        "task": "portal.review.tasks.refresh_review_stats",
+        "schedule": env_int("REVIEW_STATS_SECONDS", 600),
+    },
     "audit-verify": {
         "task": "audit.tasks.verify_log",
         "schedule": env_int("AUDIT_VERIFY_SECONDS", 24 * 3600),
     },
+    "legal-export-reaper": {
+        "task": "portal.legal.tasks.reap_stale_exports",
+        "schedule": env_int("EXPORT_REAP_SECONDS", 300),
+    },
+    "reinference-reap": {
+        "task": "inference.tasks.reap_reinference",
+        "schedule": env_int("REINFERENCE_REAP_SECONDS", 60),
+    },
 }
+
+# --- Re-inference runs ----------------------------------------------------------------------------
+# Studies per chunk (one task, one generation batch); how long a worker's claim on a chunk lasts before
+# the reaper hands it to another; how often a chunk may be lost with its worker before its studies are
+# recorded as failed; the largest cohort one run may freeze.
+REINFERENCE_CHUNK_SIZE = env_int("REINFERENCE_CHUNK_SIZE", 32)
+REINFERENCE_LEASE_SECONDS = env_int("REINFERENCE_LEASE_SECONDS", 600)
+REINFERENCE_MAX_ATTEMPTS = env_int("REINFERENCE_MAX_ATTEMPTS", 3)
+REINFERENCE_MAX_COHORT = env_int("REINFERENCE_MAX_COHORT", 200_000)
+
+# --- Model runtime (inference.runtime; see docs/runtime.md) ----------------------------------------
+# One intra-op thread per session: one worker process per core scales better, and a fixed thread count
+# keeps results reproducible. Providers in order of preference (CUDAExecutionProvider needs
+# onnxruntime-gpu); unavailable ones are skipped. Batch = micro-batch size of one generation call.
+INFERENCE_THREADS = env_int("INFERENCE_THREADS", 1)
+INFERENCE_PROVIDERS = env_list("INFERENCE_PROVIDERS", ["CPUExecutionProvider"])
+INFERENCE_BATCH_SIZE = env_int("INFERENCE_BATCH_SIZE", 32)
+INFERENCE_MAX_NEW_TOKENS = env_int("INFERENCE_MAX_NEW_TOKENS", 256)
+INFERENCE_GRAPH_OPTIMIZATION = env_str("INFERENCE_GRAPH_OPTIMIZATION", "all")
 
 # HSTS preloading submits a public domain to browsers' built-in lists; an intranet portal's host name
 # is not on the public internet, so the preload flag is a choice (SECURE_HSTS_PRELOAD), not a warning.

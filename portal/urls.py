@@ -1,6 +1,5 @@
 """Top-level URLs: pages, the API under /api/v1/, its OpenAPI schema, and authentication."""
 
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
@@ -10,11 +9,13 @@ from portal.review.api.views import CompareView
 urlpatterns = [
     path("", views.home, name="home"),
     path("audit/", views.audit_status, name="audit-status"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("portal.accounts.urls")),
+    path("review/", include("portal.review.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/compare", CompareView.as_view(), name="api-compare"),
     path("api/v1/legal/", include("portal.legal.urls")),
     path("api/v1/audit/", include("portal.legal.audit_urls")),
+    path("api/v1/", include("inference.api.run_urls")),
+    path("api/v1/", include("inference.api.urls")),
     path("api/v1/", include("portal.records.api.urls")),
 ]

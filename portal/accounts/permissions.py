@@ -36,6 +36,33 @@ class CanCompare(BasePermission):
         return roles.can_compare(request.user)
 
 
+class CanRunReinference(BasePermission):
+    """Creating and cancelling re-inference runs."""
+
+    message = "This account may not start or cancel re-inference runs."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return roles.can_run_reinference(request.user)
+
+
+class CanViewReinference(BasePermission):
+    """Reading re-inference runs, their results and summaries."""
+
+    message = "This account may not read re-inference runs."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return roles.can_view_reinference(request.user)
+
+
+class CanDraft(BasePermission):
+    """Live drafting with the local model."""
+
+    message = "This account may not request AI drafts."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return roles.can_draft(request.user)
+
+
 class CanManageHolds(BasePermission):
     """Placing and releasing legal holds."""
 
@@ -61,3 +88,12 @@ class CanReadProofs(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return roles.can_read_proofs(request.user)
+
+
+class CanExportPackages(BasePermission):
+    """Requesting, listing, cancelling and downloading legal export packages."""
+
+    message = "This account may not export legal packages."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return roles.can_export_packages(request.user)

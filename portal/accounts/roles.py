@@ -76,6 +76,16 @@ def can_compare(user: UserLike | None) -> bool:
     return has_any_role(user, COMPARE_ROLES)
 
 
+# Live drafting runs the local model for a study: the RIS/reporting system's service account, and
+# radiologists reading a study (before they sign it, so not limited to studies they have signed).
+DRAFT_ROLES = frozenset({Role.INTEGRATION, Role.RADIOLOGIST, Role.ADMIN})
+
+
+def can_draft(user: UserLike | None) -> bool:
+    """May this account ask the local model for a draft (POST /api/v1/drafts)?"""
+    return has_any_role(user, DRAFT_ROLES)
+
+
 AUDIT_STATUS_ROLES = frozenset({Role.AUDITOR, Role.LEGAL, Role.QA_CHAIR, Role.ADMIN})
 # Counsel places and lifts holds; those who oversee QA and audit may see them.
 HOLD_MANAGE_ROLES = frozenset({Role.LEGAL, Role.ADMIN})
@@ -99,6 +109,36 @@ def can_read_proofs(user: UserLike | None) -> bool:
     return has_any_role(user, PROOF_READ_ROLES)
 
 
+# Counsel builds and downloads legal export packages; auditors may check them (verification is offline).
+EXPORT_ROLES = frozenset({Role.LEGAL, Role.ADMIN})
+EXPORT_VERIFY_ROLES = frozenset({Role.LEGAL, Role.AUDITOR, Role.ADMIN})
+
+
+def can_export_packages(user: UserLike | None) -> bool:
+    """May this account request, list, cancel and download legal export packages?"""
+    return has_any_role(user, EXPORT_ROLES)
+
+
+def can_verify_packages(user: UserLike | None) -> bool:
+    """May this account verify legal export packages (offline verifier, same verdict)?"""
+    return has_any_role(user, EXPORT_VERIFY_ROLES)
+
+
+# Re-inference runs: the QA chair (and admins) start and cancel them; QA and audit read them.
+REINFERENCE_RUN_ROLES = frozenset({Role.QA_CHAIR, Role.ADMIN})
+REINFERENCE_VIEW_ROLES = frozenset({Role.QA_REVIEWER, Role.QA_CHAIR, Role.AUDITOR, Role.ADMIN})
+
+
+def can_run_reinference(user: UserLike | None) -> bool:
+    """May this account create and cancel re-inference runs?"""
+    return has_any_role(user, REINFERENCE_RUN_ROLES)
+
+
+def can_view_reinference(user: UserLike | None) -> bool:
+    """May this account list re-inference runs and read their progress, results and summaries?"""
+    return has_any_role(user, REINFERENCE_VIEW_ROLES)
+
+
 def can_view_audit_status(user: UserLike | None) -> bool:
     """May this account see the audit log's integrity status (checkpoints, verifications)?"""
     return has_any_role(user, AUDIT_STATUS_ROLES)
@@ -115,3 +155,87 @@ def visible_studies(user: UserLike | None, studies: QuerySet) -> QuerySet:
     if has_any_role(user, {Role.RADIOLOGIST}):
         return studies.filter(signed_reports__radiologist=user).distinct()
     return studies.none()
+
+
+# --- Review workflow (QA queue, case, adjudication, feedback, dashboard) ---------------------------
+# Who may browse the QA queue, open any case and see the dashboard. Legal and auditors read only.
+REVIEW_READ_ROLES = frozenset({Role.QA_REVIEWER, Role.QA_CHAIR, Role.LEGAL, Role.AUDITOR, Role.ADMIN})
+# Who may score cases (RADPEER) and send feedback.
+ADJUDICATE_ROLES = frozenset({Role.QA_REVIEWER, Role.QA_CHAIR, Role.ADMIN})
+# Who runs the committee: assigns cases, draws sampling campaigns, reads names and OPPE summaries.
+REVIEW_CHAIR_ROLES = frozenset({Role.QA_CHAIR, Role.ADMIN})
+
+
+def can_view_review_queue(user: UserLike | None) -> bool:
+    """May this account browse the QA queue and open every case (read only for legal and auditors)?"""
+    return has_any_role(user, REVIEW_READ_ROLES)
+
+
+def can_view_case(user: UserLike | None, *, radiologist_id: int | None) -> bool:
+    """May this account open a case: any case for queue readers, their own for radiologists."""
+    if can_view_review_queue(user):
+        return True
+    return has_any_role(user, {Role.RADIOLOGIST}) and radiologist_id is not None and radiologist_id == user.pk
+
+
+def can_adjudicate(user: UserLike | None, *, radiologist_id: int | None = None) -> bool:
+    """May this account score a case? Never a case whose report the account signed itself."""
+    if not has_any_role(user, ADJUDICATE_ROLES):
+        return False
+    return radiologist_id is None or radiologist_id != user.pk
+
+
+def can_assign(user: UserLike | None) -> bool:
+    """May this account assign cases to reviewers and draw sampling campaigns?"""
+    return has_any_role(user, REVIEW_CHAIR_ROLES)
+
+
+def can_view_review_dashboard(user: UserLike | None) -> bool:
+    """May this account see the department's discrepancy dashboard?"""
+    return has_any_role(user, REVIEW_READ_ROLES)
+
+
+def sees_radiologist_names(user: UserLike | None) -> bool:
+    """Does this account see radiologists' names? Everyone else sees stable pseudonyms."""
+    return has_any_role(user, REVIEW_CHAIR_ROLES)
+
+
+def can_receive_feedback(user: UserLike | None) -> bool:
+    """Has this account a 'My feedback' page (its own cases and the committee's comments)?"""
+    return has_any_role(user, {Role.RADIOLOGIST})
+
+
+def can_view_performance_summaries(user: UserLike | None) -> bool:
+    """May this account read and export the OPPE/FPPE summary of every radiologist?"""
+    return has_any_role(user, REVIEW_CHAIR_ROLES)
+
+
+# Top-level pages, for the navigation: a link is shown only to the roles that may use the page (each
+# page still checks its own rule). Keys are the navigation's page keys (portal/accounts/navigation.py).
+# The sets are the pages' own rules above, so the links and the pages cannot disagree.
+PAGE_ROLES: dict[str, frozenset[Role]] = {
+    "dashboard": REVIEW_READ_ROLES,
+    "qa_queue": REVIEW_READ_ROLES,
+    "my_feedback": frozenset({Role.RADIOLOGIST}),
+    "reinference": REINFERENCE_VIEW_ROLES,
+    "models": frozenset({Role.QA_REVIEWER, Role.QA_CHAIR, Role.AUDITOR, Role.LEGAL, Role.ADMIN}),
+    "legal": EXPORT_ROLES | HOLD_MANAGE_ROLES,
+    "audit": AUDIT_STATUS_ROLES,
+}
+
+
+def can_open_page(user: UserLike | None, page: str) -> bool:
+    """May this account open the top-level page ``page`` (a key of PAGE_ROLES; unknown keys: no)?"""
+    return has_any_role(user, PAGE_ROLES.get(page, frozenset()))
+
+
+def must_use_second_factor(user: UserLike | None, required_roles: Iterable[str]) -> bool:
+    """Must this account sign in with a second factor (it holds one of ``required_roles``)?"""
+    wanted = {Role(name) for name in required_roles if name in Role._value2member_map_}
+    return has_any_role(user, wanted)
+
+
+def is_api_only(user: UserLike | None) -> bool:
+    """Is this a service account that may use the API but no page (integration role and nothing else)?"""
+    held = roles_of(user)
+    return Role.INTEGRATION in held and not (held - {Role.INTEGRATION})

@@ -1,4 +1,4 @@
-"""REST views for legal holds and for the audit log's checkpoints and Merkle proofs.
+"""REST views for legal holds, legal export packages, and the audit log's checkpoints and Merkle proofs.
 
 The proof views live here and not in ``audit`` because access is decided by
 :mod:`portal.accounts.roles`, which ``audit`` (a leaf app that imports no domain app) cannot import.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.db.models import QuerySet
+from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -20,9 +21,10 @@ from rest_framework.views import APIView
 from audit import checkpoints
 from audit import log as audit
 from audit.models import AuditEvent, AuditLogHead, Checkpoint
-from portal.accounts.permissions import CanManageHolds, CanReadHolds, CanReadProofs
+from portal.accounts.permissions import CanExportPackages, CanManageHolds, CanReadHolds, CanReadProofs
 from portal.legal import services
-from portal.legal.models import LegalHold
+from portal.legal.export.scope import MAX_ACCESSIONS
+from portal.legal.models import ExportPackage, LegalHold
 from portal.records.api.views import IdCursorPagination
 
 # --- Legal holds -----------------------------------------------------------------------------------
@@ -145,6 +147,143 @@ class HoldRelease(APIView):
             reason=data.validated_data["reason"],
         )
         return Response(HoldOutput(hold).data)
+
+
+# --- Legal export packages -------------------------------------------------------------------------
+
+
+class ExportInput(serializers.Serializer):
+    """A package request: matter, reason, scope criteria (combined as documented in export/scope.py)."""
+
+    matter_reference = serializers.CharField(max_length=128, trim_whitespace=False)
+    reason = serializers.CharField(max_length=10_000, trim_whitespace=False)
+    patient_mrn = serializers.CharField(max_length=64, required=False)
+    accession_numbers = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        allow_empty=False,
+        max_length=MAX_ACCESSIONS,
+    )
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+    model = serializers.CharField(max_length=200, required=False, help_text="NAME:VERSION")
+    deidentify = serializers.BooleanField(required=False, default=False)
+
+
+class ExportOutput(serializers.ModelSerializer):
+    """A job as counsel sees it: status, progress, and (once ready) hash, size and download link."""
+
+    requested_by = serializers.CharField(source="requested_by.username", default=None)
+    progress = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ExportPackage
+        fields = [
+            "id",
+            "package_id",
+            "matter_reference",
+            "reason",
+            "scope",
+            "requested_by",
+            "requested_at",
+            "status",
+            "progress",
+            "attempts",
+            "started_at",
+            "finished_at",
+            "sha256",
+            "size",
+            "error",
+            "deidentified",
+            "deid_profile",
+            "download_url",
+        ]
+
+    def get_progress(self, package: ExportPackage) -> dict:
+        """Work done of work total (studies written twice, plus audit, FHIR and PDF steps)."""
+        return {"done": package.progress_done, "total": package.progress_total}
+
+    def get_download_url(self, package: ExportPackage) -> str | None:
+        """Where to fetch the ZIP, once ready."""
+        return f"/api/v1/legal/exports/{package.pk}/download" if package.status == "ready" else None
+
+
+def _package(pk: int) -> ExportPackage:
+    package = ExportPackage.objects.select_related("requested_by").filter(pk=pk).first()
+    if package is None:
+        raise NotFound("No such export package.")
+    return package
+
+
+class ExportListCreate(generics.GenericAPIView):
+    """GET lists export jobs (newest first); POST requests a package (202: queued)."""
+
+    permission_classes = [CanExportPackages]
+    pagination_class = IdCursorPagination
+    serializer_class = ExportOutput
+
+    def get_queryset(self) -> QuerySet[ExportPackage]:
+        return ExportPackage.objects.select_related("requested_by")
+
+    @extend_schema(responses=ExportOutput(many=True))
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(ExportOutput(page, many=True).data)
+
+    @extend_schema(request=ExportInput, responses={202: ExportOutput})
+    def post(self, request: Request) -> Response:
+        data = ExportInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        package = services.export_request(
+            actor=request.user, context=audit.AuditContext.from_request(request), **data.validated_data
+        )
+        return Response(ExportOutput(package).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ExportDetail(APIView):
+    """GET one job (poll it for progress)."""
+
+    permission_classes = [CanExportPackages]
+
+    @extend_schema(responses={200: ExportOutput})
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(ExportOutput(_package(pk)).data)
+
+
+class ExportCancel(APIView):
+    """POST cancels a queued or building job (409 once it is finished)."""
+
+    permission_classes = [CanExportPackages]
+
+    @extend_schema(request=None, responses={200: ExportOutput})
+    def post(self, request: Request, pk: int) -> Response:
+        package = services.export_cancel(
+            actor=request.user, context=audit.AuditContext.from_request(request), package=_package(pk)
+        )
+        return Response(ExportOutput(package).data)
+
+
+class ExportDownload(APIView):
+    """GET streams a ready package's ZIP (409 until it is ready); every download is audited."""
+
+    permission_classes = [CanExportPackages]
+
+    @extend_schema(responses={(200, "application/zip"): bytes})
+    def get(self, request: Request, pk: int) -> FileResponse:
+        package = _package(pk)
+        handle = services.export_download(
+            actor=request.user, context=audit.AuditContext.from_request(request), package=package
+        )
+        response = FileResponse(
+            handle,
+            as_attachment=True,
+            filename=f"concordance-export-{package.package_id}.zip",
+            content_type="application/zip",
+        )
+        response["X-Content-SHA256"] = package.sha256
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 # --- Audit checkpoints and proofs ------------------------------------------------------------------

@@ -91,3 +91,86 @@ class LegalHold(models.Model):
     def is_active(self) -> bool:
         """True until the hold is released."""
         return self.released_at is None
+
+
+class ExportStatus(models.TextChoices):
+    """Where an export job stands. Only ``ready`` jobs have a file, and only they can be downloaded."""
+
+    QUEUED = "queued", "Queued"
+    BUILDING = "building", "Building"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class ExportPackage(models.Model):
+    """A legal export job and, once ``ready``, the signed ZIP package it produced.
+
+    ``scope`` holds the criteria counsel gave (patient MRN, accession numbers, date range, model
+    version), resolved to studies when the package is built. The ZIP lives under
+    ``$CONCORDANCE_VAR_DIR/exports/`` (never a public path) and is served only through the
+    permission-checked, audited download endpoint. While building, the file is a temporary name in the
+    same directory and is renamed into place only when complete, so a partial package is never
+    visible; ``file_path``, ``sha256`` and ``size`` are set together when the job becomes ready.
+    ``heartbeat_at`` advances with the progress; a ``building`` job whose heartbeat stops (the worker
+    died) is reaped by a periodic task and rebuilt, up to ``MAX_ATTEMPTS`` times.
+    """
+
+    MAX_ATTEMPTS = 3
+
+    package_id = models.UUIDField(unique=True)
+    scope = models.JSONField(default=dict)
+    matter_reference = models.CharField(max_length=128)
+    reason = models.TextField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="export_packages",
+    )
+    requested_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    file_path = models.CharField(max_length=1024, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    deidentified = models.BooleanField(default=False)
+    deid_profile = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(matter_reference=""), name="export_matter_not_empty"),
+            models.CheckConstraint(condition=~Q(reason=""), name="export_reason_not_empty"),
+            models.CheckConstraint(
+                condition=Q(progress_done__lte=F("progress_total")), name="export_progress_bounded"
+            ),
+            # A file is visible only with its hash and size, and only for a ready package.
+            models.CheckConstraint(
+                condition=(
+                    Q(status="ready") & ~Q(file_path="") & ~Q(sha256="") & Q(size__isnull=False)
+                )
+                | (~Q(status="ready") & Q(file_path="") & Q(sha256="") & Q(size__isnull=True)),
+                name="export_file_only_when_ready",
+            ),
+            models.CheckConstraint(
+                condition=Q(deidentified=False, deid_profile="") | Q(deidentified=True) & ~Q(deid_profile=""),
+                name="export_deid_profile_named",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"ExportPackage {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        """True once the job can no longer change (ready, failed or cancelled)."""
+        return self.status in (ExportStatus.READY, ExportStatus.FAILED, ExportStatus.CANCELLED)

@@ -1,10 +1,14 @@
-"""Comparisons of AI outputs with signed reports, and the discrepancies they found."""
+"""Comparisons of AI outputs with signed reports, the discrepancies they found, and the committee's work
+on them: assignments, sampling campaigns, RADPEER reviews and feedback to the radiologist.
+"""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
-from portal.records.models import AIOutput, SignedReport, Study
+from portal.records.models import AIOutput, ModelVersion, SignedReport, Study
 
 
 class Significance(models.TextChoices):
@@ -26,10 +30,22 @@ class DiscrepancyCategory(models.TextChoices):
     CERTAINTY = "certainty", "Certainty"
 
 
+class ReviewStatus(models.TextChoices):
+    """Where a case stands in the QA queue."""
+
+    UNASSIGNED = "unassigned", "Unassigned"
+    ASSIGNED = "assigned", "Assigned"
+    REVIEWED = "reviewed", "Reviewed"
+
+
 class Comparison(models.Model):
     """One run of the discrepancy engine over an AI output (candidate) and a signed report (reference).
 
     Unique per pair: comparing the same two immutable texts again can only give the same answer.
+    A comparison is also a *case* of the QA queue. The queue filters and sorts a million of them, so
+    the study's date, specialty and modality, the draft's model version and the signing radiologist are
+    copied here (they never change: studies' clinical header, AI outputs and signed reports are
+    immutable), and ``review_status`` follows the assignments and reviews.
     """
 
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="comparisons")
@@ -40,6 +56,19 @@ class Comparison(models.Model):
     significant_count = models.PositiveIntegerField(default=0)
     minor_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Denormalised for the queue (see the class docstring); filled by save() when left empty.
+    study_date = models.DateTimeField(null=True, blank=True)
+    specialty = models.CharField(max_length=32, blank=True)
+    modality = models.CharField(max_length=16, blank=True)
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    radiologist = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    review_status = models.CharField(
+        max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.UNASSIGNED
+    )
 
     class Meta:
         constraints = [
@@ -48,10 +77,32 @@ class Comparison(models.Model):
         indexes = [
             models.Index(fields=["radpeer_suggested", "created_at"]),
             models.Index(fields=["significant_count", "created_at"]),
+            # One index per queue filter, each ending in the keyset (study_date, id).
+            models.Index(fields=["study_date", "id"], name="queue_date"),
+            models.Index(fields=["specialty", "study_date", "id"], name="queue_specialty"),
+            models.Index(fields=["modality", "study_date", "id"], name="queue_modality"),
+            models.Index(fields=["review_status", "study_date", "id"], name="queue_status"),
+            models.Index(fields=["radpeer_suggested", "study_date", "id"], name="queue_radpeer"),
+            models.Index(fields=["model_version", "study_date", "id"], name="queue_model"),
+            models.Index(fields=["radiologist", "study_date", "id"], name="queue_radiologist"),
+            models.Index(fields=["significant_count", "study_date", "id"], name="queue_significant"),
         ]
 
     def __str__(self) -> str:
         return f"Comparison {self.pk}"
+
+    def save(self, *args, **kwargs) -> None:
+        """Copy the queue's columns from the study, the draft and the report when not given."""
+        if self.study_date is None:
+            study = self.study
+            self.study_date = study.study_datetime or study.created_at
+            self.specialty = self.specialty or study.specialty
+            self.modality = self.modality or study.modality
+        if self.model_version_id is None and self.candidate_id is not None:
+            self.model_version_id = self.candidate.model_version_id
+        if self.radiologist_id is None and self.reference_id is not None:
+            self.radiologist_id = self.reference.radiologist_id
+        super().save(*args, **kwargs)
 
 
 class Discrepancy(models.Model):
@@ -71,7 +122,212 @@ class Discrepancy(models.Model):
 
     class Meta:
         verbose_name_plural = "discrepancies"
-        indexes = [models.Index(fields=["category", "significance"])]
+        indexes = [
+            models.Index(fields=["category", "significance"]),
+            models.Index(fields=["comparison", "category"], name="discrepancy_case_category"),
+        ]
 
     def __str__(self) -> str:
         return f"Discrepancy {self.pk} {self.category}"
+
+
+class RadpeerScore(models.TextChoices):
+    """The ACR RADPEER scale the committee scores a case on (a = unlikely, b = likely to matter)."""
+
+    CONCUR = "1", "1 - Concur with interpretation"
+    MISS_NOT_EXPECTED = "2a", "2a - Discrepancy, not ordinarily expected to be made; unlikely significant"
+    MISS_NOT_EXPECTED_SIGNIFICANT = "2b", "2b - Discrepancy, not ordinarily expected; likely significant"
+    MISS_EXPECTED = "3a", "3a - Discrepancy, should be made most of the time; unlikely significant"
+    MISS_EXPECTED_SIGNIFICANT = "3b", "3b - Discrepancy, should be made most of the time; likely significant"
+
+
+class Verdict(models.TextChoices):
+    """The committee's view of one discrepancy the engine reported."""
+
+    AGREE = "agree", "Agree with the engine"
+    RECATEGORISE = "recategorise", "Real, but another category"
+    NOT_A_DISCREPANCY = "not_a_discrepancy", "Not a discrepancy"
+
+
+class CampaignMethod(models.TextChoices):
+    """How a sampling campaign picks cases from its cohort."""
+
+    RANDOM = "random", "Random percentage"
+    EVERY_NTH = "every_nth", "Every Nth study"
+    TARGETED = "targeted", "All cases matching the filters"
+
+
+class SamplingCampaign(models.Model):
+    """A chair's draw of cases for peer review: a random percentage of a cohort, every Nth study, or all
+    cases matching targeted filters (``filters`` uses the queue's filter names).
+
+    Reproducible: the cohort is ordered by (study date, id) and ``seed`` drives the draw, so the same
+    seed over the same cohort selects the same cases. Immutable once created (its assignments are the
+    outcome).
+    """
+
+    name = models.CharField(max_length=128)
+    method = models.CharField(max_length=16, choices=CampaignMethod.choices)
+    percentage = models.DecimalField(max_digits=6, decimal_places=3, null=True, blank=True)
+    every_nth = models.PositiveIntegerField(null=True, blank=True)
+    filters = models.JSONField(default=dict, blank=True)
+    seed = models.BigIntegerField()
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sampling_campaigns_assigned"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sampling_campaigns_created"
+    )
+    cohort_size = models.PositiveIntegerField(default=0)
+    selected_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(method="random") | (Q(percentage__gt=0) & Q(percentage__lte=100)),
+                name="campaign_random_needs_percentage",
+            ),
+            models.CheckConstraint(
+                condition=~Q(method="every_nth") | Q(every_nth__gte=1), name="campaign_nth_needs_n"
+            ),
+            models.CheckConstraint(condition=~Q(name=""), name="campaign_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"SamplingCampaign {self.pk} ({self.method})"
+
+
+class Assignment(models.Model):
+    """A case given to a reviewer by the chair (by hand or by a sampling campaign)."""
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.PROTECT, related_name="assignments")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    assigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    campaign = models.ForeignKey(
+        SamplingCampaign, on_delete=models.PROTECT, null=True, blank=True, related_name="assignments"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "reviewer"], name="assignment_once_per_reviewer")
+        ]
+        indexes = [models.Index(fields=["reviewer", "completed_at"])]
+
+    def __str__(self) -> str:
+        return f"Assignment {self.pk}"
+
+
+class Review(models.Model):
+    """The committee's RADPEER adjudication of a case. Immutable (database triggers): a reviewer who
+    changes their mind submits a new Review that ``supersedes`` the old one, so the history stays.
+    """
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.PROTECT, related_name="reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    radpeer = models.CharField(max_length=2, choices=RadpeerScore.choices)
+    comment = models.TextField(blank=True)
+    supersedes = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by"
+    )
+    submitted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(radpeer__in=[choice.value for choice in RadpeerScore]),
+                name="review_radpeer_valid",
+            )
+        ]
+        indexes = [models.Index(fields=["comparison", "submitted_at"]), models.Index(fields=["radpeer"])]
+
+    def __str__(self) -> str:
+        return f"Review {self.pk} ({self.radpeer})"
+
+
+class DiscrepancyVerdict(models.Model):
+    """Part of a Review: the committee agrees with one engine discrepancy, moves it to another category,
+    or rejects it. Immutable with its review.
+    """
+
+    review = models.ForeignKey(Review, on_delete=models.PROTECT, related_name="verdicts")
+    discrepancy = models.ForeignKey(Discrepancy, on_delete=models.PROTECT, related_name="verdicts")
+    verdict = models.CharField(max_length=20, choices=Verdict.choices)
+    category = models.CharField(max_length=32, choices=DiscrepancyCategory.choices, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["review", "discrepancy"], name="verdict_once_per_review"),
+            models.CheckConstraint(
+                condition=(Q(verdict="recategorise") & ~Q(category=""))
+                | (~Q(verdict="recategorise") & Q(category="")),
+                name="verdict_category_only_when_recategorised",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"DiscrepancyVerdict {self.pk} ({self.verdict})"
+
+
+class Feedback(models.Model):
+    """What the committee tells the radiologist who signed the report, from one review.
+
+    The text and its origin never change; only ``acknowledged_at`` is set, once, by the radiologist.
+    """
+
+    review = models.OneToOneField(Review, on_delete=models.PROTECT, related_name="feedback")
+    comparison = models.ForeignKey(Comparison, on_delete=models.PROTECT, related_name="feedback")
+    radiologist = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "feedback"
+        constraints = [models.CheckConstraint(condition=~Q(message=""), name="feedback_message_not_empty")]
+        indexes = [models.Index(fields=["radiologist", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Feedback {self.pk}"
+
+
+class StatDimension(models.TextChoices):
+    """The breakdowns the dashboard shows; ``all`` is the department as a whole (key "")."""
+
+    ALL = "all", "Department"
+    SPECIALTY = "specialty", "Specialty"
+    MODALITY = "modality", "Modality"
+    MODEL = "model", "Model version"
+    RADIOLOGIST = "radiologist", "Radiologist"
+
+
+class DailyStat(models.Model):
+    """Daily counts per dashboard breakdown, recomputed from the cases by a periodic task.
+
+    Aggregating a million cases on every dashboard view would take seconds; these rows are a few
+    thousand. ``key`` is the specialty, modality, model version id or radiologist id ("" for all).
+    """
+
+    dimension = models.CharField(max_length=16, choices=StatDimension.choices)
+    key = models.CharField(max_length=64, blank=True)
+    day = models.DateField()
+    studies = models.PositiveIntegerField(default=0)
+    ai_outputs = models.PositiveIntegerField(default=0)
+    compared = models.PositiveIntegerField(default=0)
+    with_discrepancy = models.PositiveIntegerField(default=0)
+    significant = models.PositiveIntegerField(default=0)
+    radpeer_1 = models.PositiveIntegerField(default=0)
+    radpeer_2a = models.PositiveIntegerField(default=0)
+    radpeer_2b = models.PositiveIntegerField(default=0)
+    radpeer_3a = models.PositiveIntegerField(default=0)
+    radpeer_3b = models.PositiveIntegerField(default=0)
+    refreshed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["dimension", "key", "day"], name="daily_stat_unique")]
+        indexes = [models.Index(fields=["dimension", "day"])]
+
+    def __str__(self) -> str:
+        return f"DailyStat {self.dimension}:{self.key} {self.day}"

@@ -24,3 +24,11 @@ def sweep_uncompared() -> int:
     for study_id in ids:
         compare_study.delay(study_id)
     return len(ids)
+
+
+@shared_task(
+    acks_late=True, ignore_result=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3
+)
+def refresh_review_stats() -> int:
+    """Recompute the dashboard's daily figures (idempotent: the rollup is replaced as a whole)."""
+    return services.daily_stats_refresh()

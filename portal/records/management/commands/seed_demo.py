@@ -2,11 +2,18 @@
 
 Radiologists become user accounts (radiologist role, no usable password: the demo logins are made
 by ``run_demo``); every study gets its DICOM header, the AI draft with its provenance, the signed
-report and the ground-truth labels of the differences the generator injected into the draft.
+report and the ground-truth labels of the differences the generator injected into the AI's inputs.
+
+When a model ships with the project (``inference/artifacts/``), it is registered and the demo's
+report drafts are real outputs of it (``--drafts auto``, the default; ``--drafts model`` insists on
+it): greedy and batch-invariant, so re-inference with the same version must reproduce every one, and
+the model's own mistakes reach the QA queue beside the injected ones. ``--drafts template`` keeps the
+generator's neutral template text (no model needed).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Iterator
@@ -16,14 +23,19 @@ from typing import Any
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.log import SYSTEM
+from inference import registry, runtime
 from portal.accounts.roles import Role
 from portal.records import bulk
+from portal.records.models import Study
 from portal.records.payloads import AIOutputPayload, PatientPayload, SignedReportPayload, StudyPayload
 from portal.records.synthetic import Department, StudyRecord, generate_department, write_dicom
 
-# Until the local model exists (see the inference issue), demo drafts come from the generator's
-# neutral template; they are stored under this model version so they can be told apart later.
+# Without a shipped model (or with --drafts template), demo drafts come from the generator's neutral
+# template; they are stored under this model version so they can be told apart.
 TEMPLATE_MODEL = ("concordance-template", "0.1.0")
+# Studies per runtime.generate call (the runtime micro-batches inside it); also the progress step.
+DRAFT_CHUNK = 256
 PHI_KEYWORDS = {"PatientID", "PatientName", "PatientBirthDate", "PatientSex"}
 
 
@@ -89,6 +101,74 @@ def _pair(study: StudyRecord) -> bulk.ReportPair:
     return bulk.ReportPair(study=study_payload, ai_output=ai_output, signed_report=report, labels=labels)
 
 
+@dataclasses.dataclass
+class DraftCounts:
+    """How the demo drafts were written."""
+
+    model: int = 0
+    template: int = 0
+    seconds: float = 0.0
+
+
+def model_drafts(pairs: list[bulk.ReportPair], counts: DraftCounts) -> list[bulk.ReportPair]:
+    """The pairs with their report drafts written by the active model serving each study's specialty.
+
+    A study no model serves, whose prompt does not fit the model's context, or for which the model
+    writes nothing keeps its template draft (counted): the seed never fails on one study.
+    """
+    started = time.perf_counter()
+    present = set(Study.objects.values_list("accession_number", flat=True))  # skipped by the import
+    serving: dict[str, Any] = {}
+    by_model: dict[int, tuple[Any, list[int]]] = {}
+    for index, pair in enumerate(pairs):
+        if pair.ai_output is None or pair.study.accession_number in present:
+            continue
+        specialty = pair.study.specialty or ""
+        if specialty not in serving:
+            serving[specialty] = registry.active_version_for(specialty=specialty, kind="report_draft")
+        if serving[specialty] is not None:
+            by_model.setdefault(serving[specialty].pk, (serving[specialty], []))[1].append(index)
+    result = list(pairs)
+    for mv, indexes in by_model.values():
+        settings = runtime.generation_settings(mv)
+        for start in range(0, len(indexes), DRAFT_CHUNK):
+            chunk = indexes[start : start + DRAFT_CHUNK]
+            for index, generation in zip(chunk, _generate(mv, [pairs[i] for i in chunk]), strict=True):
+                if generation is None or not generation.text.strip():
+                    continue
+                pair = pairs[index]
+                draft = dataclasses.replace(
+                    pair.ai_output,
+                    model_name=mv.name,
+                    model_version=mv.version,
+                    generation_settings=settings,
+                    text=generation.text,
+                    prompt_tokens=generation.prompt_tokens,
+                    completion_tokens=generation.completion_tokens,
+                    latency_ms=generation.latency_ms,
+                )
+                result[index] = dataclasses.replace(pair, ai_output=draft)
+                counts.model += 1
+    counts.template = len(pairs) - counts.model
+    counts.seconds = time.perf_counter() - started
+    return result
+
+
+def _generate(mv: Any, pairs: list[bulk.ReportPair]) -> list[runtime.Generation | None]:
+    """One batch; when one prompt is too long for the model, the others are drafted one by one."""
+    inputs = [p.ai_output.inputs for p in pairs]
+    try:
+        return list(runtime.generate(mv, "report_draft", inputs))
+    except runtime.PromptTooLong:
+        drafted: list[runtime.Generation | None] = []
+        for one in inputs:
+            try:
+                drafted.append(runtime.generate(mv, "report_draft", [one])[0])
+            except runtime.PromptTooLong:
+                drafted.append(None)
+        return drafted
+
+
 class Command(BaseCommand):
     """Load the synthetic demo department."""
 
@@ -102,6 +182,13 @@ class Command(BaseCommand):
             type=Path,
             default=None,
             help="also write one DICOM file per study there (headers + a tiny image)",
+        )
+        parser.add_argument(
+            "--drafts",
+            choices=["auto", "model", "template"],
+            default="auto",
+            help="who writes the AI report drafts: the shipped model (model), the generator's template "
+            "(template), or the model when one is shipped (auto, the default)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -122,13 +209,22 @@ class Command(BaseCommand):
                 user.set_unusable_password()
                 user.save()
             user.groups.add(group)
-        counts = bulk.import_pairs(study_pairs(department))
+        pairs = list(study_pairs(department))
+        drafts = DraftCounts(template=len(pairs))
+        if options["drafts"] != "template":
+            shipped = registry.register_builtin_models(context=SYSTEM)
+            if not shipped and options["drafts"] == "model":
+                raise CommandError("No model is shipped under inference/artifacts/; use --drafts template.")
+            if shipped:
+                pairs = model_drafts(pairs, drafts)
+        counts = bulk.import_pairs(pairs)
         if options["dicom_dir"] is not None:
             options["dicom_dir"].mkdir(parents=True, exist_ok=True)
             for study in department.iter_studies():
                 write_dicom(study, study.patient, options["dicom_dir"] / f"{study.accession_number}.dcm")
         self.stdout.write(
             f"seeded {counts.studies} studies ({counts.skipped} already present), "
-            f"{counts.ai_outputs} AI outputs, {counts.signed_reports} signed reports "
+            f"{counts.ai_outputs} AI outputs ({drafts.model} drafted by the model in {drafts.seconds:.1f} s, "
+            f"{drafts.template} from the template), {counts.signed_reports} signed reports "
             f"in {time.monotonic() - started:.1f} s"
         )

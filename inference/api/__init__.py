@@ -1,0 +1,1 @@
+"""REST API of the inference app: live drafting, models and re-inference runs."""

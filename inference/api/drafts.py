@@ -1,0 +1,98 @@
+"""Live drafting API: ``POST /api/v1/drafts`` runs the local model for a study and stores the draft.
+
+Synchronous: the reporting system (or a radiologist's client) waits for the text, which is stored as an
+AI output with its provenance before it is returned. Errors map centrally
+(:mod:`portal.records.api.errors`): bad inputs 400, unknown study or model 404, no serving model 409,
+oversized 413, a model failing its integrity check 503.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit import log as audit
+from inference.runtime import drafting
+from portal.accounts.permissions import CanDraft
+from portal.records.api.serializers import AIOutputOutput, BoundedJSONField
+from portal.records.errors import RecordError
+from portal.records.models import AIOutputKind
+
+# A draft request is a handful of findings; anything near the general JSON cap is not one.
+DRAFT_MAX_BYTES = 64 * 1024
+
+
+class DraftTooBig(RecordError):
+    """The request body is larger than any real draft request."""
+
+    status = 413
+    code = "too_large"
+
+
+class ReferenceField(serializers.Field):
+    """A record named by its id (a positive integer) or by a short text key (returned as text)."""
+
+    def __init__(self, *, hint: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hint = hint
+
+    def to_internal_value(self, data: Any) -> str:
+        if isinstance(data, int) and not isinstance(data, bool) and 0 < data < 2**63:
+            return str(data)
+        if isinstance(data, str) and 0 < len(data) <= 200 and data.isprintable() and data.strip() == data:
+            return data
+        raise ValidationError(self.hint)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class DraftInput(serializers.Serializer):
+    """What to draft: the study (accession number or id), the kind, the inputs and optionally the model."""
+
+    study = ReferenceField(hint="Give the study's accession number or id.")
+    kind = serializers.ChoiceField(choices=AIOutputKind.choices, default=AIOutputKind.REPORT_DRAFT)
+    inputs = BoundedJSONField()
+    model_version = ReferenceField(hint="Give the model version's id or name:version.", required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise ValidationError({key: "Unknown field." for key in unknown[:20]})
+        return attrs
+
+
+class DraftCreate(APIView):
+    """Generate a draft now with the active (or named) local model and store it; 201 with the AI output."""
+
+    permission_classes = [CanDraft]
+
+    @extend_schema(request=DraftInput, responses={201: AIOutputOutput})
+    def post(self, request: Request) -> Response:
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        limit = getattr(settings, "INFERENCE_DRAFT_MAX_BYTES", DRAFT_MAX_BYTES)
+        if not length.isdigit() or int(length) > limit:
+            raise DraftTooBig(f"A draft request must be under {limit} bytes.")
+        serializer = DraftInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        study = drafting.find_study(data["study"])
+        model_version = (
+            drafting.find_model_version(data["model_version"]) if "model_version" in data else None
+        )
+        output = drafting.draft_create(
+            study=study,
+            kind=data["kind"],
+            inputs=data["inputs"],
+            model_version=model_version,
+            actor=request.user,
+            context=audit.AuditContext.from_request(request),
+        )
+        return Response(AIOutputOutput(output).data, status=status.HTTP_201_CREATED)

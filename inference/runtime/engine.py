@@ -1,0 +1,307 @@
+"""Greedy decoding over onnxruntime, numpy and tokenizers: no torch, no optimum, no Django.
+
+A worker imports this instead of optimum's ORTModel: optimum imports torch (~3 s and ~400 MB per
+process) for a loop this module does in a few dozen lines. The decoder is an optimum export
+(text-generation-with-past): inputs ``input_ids``, ``attention_mask``, optionally ``position_ids`` and
+``past_key_values.{i}.key|value``; outputs ``logits`` and ``present.{i}.key|value``.
+
+Reproducibility is the point: the same prompt gives the same tokens whatever the batch size and
+whatever the other prompts in the batch. Batches are left-padded, masked, and given the position ids
+each row would have alone (as transformers does), finished rows leave the batch, and everything runs in
+fp32 with a fixed thread count. Tests check it against every prompt alone and against transformers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+RUNTIME_NAME = "concordance-greedy"
+RUNTIME_VERSION = "1"
+# Tokens tried as end-of-text when neither config names one (GPT-2, T5/BART, Llama spellings).
+_EOS_SPELLINGS = ("<|endoftext|>", "</s>", "<eos>", "[EOS]")
+_PAD_SPELLINGS = ("<pad>", "[PAD]", "<|padding|>")
+_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+class EngineError(Exception):
+    """The artifact directory cannot be served by this engine (layout, architecture, missing token)."""
+
+
+class PromptTooLong(EngineError):
+    """The prompt leaves no room for an answer within the model's context window."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Completion:
+    """One generated answer: the decoded text and the token counts (completion counts the EOS too)."""
+
+    text: str
+    token_ids: tuple[int, ...]
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderShape:
+    """What the KV cache looks like, from config.json: layers, key/value heads and head size."""
+
+    layers: int
+    kv_heads: int
+    head_dim: int
+    max_positions: int | None
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> DecoderShape:
+        """Read GPT-2 (``n_layer``...), Llama/Mistral (``num_hidden_layers``...) and similar spellings."""
+
+        def first(*keys: str) -> Any:
+            for key in keys:
+                if config.get(key) is not None:
+                    return config[key]
+            return None
+
+        layers = first("n_layer", "num_hidden_layers", "num_layers")
+        heads = first("n_head", "num_attention_heads", "num_heads")
+        hidden = first("n_embd", "hidden_size", "d_model")
+        if not (layers and heads and hidden):
+            raise EngineError("config.json does not name the layer count, head count and width")
+        kv_heads = first("num_key_value_heads", "n_head_kv", "multi_query_group_num") or heads
+        head_dim = first("head_dim") or hidden // heads
+        max_positions = first("n_positions", "max_position_embeddings", "n_ctx")
+        return cls(int(layers), int(kv_heads), int(head_dim), int(max_positions) if max_positions else None)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    value = json.loads(path.read_text(encoding="utf-8"))
+    return value if isinstance(value, dict) else {}
+
+
+def _ids(value: Any) -> list[int]:
+    if value is None:
+        return []
+    return [int(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def session_options(*, threads: int, optimization: str = "all") -> ort.SessionOptions:
+    """One intra-op thread by default: one worker process per core scales better than threads, and a
+    fixed thread count keeps results reproducible."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = {
+        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[optimization]
+    # Idle worker threads spinning would steal the other workers' cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def _rows(tensor: Any, index: np.ndarray) -> np.ndarray:
+    """The rows ``index`` of a KV-cache tensor (an onnxruntime value or a numpy array), as numpy."""
+    array = tensor if isinstance(tensor, np.ndarray) else tensor.numpy()
+    return np.ascontiguousarray(array[index])
+
+
+class DecoderEngine:
+    """A causal decoder loaded once: its onnxruntime session, tokenizer and special tokens."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        threads: int = 1,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        optimization: str = "all",
+    ) -> None:
+        directory = Path(directory)
+        config = _read_json(directory / "config.json")
+        generation = _read_json(directory / "generation_config.json")
+        if config.get("is_encoder_decoder"):
+            raise EngineError("encoder-decoder (seq2seq) models are not supported by this runtime yet")
+        self.shape = DecoderShape.from_config(config)
+        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self.eos_ids = frozenset(
+            _ids(generation.get("eos_token_id"))
+            or _ids(config.get("eos_token_id"))
+            or self._token(_EOS_SPELLINGS)
+        )
+        if not self.eos_ids:
+            raise EngineError("the model names no end-of-text token")
+        pad = (
+            _ids(generation.get("pad_token_id"))
+            or _ids(config.get("pad_token_id"))
+            or self._token(_PAD_SPELLINGS)
+        )
+        # Padded positions are masked out, so any id works; EOS is what transformers falls back to.
+        self.pad_id = pad[0] if pad else min(self.eos_ids)
+        self.default_max_new_tokens = int(generation.get("max_new_tokens") or 256)
+        available = set(ort.get_available_providers())
+        self.providers = [p for p in providers if p in available] or ["CPUExecutionProvider"]
+        self.threads = threads
+        self.session = ort.InferenceSession(
+            str(directory / "model.onnx"),
+            sess_options=session_options(threads=threads, optimization=optimization),
+            providers=self.providers,
+        )
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        if "input_ids" not in inputs or "attention_mask" not in inputs:
+            raise EngineError("model.onnx lacks input_ids or attention_mask")
+        self.past_names = [
+            (f"past_key_values.{layer}.key", f"past_key_values.{layer}.value")
+            for layer in range(self.shape.layers)
+        ]
+        missing = [name for pair in self.past_names for name in pair if name not in inputs]
+        if missing:
+            raise EngineError(
+                "model.onnx has no KV-cache inputs matching config.json (export it with "
+                "task text-generation-with-past)"
+            )
+        self.past_input_names = [name for pair in self.past_names for name in pair]
+        self.uses_position_ids = "position_ids" in inputs
+        self.past_dtype = _ORT_DTYPES.get(inputs[self.past_names[0][0]].type, np.float32)
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.present_names = [
+            (f"present.{layer}.key", f"present.{layer}.value") for layer in range(self.shape.layers)
+        ]
+        self.output_names = ["logits", *[name for pair in self.present_names for name in pair]]
+        if any(name not in outputs for name in self.output_names):
+            raise EngineError("model.onnx lacks logits or present.* outputs")
+
+    def _token(self, spellings: Sequence[str]) -> list[int]:
+        for spelling in spellings:
+            token_id = self.tokenizer.token_to_id(spelling)
+            if token_id is not None:
+                return [token_id]
+        return []
+
+    # --- tokens ------------------------------------------------------------------------------------
+
+    def encode(self, prompts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each prompt (with the tokenizer's own post-processing, as in training)."""
+        return [encoding.ids for encoding in self.tokenizer.encode_batch(list(prompts))]
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """The answer text: special tokens dropped, surrounding whitespace trimmed."""
+        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True).strip()
+
+    # --- decoding ----------------------------------------------------------------------------------
+
+    def budget(self, prompt_tokens: int, max_new_tokens: int) -> int:
+        """How many tokens may be generated after a prompt of this length (context window permitting)."""
+        if self.shape.max_positions is None:
+            return max_new_tokens
+        room = self.shape.max_positions - prompt_tokens
+        if room < 1:
+            raise PromptTooLong(
+                f"the prompt has {prompt_tokens} tokens; the model reads at most {self.shape.max_positions}"
+            )
+        return min(max_new_tokens, room)
+
+    def generate_ids(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[list[int]]:
+        """Greedy continuation of each prompt in ONE batch, up to and including EOS."""
+        batch = len(prompts)
+        if batch == 0:
+            return []
+        budgets = [self.budget(len(p), max_new_tokens) for p in prompts]
+        width = max(len(p) for p in prompts)
+        input_ids = np.full((batch, width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((batch, width), dtype=np.int64)
+        for row, prompt in enumerate(prompts):
+            if not prompt:
+                raise EngineError("empty prompt")
+            input_ids[row, width - len(prompt) :] = prompt
+            mask[row, width - len(prompt) :] = 1
+        # The positions each row would have alone; padding gets 1, as transformers does.
+        positions = np.where(mask == 1, np.cumsum(mask, axis=1) - 1, 1).astype(np.int64)
+        lengths = mask.sum(axis=1)  # real tokens seen so far, per row
+        empty = np.zeros((batch, self.shape.kv_heads, 0, self.shape.head_dim), dtype=self.past_dtype)
+        past = [empty] * (2 * self.shape.layers)
+        rows = np.arange(batch)  # original index of each row still in the batch
+        answers: list[list[int]] = [[] for _ in range(batch)]
+        budget = np.array(budgets)
+        step = 0
+        # IO binding: the KV cache stays in onnxruntime's memory from one step to the next instead of
+        # being copied out to numpy and back (at batch 32 that copy costs more than the model).
+        binding = self.session.io_binding()
+        while len(rows):
+            binding.clear_binding_inputs()
+            binding.clear_binding_outputs()
+            binding.bind_cpu_input("input_ids", input_ids)
+            binding.bind_cpu_input("attention_mask", mask)
+            if self.uses_position_ids:
+                binding.bind_cpu_input("position_ids", positions)
+            for name, tensor in zip(self.past_input_names, past, strict=True):
+                if isinstance(tensor, np.ndarray):
+                    binding.bind_cpu_input(name, tensor)
+                else:
+                    binding.bind_ortvalue_input(name, tensor)
+            for name in self.output_names:
+                binding.bind_output(name, "cpu")
+            self.session.run_with_iobinding(binding)
+            logits_value, *past = binding.get_outputs()
+            logits = logits_value.numpy()
+            # Ties go to the lowest id, as torch.argmax does.
+            chosen = np.argmax(logits[:, -1, :], axis=-1)
+            step += 1
+            keep = []
+            for i, (row, token) in enumerate(zip(rows, chosen.tolist(), strict=True)):
+                answers[row].append(token)
+                if token not in self.eos_ids and step < budget[row]:
+                    keep.append(i)
+            if len(keep) < len(rows):
+                # Finished rows leave the batch: the others' numbers do not depend on them.
+                index = np.array(keep, dtype=np.int64)
+                rows, chosen, mask, lengths = rows[index], chosen[index], mask[index], lengths[index]
+                past = [_rows(tensor, index) for tensor in past]
+            if not len(rows):
+                break
+            input_ids = chosen.reshape(-1, 1).astype(np.int64)
+            positions = lengths.reshape(-1, 1).astype(np.int64)
+            mask = np.concatenate([mask, np.ones((len(rows), 1), dtype=np.int64)], axis=1)
+            lengths = lengths + 1
+        return answers
+
+    def generate(
+        self, prompts: Sequence[str], *, max_new_tokens: int | None = None, batch_size: int = 32
+    ) -> list[tuple[Completion, float]]:
+        """Complete every prompt; returns each completion with its share of its micro-batch's wall time (ms).
+
+        Prompts are sorted by length and cut into micro-batches of ``batch_size`` (less padding); the
+        answers are returned in the order of ``prompts``. The text does not depend on either choice.
+        """
+        limit = max_new_tokens or self.default_max_new_tokens
+        encoded = self.encode(prompts)
+        for ids in encoded:
+            self.budget(len(ids), limit)  # refuse an overlong prompt before any work is done
+        order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i]), i))
+        results: list[tuple[Completion, float] | None] = [None] * len(encoded)
+        for start in range(0, len(order), max(1, batch_size)):
+            chunk = order[start : start + max(1, batch_size)]
+            began = time.perf_counter()
+            generated = self.generate_ids([encoded[i] for i in chunk], limit)
+            share_ms = (time.perf_counter() - began) * 1000 / len(chunk)
+            for index, ids in zip(chunk, generated, strict=True):
+                answer = [t for t in ids if t not in self.eos_ids]
+                completion = Completion(
+                    text=self.decode(answer),
+                    token_ids=tuple(ids),
+                    prompt_tokens=len(encoded[index]),
+                    completion_tokens=len(ids),
+                )
+                results[index] = (completion, share_ms)
+        return [r for r in results if r is not None]

@@ -1,0 +1,84 @@
+"""Export a Hugging Face causal language model to the project's artifact layout with optimum.
+
+``model.onnx`` is optimum's ONNX export for ``text-generation-with-past`` (a decoder taking
+``input_ids``, ``attention_mask``, ``position_ids`` when the architecture needs them and
+``past_key_values.*``, returning ``logits`` and ``present.*``), graph-optimised by optimum's
+ORTOptimizer for CPU in fp32 (no quantisation: quantised weights changed report facts and broke
+batch invariance in the measurements behind issue #5).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from optimum.exporters.onnx import main_export
+from optimum.exporters.tasks import TasksManager
+from optimum.onnxruntime import ORTOptimizer
+from optimum.onnxruntime.configuration import OptimizationConfig
+
+TASK = "text-generation-with-past"
+#: ORT's "extended" level: fused LayerNorm, GELU and attention; float32 kept throughout.
+OPTIMIZATION_LEVEL = 2
+EXPORTED_FILES = ("model.onnx", "config.json", "generation_config.json")
+
+
+def optimisation_settings() -> dict[str, object]:
+    """What the card records about the graph optimisation."""
+    return {
+        "exporter": "optimum.exporters.onnx.main_export",
+        "task": TASK,
+        "optimizer": "optimum.onnxruntime.ORTOptimizer",
+        "optimization_level": OPTIMIZATION_LEVEL,
+        "optimize_for_gpu": False,
+        "fp16": False,
+        "quantisation": "fp32",
+    }
+
+
+def causal_export_supported(model_type: str) -> bool:
+    """Whether optimum can export this Hugging Face ``model_type`` as a decoder with past key values."""
+    try:
+        tasks = TasksManager.get_supported_tasks_for_model_type(
+            model_type, exporter="onnx", library_name="transformers"
+        )
+    except (KeyError, ValueError):
+        return False
+    return TASK in tasks
+
+
+def onnx_export(hf_dir: Path, out_dir: Path) -> list[str]:
+    """Export the model saved in ``hf_dir`` and write the optimised graph and configs into ``out_dir``.
+
+    Returns the names of the files written. ``out_dir`` must exist; files already there with the same
+    names are replaced. Raises whatever optimum raises for a model it cannot export.
+    """
+    with tempfile.TemporaryDirectory(prefix="onnx-export-") as scratch:
+        exported, optimised = Path(scratch) / "exported", Path(scratch) / "optimised"
+        main_export(
+            str(hf_dir),
+            output=str(exported),
+            task=TASK,
+            do_validation=False,
+            device="cpu",
+            no_post_process=False,
+        )
+        optimizer = ORTOptimizer.from_pretrained(str(exported))
+        optimizer.optimize(
+            save_dir=str(optimised),
+            optimization_config=OptimizationConfig(
+                optimization_level=OPTIMIZATION_LEVEL, optimize_for_gpu=False, fp16=False
+            ),
+        )
+        graphs = sorted(optimised.glob("*.onnx"))
+        if len(graphs) != 1 or any(optimised.glob("*.onnx_data")):
+            raise ValueError("the export did not produce exactly one self-contained ONNX graph")
+        shutil.copyfile(graphs[0], out_dir / "model.onnx")
+        written = ["model.onnx"]
+        for name in ("config.json", "generation_config.json"):
+            source = optimised / name if (optimised / name).is_file() else exported / name
+            if source.is_file():
+                shutil.copyfile(source, out_dir / name)
+                written.append(name)
+    return written

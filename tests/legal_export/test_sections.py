@@ -1,0 +1,67 @@
+"""The QA and re-inference sections: reviews, feedback (with acknowledgement) and re-inference results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from audit import checkpoints
+from audit import verify_package as vp
+from audit.log import AuditContext
+from audit.signing import public_key_pem
+from inference.models import ReinferenceChunk, ReinferenceResult, ReinferenceRun
+from portal.legal import services
+from portal.records.models import AIOutput, SignedReport
+from portal.review.models import Comparison, Feedback, Review
+from tests.legal_export.conftest import read_zip
+
+pytestmark = pytest.mark.django_db
+
+
+def test_reviews_feedback_and_reinference_are_exported(department, personas) -> None:
+    comparison = Comparison.objects.get(study__accession_number="ACC-7001")
+    review = Review.objects.create(
+        comparison=comparison, reviewer=personas["carol"], radpeer="3b", comment="Missed pneumothorax."
+    )
+    Feedback.objects.create(
+        review=review,
+        comparison=comparison,
+        radiologist=personas["alice"],
+        message="Please review the apex.",
+        acknowledged_at=timezone.now(),
+    )
+    output = AIOutput.objects.get(study=comparison.study)
+    run = ReinferenceRun.objects.create(model_version=output.model_version, chunk_size=10, total=1)
+    chunk = ReinferenceChunk.objects.create(run=run, index=0, items=[comparison.study_id])
+    ReinferenceResult.objects.create(
+        run=run,
+        chunk=chunk,
+        study=comparison.study,
+        original=output,
+        reference=SignedReport.objects.get(study=comparison.study),
+        status="ok",
+        text="Right pneumothorax.",
+        radpeer_suggested="1",
+        original_radpeer="3b",
+    )
+    package = services.export_request(
+        actor=personas["lena"],
+        context=AuditContext(channel="test"),
+        matter_reference="M-QA",
+        reason="QA history",
+        accession_numbers=["ACC-7001"],
+    )
+    built = services.export_build(package_pk=package.pk)
+    path = Path(built.file_path)
+    assert vp.verify_package(path, public_key_pem(checkpoints.signing_key())).valid
+    files = read_zip(path)
+    reviews = json.loads(files["records/ACC-7001/qa_reviews.json"])
+    assert reviews[0]["radpeer"] == "3b" and reviews[0]["reviewer"] == "carol"
+    assert reviews[0]["feedback"][0]["acknowledged_at"] is not None
+    results = json.loads(files["records/ACC-7001/reinference.json"])
+    assert results[0]["text"] == "Right pneumothorax." and results[0]["original"]["radpeer"] == "3b"
+    manifest = json.loads(files["manifest.json"])
+    assert manifest["counts"]["qa_reviews"] == 1 and manifest["counts"]["reinference_results"] == 1
