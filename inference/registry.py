@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from audit import log as audit
 from audit.canonical import canonical_json
@@ -190,7 +190,17 @@ def model_version_register(
         "status": ModelStatus.CANDIDATE,
     }
     if existing is None:
-        mv = ModelVersion.objects.create(name=name, version=version, **fields)
+        try:
+            with transaction.atomic():
+                mv = ModelVersion.objects.create(name=name, version=version, **fields)
+        except IntegrityError:
+            # A concurrent registration (or an ingested output) created it first: decide again.
+            raced = ModelVersion.objects.get(name=name, version=version)
+            if raced.artifacts and raced.artifact_sha256 == digest:
+                return raced
+            raise RecordConflict(
+                f"{name} {version} was registered concurrently; register again.", field="version"
+            ) from None
     else:
         for key, value in fields.items():
             setattr(existing, key, value)

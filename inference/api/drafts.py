@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -36,6 +36,7 @@ class DraftTooBig(RecordError):
     code = "too_large"
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "maxLength": 200}, {"type": "integer", "minimum": 1}]})
 class ReferenceField(serializers.Field):
     """A record named by its id (a positive integer) or by a short text key (returned as text)."""
 

@@ -22,7 +22,7 @@ from typing import Any
 import onnxruntime as ort
 from django.conf import settings
 
-from inference.prompts import build_prompt
+from inference.prompts import PromptError, build_prompt
 from inference.registry import ArtifactIntegrityError, artifact_dir_of, verify_artifacts
 from inference.runtime.engine import (
     RUNTIME_NAME,
@@ -132,6 +132,15 @@ def max_new_tokens_of(model_version: ModelVersion) -> int:
     return int(value) if value else int(getattr(settings, "INFERENCE_MAX_NEW_TOKENS", DEFAULT_MAX_NEW_TOKENS))
 
 
+def _valid_text(prompt: str) -> str:
+    """Refuse text the tokenizer cannot encode (lone UTF-16 surrogates arrive through JSON escapes)."""
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PromptError("inputs contain characters that are not valid Unicode text") from exc
+    return prompt
+
+
 def generate(
     model_version: ModelVersion, kind: str, inputs_list: Sequence[Mapping[str, Any]]
 ) -> list[Generation]:
@@ -142,7 +151,7 @@ def generate(
     :class:`PromptTooLong`, :class:`ModelNotRunnable` or :class:`ArtifactIntegrityError`.
     """
     _check_runnable(model_version, kind)
-    prompts = [build_prompt(kind, inputs) for inputs in inputs_list]
+    prompts = [_valid_text(build_prompt(kind, inputs)) for inputs in inputs_list]
     if not prompts:
         return []
     engine = load(model_version)

@@ -48,10 +48,12 @@ def causal_export_supported(model_type: str) -> bool:
     return TASK in tasks
 
 
-def onnx_export(hf_dir: Path, out_dir: Path) -> list[str]:
+def onnx_export(hf_dir: Path, out_dir: Path, *, optimisation_required: bool = True) -> bool:
     """Export the model saved in ``hf_dir`` and write the optimised graph and configs into ``out_dir``.
 
-    Returns the names of the files written. ``out_dir`` must exist; files already there with the same
+    Returns whether the graph was optimised. ORTOptimizer knows only some architectures: a hospital's
+    model of another kind (``optimisation_required=False``) is served from the plain export, which
+    onnxruntime still optimises when it loads it. ``out_dir`` must exist; files there with the same
     names are replaced. Raises whatever optimum raises for a model it cannot export.
     """
     with tempfile.TemporaryDirectory(prefix="onnx-export-") as scratch:
@@ -64,21 +66,24 @@ def onnx_export(hf_dir: Path, out_dir: Path) -> list[str]:
             device="cpu",
             no_post_process=False,
         )
-        optimizer = ORTOptimizer.from_pretrained(str(exported))
-        optimizer.optimize(
-            save_dir=str(optimised),
-            optimization_config=OptimizationConfig(
-                optimization_level=OPTIMIZATION_LEVEL, optimize_for_gpu=False, fp16=False
-            ),
-        )
-        graphs = sorted(optimised.glob("*.onnx"))
-        if len(graphs) != 1 or any(optimised.glob("*.onnx_data")):
+        source = exported
+        try:
+            ORTOptimizer.from_pretrained(str(exported)).optimize(
+                save_dir=str(optimised),
+                optimization_config=OptimizationConfig(
+                    optimization_level=OPTIMIZATION_LEVEL, optimize_for_gpu=False, fp16=False
+                ),
+            )
+            source = optimised
+        except (NotImplementedError, KeyError, ValueError):
+            if optimisation_required:
+                raise
+        graphs = sorted(source.glob("*.onnx"))
+        if len(graphs) != 1 or any(source.glob("*.onnx_data")):
             raise ValueError("the export did not produce exactly one self-contained ONNX graph")
         shutil.copyfile(graphs[0], out_dir / "model.onnx")
-        written = ["model.onnx"]
         for name in ("config.json", "generation_config.json"):
-            source = optimised / name if (optimised / name).is_file() else exported / name
-            if source.is_file():
-                shutil.copyfile(source, out_dir / name)
-                written.append(name)
-    return written
+            config = optimised / name if (optimised / name).is_file() else exported / name
+            if config.is_file():
+                shutil.copyfile(config, out_dir / name)
+    return source == optimised

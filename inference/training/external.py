@@ -169,7 +169,7 @@ def external_model_register(
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=directory.parent))
         try:
             try:
-                onnx_export(source, staging)
+                optimised = onnx_export(source, staging, optimisation_required=False)
             except Exception as exc:  # optimum raises many types for a model it cannot export
                 raise ExternalModelError(f"optimum could not export the model: {str(exc)[:200]}") from exc
             shutil.copyfile(source / "tokenizer.json", staging / "tokenizer.json")
@@ -182,7 +182,7 @@ def external_model_register(
                 staging,
                 "a Hugging Face model directory exported here with optimum",
             )
-            card = {**card, "name": name, "version": version}
+            card = {**card, "name": name, "version": version, "graph_optimised": optimised}
             (staging / registry.CARD_FILE).write_text(
                 json.dumps(card, indent=2, sort_keys=True), encoding="utf-8"
             )

@@ -32,7 +32,7 @@ class TrainSettings:
     n_embd: int = 192
     n_layer: int = 6
     n_head: int = 6
-    max_steps: int = 1000
+    max_steps: int = 1500
     batch_size: int = 16
     learning_rate: float = 2e-3
     warmup_steps: int = 60
@@ -41,7 +41,7 @@ class TrainSettings:
     grad_clip: float = 1.0
     dropout: float = 0.0
     seed: int = 7
-    threads: int = 2
+    threads: int = 1
 
     def as_dict(self) -> dict[str, float | int]:
         """Plain values for the card."""

@@ -139,6 +139,31 @@ def can_view_reinference(user: UserLike | None) -> bool:
     return has_any_role(user, REINFERENCE_VIEW_ROLES)
 
 
+# The model registry: those who judge AI output read model cards; the QA chair (who answers for the
+# drafts the committee reviews) and admins choose which version serves and retire old ones.
+MODEL_VIEW_ROLES = frozenset({Role.QA_REVIEWER, Role.QA_CHAIR, Role.AUDITOR, Role.LEGAL, Role.ADMIN})
+MODEL_MANAGE_ROLES = frozenset({Role.QA_CHAIR, Role.ADMIN})
+
+
+def can_view_models(user: UserLike | None) -> bool:
+    """May this account list registered model versions and read their cards, metrics and hashes?"""
+    return has_any_role(user, MODEL_VIEW_ROLES)
+
+
+def can_manage_models(user: UserLike | None) -> bool:
+    """May this account activate or retire a model version (audited by the registry)?"""
+    return has_any_role(user, MODEL_MANAGE_ROLES)
+
+
+# The legal page searches studies by patient, places holds and builds export packages: counsel only.
+LEGAL_PAGE_ROLES = EXPORT_ROLES | HOLD_MANAGE_ROLES
+
+
+def can_use_legal_page(user: UserLike | None) -> bool:
+    """May this account open the legal page (study search, holds, export packages)?"""
+    return has_any_role(user, LEGAL_PAGE_ROLES)
+
+
 def can_view_audit_status(user: UserLike | None) -> bool:
     """May this account see the audit log's integrity status (checkpoints, verifications)?"""
     return has_any_role(user, AUDIT_STATUS_ROLES)
@@ -218,8 +243,8 @@ PAGE_ROLES: dict[str, frozenset[Role]] = {
     "qa_queue": REVIEW_READ_ROLES,
     "my_feedback": frozenset({Role.RADIOLOGIST}),
     "reinference": REINFERENCE_VIEW_ROLES,
-    "models": frozenset({Role.QA_REVIEWER, Role.QA_CHAIR, Role.AUDITOR, Role.LEGAL, Role.ADMIN}),
-    "legal": EXPORT_ROLES | HOLD_MANAGE_ROLES,
+    "models": MODEL_VIEW_ROLES,
+    "legal": LEGAL_PAGE_ROLES,
     "audit": AUDIT_STATUS_ROLES,
 }
 

@@ -102,7 +102,7 @@ class CampaignForm(QueueFilterForm):
     method = forms.ChoiceField(choices=CampaignMethod.choices)
     percentage = forms.DecimalField(min_value=0.001, max_value=100, decimal_places=3, required=False)
     every_nth = forms.IntegerField(min_value=1, max_value=1_000_000, required=False)
-    seed = forms.IntegerField(min_value=0, max_value=2**62, required=False)
+    seed = forms.IntegerField(min_value=0, max_value=2**53 - 1, required=False)
     assign_to = forms.IntegerField(min_value=1, max_value=2**62, label="Reviewer")
 
     def clean(self) -> dict:

@@ -308,6 +308,7 @@ class DailyStat(models.Model):
 
     Aggregating a million cases on every dashboard view would take seconds; these rows are a few
     thousand. ``key`` is the specialty, modality, model version id or radiologist id ("" for all).
+    ``radpeer_*`` count the engine's suggestions, ``committee_*`` the committee's current scores.
     """
 
     dimension = models.CharField(max_length=16, choices=StatDimension.choices)
@@ -323,6 +324,12 @@ class DailyStat(models.Model):
     radpeer_2b = models.PositiveIntegerField(default=0)
     radpeer_3a = models.PositiveIntegerField(default=0)
     radpeer_3b = models.PositiveIntegerField(default=0)
+    # The committee's current scores (superseded reviews left out) of the day's cases.
+    committee_1 = models.PositiveIntegerField(default=0)
+    committee_2a = models.PositiveIntegerField(default=0)
+    committee_2b = models.PositiveIntegerField(default=0)
+    committee_3a = models.PositiveIntegerField(default=0)
+    committee_3b = models.PositiveIntegerField(default=0)
     refreshed_at = models.DateTimeField()
 
     class Meta:

@@ -277,6 +277,7 @@ def adjudicators() -> list[AbstractBaseUser]:
 
 # --- Dashboard ----------------------------------------------------------------------------------------
 
+COMMITTEE_FIELDS = tuple(f"committee_{score}" for score in RADPEER_VALUES)
 COUNT_FIELDS = (
     "studies",
     "ai_outputs",
@@ -288,6 +289,7 @@ COUNT_FIELDS = (
     "radpeer_2b",
     "radpeer_3a",
     "radpeer_3b",
+    *COMMITTEE_FIELDS,
 )
 
 
@@ -325,16 +327,19 @@ def stats_refreshed_at() -> dt.datetime | None:
 
 
 def committee_radpeer(start: dt.date, end: dt.date, radiologist_id: int | None = None) -> dict[str, int]:
-    """The committee's current RADPEER scores (superseded reviews left out) for cases in the period."""
-    qs = Review.objects.filter(
-        superseded_by__isnull=True,
-        comparison__study_date__gte=_day_start(start),
-        comparison__study_date__lt=_day_start(end + dt.timedelta(days=1)),
+    """The committee's current RADPEER scores (superseded reviews left out) of the period's cases.
+
+    Read from the daily rollup, like every dashboard figure (as of its last refresh).
+    """
+    dimension, key = (
+        (StatDimension.RADIOLOGIST, str(radiologist_id))
+        if radiologist_id is not None
+        else (StatDimension.ALL, "")
     )
-    if radiologist_id is not None:
-        qs = qs.filter(comparison__radiologist_id=radiologist_id)
-    counts = dict(qs.values_list("radpeer").annotate(n=Count("pk")).values_list("radpeer", "n"))
-    return {score: counts.get(score, 0) for score in RADPEER_VALUES}
+    sums = DailyStat.objects.filter(dimension=dimension, key=key, day__gte=start, day__lte=end).aggregate(
+        **{score: Sum(f"committee_{score}") for score in RADPEER_VALUES}
+    )
+    return {score: sums[score] or 0 for score in RADPEER_VALUES}
 
 
 # --- Feedback and performance summaries -------------------------------------------------------------
@@ -380,7 +385,8 @@ class PerformanceRow:
 def performance_summary(start: dt.date, end: dt.date) -> list[PerformanceRow]:
     """Per radiologist: cases compared, engine discrepancies, committee RADPEER scores, feedback.
 
-    Four queries whatever the department's size: the daily rollup, the reviews, the feedback, the names.
+    Three queries whatever the department's size: the daily rollup (case and score counts, as of its
+    last refresh), the feedback (live, so acknowledgements show at once), the names.
     """
     rows: dict[int, PerformanceRow] = {}
 
@@ -399,19 +405,12 @@ def performance_summary(start: dt.date, end: dt.date) -> list[PerformanceRow]:
                 item["with_discrepancy"],
                 item["significant"],
             )
+            r.radpeer = {score: item[f"committee_{score}"] or 0 for score in RADPEER_VALUES}
+            r.reviewed = sum(r.radpeer.values())
     in_period = Q(
         comparison__study_date__gte=_day_start(start),
         comparison__study_date__lt=_day_start(end + dt.timedelta(days=1)),
     )
-    reviews = (
-        Review.objects.filter(in_period, superseded_by__isnull=True, comparison__radiologist__isnull=False)
-        .values_list("comparison__radiologist_id", "radpeer")
-        .annotate(n=Count("pk"))
-    )
-    for radiologist_id, score, n in reviews:
-        r = row(radiologist_id)
-        r.radpeer[score] = r.radpeer.get(score, 0) + n
-        r.reviewed += n
     feedback = (
         Feedback.objects.filter(in_period)
         .values("radiologist_id")

@@ -177,11 +177,12 @@ def review_submit(
     if feedback_message.strip() and comparison.radiologist_id is None:
         raise InvalidReview("This case has no signing radiologist to send feedback to.", field="feedback")
     with transaction.atomic():
-        latest = (
-            Review.objects.select_for_update()
-            .filter(comparison=comparison, reviewer=reviewer, superseded_by__isnull=True)
-            .first()
-        )
+        # Lock the case: two submissions for it (a double click, two tabs) run one after the other, so
+        # the second sees the first and must name it as the review it corrects.
+        Comparison.objects.select_for_update().filter(pk=comparison.pk).first()
+        latest = Review.objects.filter(
+            comparison=comparison, reviewer=reviewer, superseded_by__isnull=True
+        ).first()
         if (latest.pk if latest else None) != (supersedes.pk if supersedes else None):
             raise InvalidReview(
                 "You already scored this case: submit a correction of your latest review."
@@ -245,7 +246,7 @@ def feedback_acknowledge(
     """The radiologist confirms having read a feedback (idempotent; someone else's is "not found")."""
     with transaction.atomic():
         feedback = (
-            Feedback.objects.select_for_update()
+            Feedback.objects.select_for_update(of=("self",))
             .select_related("comparison__study")
             .filter(pk=feedback_id, radiologist_id=user.pk)
             .first()
@@ -372,7 +373,8 @@ def campaign_create(
         )
     if method == CampaignMethod.EVERY_NTH and not (every_nth and every_nth >= 1):
         raise InvalidReview("An every-Nth campaign needs N of at least 1.", field="every_nth")
-    seed = seed if seed is not None else random.SystemRandom().randrange(2**62)
+    # A short seed is easy to note down and type again; the audit log's JSON keeps integers below 2**53.
+    seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
     cohort = queue_queryset(filters).exclude(radiologist_id=reviewer.pk).order_by("study_date", "pk")
     ids = list(cohort.values_list("pk", flat=True)[: MAX_COHORT + 1])
     if len(ids) > MAX_COHORT:
@@ -406,7 +408,7 @@ def campaign_create(
             details={
                 "method": method,
                 "filters": campaign.filters,
-                "seed": seed,
+                "seed": str(seed),
                 "cohort": len(ids),
                 "selected": len(picks),
                 "reviewer": reviewer.pk,
@@ -463,6 +465,23 @@ def daily_stats_refresh() -> int:
         for row in rows:
             target = cell(dimension, row.get("k") if column else None, row["day"])
             for name in ("compared", "with_discrepancy", "significant", *radpeer_counts):
+                setattr(target, name, row[name])
+    committee_counts = {
+        f"committee_{score}": Count("pk", filter=Q(radpeer=score)) for score in RadpeerScore.values
+    }
+    current = Review.objects.filter(superseded_by__isnull=True, comparison__study_date__isnull=False)
+    for dimension, column in _DIMENSION_COLUMNS.items():
+        values = ["day", "k"] if column else ["day"]
+        rows = (
+            current.annotate(
+                day=TruncDate("comparison__study_date"), k=F(f"comparison__{column or 'specialty'}")
+            )
+            .values(*values)
+            .annotate(**committee_counts)
+        )
+        for row in rows:
+            target = cell(dimension, row.get("k") if column else None, row["day"])
+            for name in committee_counts:
                 setattr(target, name, row[name])
     study_day = TruncDate(Coalesce("study_datetime", "created_at"))
     for dimension, column in (

@@ -294,7 +294,7 @@ def _render_case(
         "reviews": [(r, _is_superseded(r, detail.reviews)) for r in detail.reviews],
         "committee": committee,
         "reveal": reveal,
-        "timeline": [(e, _actor_label(e, reveal)) for e in detail.timeline],
+        "timeline": [(e, _actor_label(e, reveal, comparison.radiologist_id)) for e in detail.timeline],
         "inputs_json": json.dumps(candidate.inputs, indent=2, sort_keys=True, ensure_ascii=False),
         "settings_json": json.dumps(
             candidate.generation_settings, indent=2, sort_keys=True, ensure_ascii=False
@@ -316,11 +316,13 @@ def _is_superseded(review, reviews) -> bool:  # noqa: ANN001
     return any(other.supersedes_id == review.pk for other in reviews)
 
 
-def _actor_label(event, reveal: bool) -> str:  # noqa: ANN001
-    """Who acted, as this viewer may see it: people are pseudonymised for everyone but the chair."""
-    if event.actor_kind != "user" or reveal:
-        return event.actor_username or event.actor_kind
-    return pseudonym(event.actor_id)
+def _actor_label(event, reveal: bool, radiologist_id: int | None) -> str:  # noqa: ANN001
+    """Who acted, as this viewer may see it: the case's radiologist appears as their pseudonym to everyone
+    but the chair (committee members and systems appear by account name, as on the rest of the page).
+    """
+    if event.actor_id is not None and event.actor_id == radiologist_id and not reveal:
+        return pseudonym(event.actor_id)
+    return event.actor_username or event.actor_kind
 
 
 @login_required

@@ -44,6 +44,8 @@ COMPARE = frozenset({"carol", "dana", "alice", "bob", "ris", "root"})
 DRAFT = frozenset({"ris", "alice", "bob", "root"})
 REINFER_VIEW = frozenset({"carol", "dana", "otto", "root"})
 REINFER_RUN = CHAIR
+MODELS_VIEW = frozenset({"carol", "dana", "otto", "lena", "root"})
+MODELS_MANAGE = CHAIR
 MISSING = 987_654  # a primary key that exists nowhere
 
 PAGE_ANON = frozenset({302})
@@ -133,6 +135,21 @@ RULES: dict[str, list[Probe]] = {
     "review-performance": [page(CHAIR, {200})],
     "review-performance-csv": [page(CHAIR, {200})],
     "review-performance-pdf": [page(CHAIR, {200})],
+    # --- Operations pages: re-inference runs, models, legal -----------------------------------------
+    "reinference-runs": [page(REINFER_VIEW, {200}), page(REINFER_RUN, {400}, method="post")],
+    "reinference-run": [page(REINFER_VIEW, {404})],
+    "reinference-run-progress": [page(REINFER_VIEW, {404})],
+    "reinference-run-cancel-page": [page(REINFER_RUN, {404}, method="post"), page(PEOPLE, NOT_ALLOWED)],
+    "models": [page(MODELS_VIEW, {200})],
+    "model": [page(MODELS_VIEW, {404})],
+    "model-activate": [page(MODELS_MANAGE, {404}, method="post"), page(PEOPLE, NOT_ALLOWED)],
+    "legal": [page(LEGAL, {200})],
+    "legal-search": [page(LEGAL, {400}, method="post"), page(PEOPLE, NOT_ALLOWED)],
+    "legal-hold-place": [page(LEGAL, {400}, method="post"), page(PEOPLE, NOT_ALLOWED)],
+    "legal-hold-release": [page(LEGAL, {400}, method="post"), page(PEOPLE, NOT_ALLOWED)],
+    "legal-exports": [page(LEGAL, {200})],
+    "legal-export-request": [page(LEGAL, {400}, method="post"), page(PEOPLE, NOT_ALLOWED)],
+    "legal-export-cancel": [page(LEGAL, {404}, method="post"), page(PEOPLE, NOT_ALLOWED)],
     # --- Records API --------------------------------------------------------------------------------
     "api-schema": [get(ALL, {200})],
     "api-health": [get(ALL, {200}, anonymous={200})],
@@ -173,6 +190,7 @@ KWARGS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "api-ai-output": lambda world: {"pk": world["ai_output"].pk},
     "api-signed-report": lambda world: {"pk": world["report"].pk},
     "api-legal-hold-release": lambda world: {"pk": world["hold"].pk},
+    "legal-hold-release": lambda world: {"pk": world["hold"].pk},
 }
 
 

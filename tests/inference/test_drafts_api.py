@@ -212,3 +212,23 @@ def test_hostile_text_is_stored_verbatim_and_returned_as_json(ris, study, active
     output = AIOutput.objects.get(pk=response.json()["id"])
     assert output.inputs["indication"] == hostile
     assert response.json()["inputs"]["indication"] == hostile
+
+
+@pytest.mark.parametrize(
+    "raw_inputs",
+    [
+        '{"indication": NaN}',
+        '{"indication": Infinity}',
+        '{"findings": [{"concept": "nodule", "size_mm": 1e400}]}',
+        '{"findings": [{"concept": "nodule", "size_mm": 123456789012345678901234567890}]}',
+        '{"indication": "\\ud800 lone surrogate"}',
+        '{"indication": "nul \\u0000 inside"}',
+        '{"indication": "\\u202e\\u0007 bidi and bell"}',
+    ],
+)
+def test_malformed_values_inside_inputs_never_cause_a_server_error(ris, study, active_model, raw_inputs):
+    body = '{"study": "ACC1001", "kind": "report_draft", "inputs": ' + raw_inputs + "}"
+    response = ris.post(URL, body, content_type="application/json")
+    assert response.status_code in (201, 400, 422), response.content
+    if response.status_code != 201:
+        assert nothing_stored()

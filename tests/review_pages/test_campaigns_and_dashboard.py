@@ -118,6 +118,7 @@ def test_every_nth_study(cohort, personas):
         {"method": "every_nth", "every_nth": ""},
         {"assign_to": "999999"},
         {"seed": "-1"},
+        {"seed": str(2**53)},
         {"specialty": "<img src=x onerror=alert(1)>"},
         {"date_from": "2026-13-45"},
     ],
@@ -183,3 +184,44 @@ def test_the_refresh_command(cohort, capsys):
     call_command("refresh_review_stats")
 
     assert "daily figure rows written" in capsys.readouterr().out
+
+
+def test_the_committee_distribution_counts_only_current_scores(page_for, cohort, personas):
+    case = cohort[0][0]
+    verdicts = {d.pk: services.VerdictInput("agree") for d in case.discrepancies.all()}
+    first = services.review_submit(
+        comparison=case,
+        reviewer=personas["carol"],
+        radpeer="1",
+        comment="",
+        verdicts=verdicts,
+        context=SYSTEM,
+    )
+    services.review_submit(
+        comparison=case,
+        reviewer=personas["carol"],
+        radpeer="3b",
+        comment="",
+        verdicts=verdicts,
+        supersedes=first,
+        context=SYSTEM,
+    )
+    services.daily_stats_refresh()
+
+    html = page_for("otto").get("/review/dashboard/?period=730").content.decode()
+
+    committee_row = html.split("<th>Committee</th>")[1].split("</tr>")[0]
+    assert committee_row == "<td>0</td><td>0</td><td>0</td><td>0</td><td>1</td>"
+
+
+def test_a_campaign_without_a_seed_draws_one_and_records_it(page_for, cohort, personas):
+    response = page_for("dana").post(
+        "/review/campaigns/",
+        {"name": "every 4th", "method": "every_nth", "every_nth": "4", "assign_to": personas["carol"].pk},
+    )
+
+    assert response.status_code == 302
+    campaign = SamplingCampaign.objects.get()
+    assert 0 <= campaign.seed < 2**31 and campaign.selected_count in (3, 4)
+    event = AuditEvent.objects.get(action="sampling_campaign.create")
+    assert event.details["seed"] == str(campaign.seed)

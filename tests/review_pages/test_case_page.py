@@ -220,3 +220,14 @@ def test_the_case_page_runs_a_bounded_number_of_queries(page_for, case, django_a
     client.get(_url(case))  # warm the session
     with django_assert_max_num_queries(24):
         assert client.get(f"{_url(case)}?sort=-date&specialty=chest").status_code == 200
+
+
+def test_the_audit_timeline_shows_the_radiologist_only_as_a_pseudonym(page_for, case, personas):
+    page_for("alice").get(_url(case))  # alice's own view is an audited event of the study
+
+    html = page_for("carol").get(_url(case)).content.decode()
+    timeline = html.split('data-testid="audit-timeline"')[1]
+
+    assert pseudonym(personas["alice"].pk) in timeline and "<td>alice</td>" not in timeline
+    assert "<td>carol</td>" in timeline
+    assert "<td>alice</td>" in page_for("dana").get(_url(case)).content.decode().split("audit-timeline")[1]

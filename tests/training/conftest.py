@@ -22,10 +22,11 @@ def department(db) -> None:
 
 @pytest.fixture
 def train(tmp_path):
-    """``train(version, **options)``: a tiny build into ``tmp_path/<version>``; returns (dir, output)."""
+    """``train(label, **options)``: a tiny build (version ``label``) into ``tmp_path/<label>``; returns
+    (directory, output). ``options`` override the command's options, ``version`` included."""
 
-    def run(version: str, **options) -> tuple[Path, str]:
-        out = tmp_path / version
+    def run(label: str, **overrides) -> tuple[Path, str]:
+        out = tmp_path / label
         options = {
             "specialty": ["all"],
             "size": "tiny",
@@ -35,9 +36,9 @@ def train(tmp_path):
             "seed": 5,
             "eval_max": 4,
             "name": "tiny-build",
-            "version": version,
+            "version": label,
             "out": out,
-            **options,
+            **overrides,
         }
         stdout = io.StringIO()
         call_command("train_model", stdout=stdout, **options)

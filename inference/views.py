@@ -1,0 +1,433 @@
+"""Operations pages of the inference app: re-inference runs (launch, live progress, results) and models.
+
+Thin, like the review pages: each view asks :mod:`portal.accounts.roles` first (refusals are audited),
+validates with a form, reads through :mod:`inference.selectors` and writes through
+:mod:`inference.services` and :mod:`inference.registry`, which audit every change. The run page polls a
+small partial while the run is active; the poll is a background request (it does not keep an idle
+session alive) and stops by itself once the run has ended, because the finished partial no longer
+carries the polling attributes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from audit import log as audit
+from inference import registry, selectors, services
+from inference.compare import RADPEER_SCORES
+from inference.models import ReinferenceRun
+from inference.reinference.cohort import MAX_SAMPLE, MAX_SEED, CohortFilter
+from portal.accounts import roles
+from portal.records.errors import InvalidRecord, RecordConflict
+from portal.records.models import AIOutputKind, ModelStatus, ModelVersion, Specialty
+
+RUNS_PER_PAGE = 25
+RESULTS_PER_PAGE = 25
+#: How often the run page asks for fresh progress while the run is active (htmx ``every`` syntax).
+POLL_EVERY = "1s"
+
+
+def _deny(request: HttpRequest, *, reason: str) -> None:
+    """Audit a refusal, then refuse with 403."""
+    with transaction.atomic():
+        audit.record(
+            "access.denied",
+            actor=request.user,
+            context=audit.AuditContext.from_request(request),
+            details={"reason": reason},
+        )
+    raise PermissionDenied
+
+
+def _cursor(request: HttpRequest, name: str) -> int | None:
+    """A keyset cursor (a primary key) from the query string; None when absent, 404 when malformed."""
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 19):
+        raise Http404
+    return int(raw)
+
+
+def _runnable_versions() -> list[ModelVersion]:
+    """Versions with local artifacts (those a run can use), newest first. The registry is small."""
+    return [mv for mv in ModelVersion.objects.exclude(artifact_dir="").order_by("-pk") if mv.is_runnable]
+
+
+# --- Forms ----------------------------------------------------------------------------------------------
+
+
+class RunForm(forms.Form):
+    """The launch form: a runnable model version, the AI output kind, and the cohort filter."""
+
+    model_version = forms.TypedChoiceField(coerce=int, label="Model version")
+    kind = forms.ChoiceField(choices=AIOutputKind.choices, initial=AIOutputKind.REPORT_DRAFT)
+    specialty = forms.ChoiceField(choices=[("", "Any"), *Specialty.choices], required=False)
+    modality = forms.RegexField(
+        regex=r"^[A-Za-z0-9]{1,16}$",
+        required=False,
+        max_length=16,
+        error_messages={"invalid": "A DICOM modality code (letters and digits), e.g. CR or CT."},
+    )
+    date_from = forms.DateField(
+        required=False, label="Studies from", widget=forms.DateInput({"type": "date"})
+    )
+    date_to = forms.DateField(required=False, label="Studies to", widget=forms.DateInput({"type": "date"}))
+    radiologist = forms.RegexField(
+        regex=r"^[\w.@+-]{1,150}$",
+        required=False,
+        max_length=150,
+        error_messages={"invalid": "A user name."},
+        label="Signed by (user name)",
+    )
+    sample = forms.IntegerField(min_value=1, max_value=MAX_SAMPLE, required=False, label="Random sample of")
+    seed = forms.IntegerField(min_value=0, max_value=MAX_SEED, required=False, initial=0)
+    chunk_size = forms.IntegerField(min_value=1, max_value=1024, required=False, label="Studies per chunk")
+
+    def __init__(self, *args: Any, versions: Sequence[ModelVersion], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["model_version"].choices = [
+            (mv.pk, f"{mv.name} {mv.version} ({mv.get_status_display().lower()})") for mv in versions
+        ]
+
+    def cohort(self) -> CohortFilter:
+        """The cohort filter of a valid form (raises InvalidRecord for a contradictory one)."""
+        data = self.cleaned_data
+        return CohortFilter(
+            specialty=data["specialty"] or "",
+            modality=data["modality"] or "",
+            date_from=data["date_from"],
+            date_to=data["date_to"],
+            radiologist=data["radiologist"] or "",
+            sample=data["sample"],
+            seed=data["seed"] or 0,
+        )
+
+
+# --- Charts ---------------------------------------------------------------------------------------------
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".") if value != int(value) else str(int(value))
+
+
+def paired_bar_chart(
+    title: str, rows: Sequence[tuple[str, float, float]], *, chart_id: str, unit: str = ""
+) -> SafeString:
+    """Horizontal bar pairs (new version solid, original hatched), each bar labelled with side and value.
+
+    Readable without colour: the two sides differ by fill pattern, and every bar carries its text.
+    """
+    row_h, bar_h, label_w, plot_w = 46, 18, 190, 340
+    height = 34 + row_h * max(1, len(rows))
+    top = max([1e-9, *(v for _, a, b in rows for v in (a, b))])
+    parts = [
+        format_html(
+            '<svg class="chart" id="{0}" role="img" aria-labelledby="{0}-title" viewBox="0 0 {1} {2}" '
+            'xmlns="http://www.w3.org/2000/svg"><title id="{0}-title">{3}</title>'
+            '<defs><pattern id="{0}-hatch" width="6" height="6" patternUnits="userSpaceOnUse">'
+            '<path d="M0 6 L6 0" stroke="#1d2733"/></pattern></defs>'
+            '<rect x="{4}" y="6" width="14" height="12" fill="#1f5f99" stroke="#1d2733"/>'
+            '<text x="{5}" y="16">new version</text>'
+            '<rect x="{6}" y="6" width="14" height="12" fill="url(#{0}-hatch)" stroke="#1d2733"/>'
+            '<text x="{7}" y="16">original model</text>',
+            chart_id,
+            label_w + plot_w + 120,
+            height,
+            title,
+            label_w,
+            label_w + 20,
+            label_w + 130,
+            label_w + 150,
+        )
+    ]
+    for index, (label, new, original) in enumerate(rows):
+        y = 30 + index * row_h
+        parts.append(
+            format_html(
+                '<text x="{}" y="{}" class="bar-label" text-anchor="end">{}</text>',
+                label_w - 8,
+                y + 24,
+                label,
+            )
+        )
+        for offset, side, value, fill in (
+            (0, "new", new, "#1f5f99"),
+            (bar_h + 2, "orig.", original, f"url(#{chart_id}-hatch)"),
+        ):
+            width = plot_w * (value / top)
+            parts.append(
+                format_html(
+                    '<rect x="{}" y="{}" width="{}" height="{}" fill="{}" stroke="#1d2733"/>'
+                    '<text x="{}" y="{}" class="bar-value">{} {}{}</text>',
+                    label_w,
+                    y + offset,
+                    f"{width:.1f}",
+                    bar_h,
+                    fill,
+                    f"{label_w + width + 6:.1f}",
+                    y + offset + 13,
+                    side,
+                    _fmt(value),
+                    unit,
+                )
+            )
+    parts.append(mark_safe("</svg>"))  # noqa: S308 - a constant
+    return mark_safe("".join(str(part) for part in parts))  # noqa: S308 - format_html output or constants
+
+
+def _summary_charts(summary: dict[str, Any]) -> dict[str, SafeString]:
+    """The results page's two charts: significant discrepancies per study by category, and RADPEER."""
+    new, original = summary["new"], summary["original"]
+    new_cat = new["significant_per_study_by_category"]
+    orig_cat = original["significant_per_study_by_category"]
+    categories = [c for c in sorted(set(new_cat) | set(orig_cat)) if new_cat.get(c) or orig_cat.get(c)]
+    category_rows = [
+        (c.replace("_", " "), float(new_cat.get(c, 0.0)), float(orig_cat.get(c, 0.0))) for c in categories
+    ] or [("none", 0.0, 0.0)]
+    scores = list(RADPEER_SCORES) + sorted(
+        (set(new["radpeer_suggested"]) | set(original["radpeer_suggested"])) - set(RADPEER_SCORES)
+    )
+    radpeer_rows = [
+        (
+            f"RADPEER {s}",
+            float(new["radpeer_suggested"].get(s, 0)),
+            float(original["radpeer_suggested"].get(s, 0)),
+        )
+        for s in scores
+    ]
+    return {
+        "category_chart": paired_bar_chart(
+            "Significant discrepancies per study, by category", category_rows, chart_id="chart-categories"
+        ),
+        "radpeer_chart": paired_bar_chart(
+            "Suggested RADPEER scores (studies)", radpeer_rows, chart_id="chart-radpeer"
+        ),
+    }
+
+
+# --- Re-inference runs ----------------------------------------------------------------------------------
+
+
+def _run_or_404(pk: int) -> ReinferenceRun:
+    run = selectors.runs_list().filter(pk=pk).first()
+    if run is None:
+        raise Http404
+    return run
+
+
+def _runs_page(request: HttpRequest, form: RunForm | None, *, status: int = 200) -> HttpResponse:
+    """The run list (newest first, keyset on id) with the launch form for those who may run."""
+    before = _cursor(request, "before")
+    runs_qs = selectors.runs_list().order_by("-pk")
+    if before is not None:
+        runs_qs = runs_qs.filter(pk__lt=before)
+    runs = list(runs_qs[: RUNS_PER_PAGE + 1])
+    more = len(runs) > RUNS_PER_PAGE
+    runs = runs[:RUNS_PER_PAGE]
+    rows = [{"run": run, "progress": selectors.run_progress(run)} for run in runs]
+    return render(
+        request,
+        "inference/runs.html",
+        {
+            "rows": rows,
+            "next_before": runs[-1].pk if more else None,
+            "form": form,
+            "can_run": form is not None,
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def runs(request: HttpRequest) -> HttpResponse:
+    """GET lists runs (and shows the launch form to QA chairs and admins); POST launches a run."""
+    if not roles.can_view_reinference(request.user):
+        _deny(request, reason="reinference.view")
+    may_run = roles.can_run_reinference(request.user)
+    if request.method == "POST":
+        if not may_run:
+            _deny(request, reason="reinference.run")
+        form = RunForm(request.POST, versions=_runnable_versions())
+        if form.is_valid():
+            try:
+                run = services.reinference_run_create(
+                    model_version=form.cleaned_data["model_version"],
+                    kind=form.cleaned_data["kind"],
+                    cohort=form.cohort(),
+                    chunk_size=form.cleaned_data["chunk_size"],
+                    actor=request.user,
+                    context=audit.AuditContext.from_request(request),
+                )
+            except InvalidRecord as exc:
+                field = exc.field if exc.field in form.fields else None
+                form.add_error(field, str(exc))
+            else:
+                messages.success(request, f"Run {run.pk} started over {run.total} studies.")
+                return redirect("reinference-run", pk=run.pk)
+        return _runs_page(request, form, status=400)
+    form = RunForm(versions=_runnable_versions()) if may_run else None
+    return _runs_page(request, form)
+
+
+def _progress_context(run: ReinferenceRun) -> dict[str, Any]:
+    return {
+        "run": run,
+        "progress": selectors.run_progress(run),
+        "chunks": selectors.chunk_counts(run),
+        "poll_every": POLL_EVERY,
+    }
+
+
+@login_required
+@require_GET
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One run: live progress, cancel button, and once results exist the summary, charts and results."""
+    if not roles.can_view_reinference(request.user):
+        _deny(request, reason="reinference.view")
+    run = _run_or_404(pk)
+    after = _cursor(request, "after")
+    context = _progress_context(run)
+    context["can_run"] = roles.can_run_reinference(request.user)
+    if run.done or run.failed:
+        summary = selectors.run_summary(run)
+        context["summary"] = summary
+        context.update(_summary_charts(summary))
+        results_qs = selectors.run_results(run).order_by("pk")
+        if after is not None:
+            results_qs = results_qs.filter(pk__gt=after)
+        results = list(results_qs[: RESULTS_PER_PAGE + 1])
+        more = len(results) > RESULTS_PER_PAGE
+        results = results[:RESULTS_PER_PAGE]
+        # Result rows show report texts: reading them is an access to patient data like any other.
+        with transaction.atomic():
+            audit.record(
+                "reinference_result.list",
+                actor=request.user,
+                context=audit.AuditContext.from_request(request),
+                object_type="reinference_run",
+                object_id=run.pk,
+                details={"ids": [r.pk for r in results], "studies": [r.study_id for r in results]},
+            )
+        context["results"] = results
+        context["next_after"] = results[-1].pk if more and results else None
+    return render(request, "inference/run.html", context)
+
+
+@login_required
+@require_GET
+def run_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The progress partial the run page polls (it stops polling once the run has ended)."""
+    if not roles.can_view_reinference(request.user):
+        _deny(request, reason="reinference.view")
+    run = _run_or_404(pk)
+    return render(request, "inference/_progress.html", _progress_context(run))
+
+
+@login_required
+@require_POST
+def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Cancel a queued or running run (QA chair, admin); a run that has ended says so."""
+    if not roles.can_run_reinference(request.user):
+        _deny(request, reason="reinference.cancel")
+    run = _run_or_404(pk)
+    try:
+        services.reinference_run_cancel(
+            run=run, actor=request.user, context=audit.AuditContext.from_request(request)
+        )
+    except RecordConflict as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Run {run.pk} cancelled.")
+    return redirect("reinference-run", pk=run.pk)
+
+
+# --- Models ---------------------------------------------------------------------------------------------
+
+
+def _model_or_404(pk: int) -> ModelVersion:
+    mv = ModelVersion.objects.select_related("parent").filter(pk=pk).first()
+    if mv is None:
+        raise Http404
+    return mv
+
+
+def _scalars(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """Top-level entries of a card section as text (nested values as compact JSON)."""
+    out = []
+    for key in sorted(data):
+        value = data[key]
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+        out.append((str(key), text))
+    return out
+
+
+@login_required
+@require_GET
+def models(request: HttpRequest) -> HttpResponse:
+    """Registered model versions: status, kinds, specialties, headline metrics and the artifact hash."""
+    if not roles.can_view_models(request.user):
+        _deny(request, reason="models.view")
+    versions = list(ModelVersion.objects.select_related("parent").order_by("name", "-pk"))
+    return render(
+        request,
+        "inference/models.html",
+        {"versions": versions, "can_manage": roles.can_manage_models(request.user)},
+    )
+
+
+@login_required
+@require_GET
+def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The model card: lineage, metrics, settings, every artifact file with its SHA-256, integrity now."""
+    if not roles.can_view_models(request.user):
+        _deny(request, reason="models.view")
+    mv = _model_or_404(pk)
+    problems = registry.integrity_problems(mv) if mv.is_runnable else None
+    return render(
+        request,
+        "inference/model.html",
+        {
+            "mv": mv,
+            "metrics": _scalars(mv.metrics or {}),
+            "lineage": _scalars(mv.lineage or {}),
+            "defaults": _scalars(mv.generation_defaults or {}),
+            "artifacts": sorted((mv.artifacts or {}).items()),
+            "card_json": json.dumps(mv.card or {}, indent=2, sort_keys=True, ensure_ascii=False),
+            "problems": problems,
+            "can_manage": roles.can_manage_models(request.user),
+            "can_activate": mv.is_runnable and mv.status != ModelStatus.ACTIVE,
+        },
+    )
+
+
+@login_required
+@require_POST
+def model_activate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Make this version the one that serves its specialties and kinds (the registry audits it)."""
+    if not roles.can_manage_models(request.user):
+        _deny(request, reason="models.activate")
+    mv = _model_or_404(pk)
+    try:
+        registry.model_version_activate(
+            model_version=mv, actor=request.user, context=audit.AuditContext.from_request(request)
+        )
+    except (InvalidRecord, RecordConflict) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{mv.name} {mv.version} is now active.")
+    return redirect("model", pk=mv.pk)

@@ -1,0 +1,84 @@
+"""The shipped default model: its card matches its files, and it drafts what its card claims."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from audit.log import SYSTEM
+from inference import registry, runtime
+from inference.compare import compare
+from inference.prompts import build_prompt
+from inference.training.evaluate import GreedyDecoder
+from portal.records.models import ModelStatus, Specialty
+
+SHIPPED = Path(settings.BASE_DIR) / "inference" / "artifacts" / "concordance-draft-1.0.0"
+FILES = {"model.onnx", "config.json", "tokenizer.json", "generation_config.json", "card.json"}
+
+# A clean chest radiograph finding set, written as the upstream imaging AI sends it.
+INPUTS = {
+    "specialty": "chest",
+    "modality": "CR",
+    "body_part": "CHEST",
+    "study_description": "XR CHEST 2 VIEWS",
+    "indication": "Shortness of breath.",
+    "prior_report_accession": None,
+    "findings": [
+        {
+            "concept": "pleural_effusion",
+            "display": "pleural effusion",
+            "laterality": "left",
+            "location": None,
+            "size_mm": None,
+            "severity": "small",
+            "change": None,
+            "certainty": "definite",
+            "critical": False,
+        }
+    ],
+    "negatives": [{"concept": "pneumothorax", "display": "pneumothorax"}],
+}
+
+
+def _card() -> dict:
+    return json.loads((SHIPPED / "card.json").read_text(encoding="utf-8"))
+
+
+def test_the_card_matches_the_files():
+    card = _card()
+    assert {p.name for p in SHIPPED.iterdir()} == FILES
+    for name in FILES - {"card.json"}:
+        assert card["files"][name] == registry.file_sha256(SHIPPED / name), name
+    assert card["name"] == "concordance-draft" and card["version"] == "1.0.0"
+    assert card["architecture"] == "causal" and card["quantisation"] == "fp32"
+
+
+def test_one_model_serves_every_specialty_and_the_kinds_the_corpus_supports():
+    card = _card()
+    assert card["specialties"] == sorted(Specialty.values)
+    assert card["kinds"] == ["report_draft", "history_summary", "prior_comparison"]
+    assert card["lineage"]["specialties"] == sorted(Specialty.values)
+    assert card["lineage"]["reports_read"] == 6000
+    assert 2_500_000 <= card["settings"]["parameters"] <= 4_000_000
+    assert 8_000_000 <= (SHIPPED / "model.onnx").stat().st_size <= 20_000_000
+    assert card["seed"] == 7 and card["threads"] == 1
+    assert 0.0 < card["metrics"]["facts_right_share"] <= 1.0
+
+
+@pytest.mark.django_db
+def test_it_registers_as_the_active_model_and_drafts_a_report():
+    (mv,) = [m for m in registry.register_builtin_models(context=SYSTEM) if m.name == "concordance-draft"]
+    assert mv.status == ModelStatus.ACTIVE and set(mv.artifacts) == FILES
+    assert registry.active_version_for(specialty="breast", kind="report_draft") == mv
+    runtime.clear_cache()
+    (draft,) = runtime.generate(mv, "report_draft", [INPUTS])
+    assert draft.text.startswith("FINDINGS:") and "IMPRESSION:" in draft.text
+    # The evaluation loop of the pipeline and the serving runtime agree on the text.
+    limit = mv.generation_defaults["max_new_tokens"]
+    assert GreedyDecoder(SHIPPED).generate(build_prompt("report_draft", INPUTS), limit).strip() == draft.text
+    reference = "FINDINGS:\nSmall left pleural effusion. No pneumothorax.\n\nIMPRESSION:\n"
+    reference += "Small left pleural effusion."
+    assert not compare(draft.text, reference).significant, draft.text
