@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from django import forms
 from django.contrib import messages
@@ -40,7 +40,7 @@ RESULTS_PER_PAGE = 25
 POLL_EVERY = "1s"
 
 
-def _deny(request: HttpRequest, *, reason: str) -> None:
+def _deny(request: HttpRequest, *, reason: str) -> NoReturn:
     """Audit a refusal, then refuse with 403."""
     with transaction.atomic():
         audit.record(
@@ -121,7 +121,8 @@ class RunForm(forms.Form):
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.1f}".rstrip("0").rstrip(".") if value != int(value) else str(int(value))
+    """A chart value: whole numbers as such, others with up to two decimals."""
+    return str(int(value)) if value == int(value) else f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def paired_bar_chart(

@@ -24,13 +24,17 @@ from locust import HttpUser, between, task
 ROOT = Path(__file__).resolve().parents[2]
 TOKENS: dict[str, str] = json.loads(os.environ.get("LOAD_TOKENS", "{}"))
 SESSIONS: dict[str, str] = json.loads(os.environ.get("LOAD_SESSIONS", "{}"))
-FHIR_FINAL = json.loads((ROOT / "tests" / "adapters" / "data" / "fhir_final.json").read_text(encoding="utf-8"))
+FHIR_FINAL = json.loads(
+    (ROOT / "tests" / "adapters" / "data" / "fhir_final.json").read_text(encoding="utf-8")
+)
 RUN_TAG = secrets.token_hex(3).upper()  # one locust process: unique accessions across repeated runs
 _numbers = itertools.count(1)
 CASE_LINK = re.compile(r'href="(/review/cases/\d+/)"')
 NEXT_LINK = re.compile(r'id="queue-next-page"[^>]*href="([^"]+)"|href="([^"]+)"[^>]*id="queue-next-page"')
 
-DRAFT = "FINDINGS:\nSmall left pleural effusion. No pneumothorax.\n\nIMPRESSION:\nSmall left pleural effusion."
+DRAFT = (
+    "FINDINGS:\nSmall left pleural effusion. No pneumothorax.\n\nIMPRESSION:\nSmall left pleural effusion."
+)
 SIGNED = "No pleural effusion. Large right pneumothorax."
 
 
@@ -45,7 +49,10 @@ def _draft(accession: str) -> dict:
         "kind": "report_draft",
         "model_name": "concordance-chest",
         "model_version": "1.0.0",
-        "inputs": {"indication": "Cough.", "findings": [{"concept": "pleural_effusion", "laterality": "left"}]},
+        "inputs": {
+            "indication": "Cough.",
+            "findings": [{"concept": "pleural_effusion", "laterality": "left"}],
+        },
         "generation_settings": {"decoding": "greedy", "max_new_tokens": 256},
         "text": DRAFT,
         "generated_at": "2026-03-04T10:05:00Z",
@@ -62,8 +69,9 @@ class Ris(HttpUser):
         self.client.headers["Authorization"] = f"Token {TOKENS['ris']}"
 
     def _post_json(self, url: str, body: dict, name: str, content_type: str = "application/json") -> bool:
-        with self.client.post(url, data=json.dumps(body), headers={"Content-Type": content_type}, name=name,
-                              catch_response=True) as response:
+        with self.client.post(
+            url, data=json.dumps(body), headers={"Content-Type": content_type}, name=name, catch_response=True
+        ) as response:
             if response.status_code not in (200, 201):
                 response.failure(f"{response.status_code}")
                 return False
@@ -73,18 +81,32 @@ class Ris(HttpUser):
     def rest_pair(self) -> None:
         accession, mrn, uid = _ids()
         study = {
-            "study_instance_uid": uid, "accession_number": accession, "modality": "CR", "body_part": "CHEST",
-            "specialty": "chest", "study_datetime": "2026-03-04T10:00:00Z", "description": "XR CHEST 2 VIEWS",
-            "patient": {"mrn": mrn, "family_name": "Loadtest", "given_name": "Ada", "birth_date": "1960-02-03",
-                        "sex": "F"},
+            "study_instance_uid": uid,
+            "accession_number": accession,
+            "modality": "CR",
+            "body_part": "CHEST",
+            "specialty": "chest",
+            "study_datetime": "2026-03-04T10:00:00Z",
+            "description": "XR CHEST 2 VIEWS",
+            "patient": {
+                "mrn": mrn,
+                "family_name": "Loadtest",
+                "given_name": "Ada",
+                "birth_date": "1960-02-03",
+                "sex": "F",
+            },
         }
         if not self._post_json("/api/v1/studies", study, "REST POST studies"):
             return
         if not self._post_json("/api/v1/ai-outputs", _draft(accession), "REST POST ai-outputs"):
             return
-        report = {"accession_number": accession, "radiologist": "alice", "status": "final",
-                  "sections": {"findings": SIGNED, "impression": "Pneumothorax."},
-                  "signed_at": "2026-03-04T11:00:00Z"}
+        report = {
+            "accession_number": accession,
+            "radiologist": "alice",
+            "status": "final",
+            "sections": {"findings": SIGNED, "impression": "Pneumothorax."},
+            "signed_at": "2026-03-04T11:00:00Z",
+        }
         self._post_json("/api/v1/signed-reports", report, "REST POST signed-reports")
 
     @task(1)
@@ -94,25 +116,41 @@ class Ris(HttpUser):
         body["identifier"][0]["value"] = accession
         body["contained"][0]["identifier"][1]["value"] = mrn
         body["imagingStudy"][0]["identifier"]["value"] = f"urn:oid:{uid}"
-        body["resultsInterpreter"] = [{"identifier": {"system": "urn:concordance:username", "value": "alice"}}]
+        body["resultsInterpreter"] = [
+            {"identifier": {"system": "urn:concordance:username", "value": "alice"}}
+        ]
         text = base64.b64encode(f"FINDINGS: {SIGNED}".encode()).decode("ascii")
         body["presentedForm"] = [{"contentType": "text/plain; charset=utf-8", "data": text}]
-        if self._post_json("/api/v1/fhir/DiagnosticReport", body, "FHIR POST DiagnosticReport",
-                           content_type="application/fhir+json"):
+        if self._post_json(
+            "/api/v1/fhir/DiagnosticReport",
+            body,
+            "FHIR POST DiagnosticReport",
+            content_type="application/fhir+json",
+        ):
             self._post_json("/api/v1/ai-outputs", _draft(accession), "REST POST ai-outputs")
 
     @task(1)
     def hl7_pair(self) -> None:
         accession, mrn, uid = _ids()
-        message = "\r".join([
-            f"MSH|^~\\&|RADRIS|GENHOSP|CONCORDANCE|QA|20240301101500||ORU^R01|C{accession}|P|2.5.1",
-            f"PID|1||{mrn}^^^GENHOSP^MR||Loadtest^Ada||19700215|F",
-            f"OBR|1|PL1|{accession}|71250^CT CHEST WITHOUT CONTRAST^CPT4|||202403010930|||||||||1234^Welby^Marcus"
-            "||||||202403011014|||F|||||||alice",
-            f"OBX|1|TX|RPT^Report^L||FINDINGS: {SIGNED}||||||F",
-        ]) + "\r"
-        with self.client.post("/api/v1/hl7", data=message.encode(), name="HL7 POST ORU^R01",
-                              headers={"Content-Type": "x-application/hl7-v2+er7"}, catch_response=True) as response:
+        message = (
+            "\r".join(
+                [
+                    f"MSH|^~\\&|RADRIS|GENHOSP|CONCORDANCE|QA|20240301101500||ORU^R01|C{accession}|P|2.5.1",
+                    f"PID|1||{mrn}^^^GENHOSP^MR||Loadtest^Ada||19700215|F",
+                    f"OBR|1|PL1|{accession}|71250^CT CHEST WITHOUT CONTRAST^CPT4|||202403010930"
+                    "|||||||||1234^Welby^Marcus||||||202403011014|||F|||||||alice",
+                    f"OBX|1|TX|RPT^Report^L||FINDINGS: {SIGNED}||||||F",
+                ]
+            )
+            + "\r"
+        )
+        with self.client.post(
+            "/api/v1/hl7",
+            data=message.encode(),
+            name="HL7 POST ORU^R01",
+            headers={"Content-Type": "x-application/hl7-v2+er7"},
+            catch_response=True,
+        ) as response:
             if response.status_code != 200 or "MSA|AA" not in response.text:
                 response.failure(f"{response.status_code} {response.text[:80]!r}")
                 return

@@ -17,7 +17,6 @@ import argparse
 import csv
 import json
 import os
-import re
 import secrets
 import signal
 import socket
@@ -40,7 +39,8 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from rest_framework.authtoken.models import Token
 tokens, sessions = {}, {}
-for name, role in [("ris", "integration"), ("alice", "radiologist"), ("carol", "qa_reviewer"), ("dana", "qa_chair")]:
+ROLES = [("ris", "integration"), ("alice", "radiologist"), ("carol", "qa_reviewer"), ("dana", "qa_chair")]
+for name, role in ROLES:
     user, _ = User.objects.get_or_create(username=name)
     user.groups.add(Group.objects.get_or_create(name=role)[0])
     tokens[name] = Token.objects.get_or_create(user=user)[0].key
@@ -96,7 +96,9 @@ class Bench:
         return env
 
     def admin(self) -> psycopg.Connection:
-        return psycopg.connect(host=self.host, port=self.port, user=self.user, dbname="postgres", autocommit=True)
+        return psycopg.connect(
+            host=self.host, port=self.port, user=self.user, dbname="postgres", autocommit=True
+        )
 
     def sql(self, statement: str) -> object:
         with psycopg.connect(host=self.host, port=self.port, user=self.user, dbname=self.database) as conn:
@@ -104,14 +106,21 @@ class Bench:
 
     def manage(self, *args: str) -> str:
         result = subprocess.run(  # noqa: S603 - fixed argv
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, check=False
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode:
             raise SystemExit(f"manage.py {args[0]} failed:\n{result.stderr[-3000:]}")
         return result.stdout
 
     def spawn(self, argv: list[str], **env: str) -> subprocess.Popen:
-        log = (self.out / f"{Path(argv[2] if len(argv) > 2 else argv[0]).name}-{len(self.processes)}.log").open("w")
+        log = (
+            self.out / f"{Path(argv[2] if len(argv) > 2 else argv[0]).name}-{len(self.processes)}.log"
+        ).open("w")
         process = subprocess.Popen(argv, cwd=ROOT, env={**self.env, **env}, stdout=log, stderr=log)  # noqa: S603
         self.processes.append(process)
         return process
@@ -119,8 +128,21 @@ class Bench:
     def start(self, seed_studies: int) -> dict:
         with self.admin() as admin:
             admin.execute(f'CREATE DATABASE "{self.database}"')
-        self.spawn(["redis-server", "--bind", "127.0.0.1", "--port", str(self.redis_port), "--save", "",
-                    "--appendonly", "no", "--dir", str(self.var_dir)])
+        self.spawn(
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.redis_port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.var_dir),
+            ]
+        )
         self.manage("migrate", "--no-input", "-v", "0")
         started = time.monotonic()
         self.manage("seed_demo", "--studies", str(seed_studies), "--drafts", "template")
@@ -131,12 +153,55 @@ class Bench:
         files = build_tiny_model(self.var_dir.parent / "model-cache")
         self.manage("register_model", str(files.artifact_dir), "--specialty", "all")
         python = sys.executable
-        self.spawn([python, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"127.0.0.1:{self.web_port}",
-                    "--workers", "2", "--threads", "4", "--timeout", "60", "--log-level", "warning"])
-        self.spawn([python, "-m", "celery", "-A", "portal", "worker", "--pool", "solo", "--loglevel", "WARNING",
-                    "--without-heartbeat", "--without-gossip", "--without-mingle"])
-        self.spawn([python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "WARNING",
-                    "--schedule", str(self.var_dir / "celerybeat-schedule")])
+        self.spawn(
+            [
+                python,
+                "-m",
+                "gunicorn",
+                "portal.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{self.web_port}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--timeout",
+                "60",
+                "--log-level",
+                "warning",
+            ]
+        )
+        self.spawn(
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "WARNING",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        )
+        self.spawn(
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "beat",
+                "--loglevel",
+                "WARNING",
+                "--schedule",
+                str(self.var_dir / "celerybeat-schedule"),
+            ]
+        )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
@@ -151,7 +216,10 @@ class Bench:
 
     def backlog(self) -> int:
         out = subprocess.run(  # noqa: S603 - fixed argv
-            ["redis-cli", "-p", str(self.redis_port), "llen", "celery"], capture_output=True, text=True, check=False
+            ["redis-cli", "-p", str(self.redis_port), "llen", "celery"],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         return int(out.stdout.strip() or 0)
 
@@ -173,12 +241,15 @@ class Bench:
             "comparisons": self.sql("SELECT count(*) FROM review_comparison"),
             "reinference_results": self.sql("SELECT count(*) FROM inference_reinferenceresult"),
             "uncompared_drafts": self.sql(
-                "SELECT count(*) FROM records_aioutput o WHERE o.kind = 'report_draft' AND o.origin = 'clinical' "
+                "SELECT count(*) FROM records_aioutput o "
+                "WHERE o.kind = 'report_draft' AND o.origin = 'clinical' "
                 "AND EXISTS (SELECT 1 FROM records_signedreport r WHERE r.study_id = o.study_id) "
                 "AND NOT EXISTS (SELECT 1 FROM review_comparison c WHERE c.candidate_id = o.id)"
             ),
-            "run_status": self.sql("SELECT status || ' ' || done || '/' || total FROM inference_reinferencerun "
-                                   "ORDER BY id DESC LIMIT 1"),
+            "run_status": self.sql(
+                "SELECT status || ' ' || done || '/' || total FROM inference_reinferencerun "
+                "ORDER BY id DESC LIMIT 1"
+            ),
         }
 
     def stop(self) -> None:
@@ -198,11 +269,17 @@ def per_endpoint(stats_csv: Path) -> list[dict]:
     rows = []
     with stats_csv.open() as fp:
         for row in csv.DictReader(fp):
-            rows.append({
-                "name": row["Name"], "requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
-                "rps": round(float(row["Requests/s"]), 2), "p50_ms": row["50%"], "p95_ms": row["95%"],
-                "p99_ms": row["99%"],
-            })
+            rows.append(
+                {
+                    "name": row["Name"],
+                    "requests": int(row["Request Count"]),
+                    "failures": int(row["Failure Count"]),
+                    "rps": round(float(row["Requests/s"]), 2),
+                    "p50_ms": row["50%"],
+                    "p95_ms": row["95%"],
+                    "p99_ms": row["99%"],
+                }
+            )
     return rows
 
 
@@ -222,15 +299,37 @@ def main() -> None:
         sampler = threading.Thread(target=bench.sample, args=(stop,), daemon=True)
         sampler.start()
         load_start = os.getloadavg()
-        env = {**os.environ, "LOAD_TOKENS": json.dumps(setup["accounts"]["tokens"]),
-               "LOAD_SESSIONS": json.dumps(setup["accounts"]["sessions"])}
+        env = {
+            **os.environ,
+            "LOAD_TOKENS": json.dumps(setup["accounts"]["tokens"]),
+            "LOAD_SESSIONS": json.dumps(setup["accounts"]["sessions"]),
+        }
         started = time.monotonic()
         subprocess.run(  # noqa: S603 - fixed argv
-            [sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "load" / "locustfile.py"), "--headless",
-             "-u", str(options.users), "-r", str(max(1, options.users // 4)), "-t", f"{int(options.minutes * 60)}s",
-             "--host", f"http://127.0.0.1:{bench.web_port}", "--csv", str(options.out / "locust"),
-             "--only-summary", "--loglevel", "WARNING"],
-            cwd=ROOT, env=env, check=False,
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(ROOT / "bench" / "load" / "locustfile.py"),
+                "--headless",
+                "-u",
+                str(options.users),
+                "-r",
+                str(max(1, options.users // 4)),
+                "-t",
+                f"{int(options.minutes * 60)}s",
+                "--host",
+                f"http://127.0.0.1:{bench.web_port}",
+                "--csv",
+                str(options.out / "locust"),
+                "--only-summary",
+                "--loglevel",
+                "WARNING",
+            ],
+            cwd=ROOT,
+            env=env,
+            check=False,
         )
         elapsed = time.monotonic() - started
         after_load = bench.figures()
@@ -242,16 +341,25 @@ def main() -> None:
         stop.set()
         studies_added = after["studies"] - before["studies"]
         summary = {
-            "minutes": options.minutes, "users": options.users, "elapsed_s": round(elapsed, 1),
-            "load_average_at_start": load_start, "load_average_at_end": os.getloadavg(),
+            "minutes": options.minutes,
+            "users": options.users,
+            "elapsed_s": round(elapsed, 1),
+            "load_average_at_start": load_start,
+            "load_average_at_end": os.getloadavg(),
             "setup": {k: v for k, v in setup.items() if k != "accounts"},
-            "before": before, "after_load": after_load, "after_drain": after, "drain_s": round(drain_s, 1),
+            "before": before,
+            "after_load": after_load,
+            "after_drain": after,
+            "drain_s": round(drain_s, 1),
             "backlog_max": max((s["backlog"] for s in bench.samples), default=0),
             "backlog_mean": round(sum(s["backlog"] for s in bench.samples) / max(1, len(bench.samples)), 1),
             "load1_max": max((s["load1"] for s in bench.samples), default=0),
             "studies_added": studies_added,
-            "db_bytes_per_1000_studies": round((after["db_bytes"] - before["db_bytes"]) * 1000 / studies_added)
-            if studies_added else None,
+            "db_bytes_per_1000_studies": round(
+                (after["db_bytes"] - before["db_bytes"]) * 1000 / studies_added
+            )
+            if studies_added
+            else None,
             "endpoints": per_endpoint(options.out / "locust_stats.csv"),
         }
         (options.out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -100,12 +100,17 @@ def session_options(*, threads: int, optimization: str = "all") -> ort.SessionOp
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = {
+    levels = {
         "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }[optimization]
+    }
+    if optimization not in levels:
+        raise EngineError(
+            f"unknown graph optimisation level {optimization!r}; use one of {', '.join(levels)}"
+        )
+    options.graph_optimization_level = levels[optimization]
     # Idle worker threads spinning would steal the other workers' cores.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
@@ -236,7 +241,7 @@ class DecoderEngine:
         budget = np.array(budgets)
         step = 0
         # IO binding: the KV cache stays in onnxruntime's memory from one step to the next instead of
-        # being copied out to numpy and back (at batch 32 that copy costs more than the model).
+        # being copied out to numpy and back each step (a copy that grows with the batch and the text).
         binding = self.session.io_binding()
         while len(rows):
             binding.clear_binding_inputs()

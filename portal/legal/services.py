@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from audit import immutability
 from audit import log as audit
+from inference.models import ReinferenceResult
 from portal.accounts import roles
 from portal.legal.export import scope as export_scope
 from portal.legal.export.builder import build_package
@@ -32,10 +33,16 @@ from portal.legal.export.scope import ExportScope
 from portal.legal.models import ExportPackage, ExportStatus, HoldScope, LegalHold
 from portal.records.errors import InvalidRecord, RecordConflict, RecordError, RecordNotFound
 from portal.records.models import AIOutput, GroundTruthLabel, Patient, SignedReport, Study
-from portal.review.models import Comparison, Discrepancy
+from portal.review.models import Assignment, Comparison, Discrepancy, DiscrepancyVerdict, Feedback, Review
 
-# The evidence tables whose append-only triggers the purge lifts (and only for its own transaction).
-PURGED_IMMUTABLE_TABLES = ("records_aioutput", "records_signedreport")
+# The evidence tables whose append-only triggers the purge lifts (and only for its own transaction):
+# AI outputs and signed reports, and the committee's reviews and verdicts on them.
+PURGED_IMMUTABLE_TABLES = (
+    "records_aioutput",
+    "records_signedreport",
+    "review_review",
+    "review_discrepancyverdict",
+)
 logger = logging.getLogger(__name__)
 
 
@@ -204,15 +211,36 @@ def studies_due(before: dt.date) -> QuerySet[Study]:
 
 
 def _study_rows(study: Study) -> dict[str, QuerySet]:
-    """The querysets that hold a study's records, in the order they must be deleted (PROTECT FKs)."""
+    """The querysets that hold a study's records, in the order they must be deleted (PROTECT FKs).
+
+    The committee's work on the study's cases (assignments, reviews, verdicts, feedback) protects the
+    cases, so it goes first; re-inference results would cascade from the study's drafts and reports,
+    and are listed so that the purge's audit event counts them too.
+    """
     comparisons = Comparison.objects.filter(study=study)
     return {
+        "feedback": Feedback.objects.filter(comparison__in=comparisons),
+        "discrepancy_verdicts": DiscrepancyVerdict.objects.filter(review__comparison__in=comparisons),
+        "reviews": Review.objects.filter(comparison__in=comparisons),
+        "assignments": Assignment.objects.filter(comparison__in=comparisons),
         "discrepancies": Discrepancy.objects.filter(comparison__in=comparisons),
         "comparisons": comparisons,
+        "reinference_results": ReinferenceResult.objects.filter(study=study),
         "ground_truth_labels": GroundTruthLabel.objects.filter(study=study),
         "signed_reports": SignedReport.objects.filter(study=study),
         "ai_outputs": AIOutput.objects.filter(study=study),
     }
+
+
+def _delete_reviews(reviews: QuerySet[Review]) -> int:
+    """Delete a study's reviews, corrections first: each correction PROTECTs the review it supersedes."""
+    deleted = 0
+    while True:
+        leaves = reviews.filter(superseded_by__isnull=True)
+        count, _ = Review.objects.filter(pk__in=list(leaves.values_list("pk", flat=True))).delete()
+        deleted += count
+        if not count:
+            return deleted
 
 
 def _delete_reports(reports: QuerySet[SignedReport]) -> int:
@@ -229,7 +257,8 @@ def _delete_reports(reports: QuerySet[SignedReport]) -> int:
 def study_purge(*, study: Study, dry_run: bool, actor: AbstractBaseUser | None = None) -> PurgeOutcome:
     """Delete one study's records unless a hold covers it, in one transaction with its audit event.
 
-    Lifts the immutability triggers of AI outputs and signed reports for this transaction only; on
+    Lifts the immutability triggers of AI outputs, signed reports, reviews and verdicts for this
+    transaction only; on
     PostgreSQL that needs the tables' owner, and dropping a trigger locks the table until commit, so
     the transaction is kept to one study. The audit trail itself is never purged.
     """
@@ -247,8 +276,13 @@ def study_purge(*, study: Study, dry_run: bool, actor: AbstractBaseUser | None =
         if holds or dry_run:
             return PurgeOutcome(study_id, holds, {**counts, "studies": 1}, patient_goes and not holds)
         with immutability.suspended(connection, PURGED_IMMUTABLE_TABLES):
+            rows["feedback"].delete()
+            rows["discrepancy_verdicts"].delete()
+            _delete_reviews(rows["reviews"])
+            rows["assignments"].delete()
             rows["discrepancies"].delete()
             rows["comparisons"].delete()
+            rows["reinference_results"].delete()
             rows["ground_truth_labels"].delete()
             _delete_reports(rows["signed_reports"])
             rows["ai_outputs"].delete()

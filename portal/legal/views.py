@@ -10,7 +10,7 @@ background request, so it does not keep an idle session alive) while a package i
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 from django import forms
 from django.contrib import messages
@@ -39,7 +39,7 @@ POLL_EVERY = "2s"
 _SPLIT = re.compile(r"[\s,;]+")
 
 
-def _deny(request: HttpRequest, *, reason: str) -> None:
+def _deny(request: HttpRequest, *, reason: str) -> NoReturn:
     """Audit a refusal, then refuse with 403."""
     with transaction.atomic():
         audit.record(

@@ -36,7 +36,7 @@ SVG = "<svg/onload=alert(3)>"
 HOSTILE = f"Effusion {SCRIPT} {IMG} {SVG} end."
 # What must never reach a page verbatim: the tags as markup (escaped, "&lt;script&gt;" is harmless).
 RAW_MARKERS = ("<script>alert", "<img src=x", "<svg/onload", "onerror=alert(2)>")
-FORMULAS = ("=HYPERLINK(\"http://evil.example\",\"x\")", "+1+1", "-2+3", "@SUM(A1:A2)")
+FORMULAS = ('=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1:A2)")
 DATA = Path(__file__).resolve().parent.parent / "adapters" / "data"
 
 
@@ -92,7 +92,9 @@ def hostile_cases(ris, personas) -> list[Comparison]:
     body["conclusion"] = HOSTILE
     text = base64.b64encode(f"FINDINGS: {HOSTILE}".encode()).decode("ascii")
     body["presentedForm"] = [{"contentType": "text/plain; charset=utf-8", "data": text}]
-    response = ris.post("/api/v1/fhir/DiagnosticReport", data=json.dumps(body), content_type="application/fhir+json")
+    response = ris.post(
+        "/api/v1/fhir/DiagnosticReport", data=json.dumps(body), content_type="application/fhir+json"
+    )
     assert response.status_code == 201, response.content
     fhir_accession = Study.objects.exclude(accession_number__in=["ACC1001", "ACC-HL7"]).get().accession_number
     _add_draft(ris, fhir_accession)
@@ -118,7 +120,14 @@ def _assert_inert(html: str, where: str) -> None:
 
 
 def test_hostile_text_from_every_standard_is_escaped_on_every_page(hostile_cases, personas):
-    pages = ["/", "/audit/", "/review/queue/", "/review/dashboard/", "/review/campaigns/", "/review/performance/"]
+    pages = [
+        "/",
+        "/audit/",
+        "/review/queue/",
+        "/review/dashboard/",
+        "/review/campaigns/",
+        "/review/performance/",
+    ]
     pages += [f"/review/cases/{case.pk}/" for case in hostile_cases]
     seen = 0
     for name in ("dana", "carol", "otto", "alice"):
@@ -165,7 +174,9 @@ def test_the_performance_csv_never_starts_a_cell_with_a_formula(ris, personas):
     evil.groups.add(Group.objects.get_or_create(name="radiologist")[0])
     assert ris.post("/api/v1/studies", study_json(), format="json").status_code == 201
     _add_draft(ris, "ACC1001", text="FINDINGS: Small left pleural effusion.")
-    report = signed_report_json(radiologist=evil.username, sections={"findings": "No effusion. " + FORMULAS[0]})
+    report = signed_report_json(
+        radiologist=evil.username, sections={"findings": "No effusion. " + FORMULAS[0]}
+    )
     response = ris.post("/api/v1/signed-reports", report, format="json")
     assert response.status_code == 201, response.content
     services.study_compare(Study.objects.get().pk)

@@ -11,6 +11,7 @@ Celery workers as separate processes against them. Everything is stopped and dro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -75,7 +76,12 @@ def _drop_database(name: str) -> None:
 def manage(*args: str, env: dict[str, str], timeout: int = 240) -> subprocess.CompletedProcess[str]:
     """Run ``manage.py`` in a separate process with ``env``; raises with its stderr when it fails."""
     result = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if result.returncode != 0:
         raise AssertionError(f"manage.py {args[0]} failed:\n{result.stderr[-4000:]}")
@@ -90,7 +96,9 @@ def template_database(tmp_path_factory) -> Iterator[str]:
     with _admin() as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        env = base_env(tmp_path_factory.mktemp("tmpl-var"), f"postgresql://{user}@{host}:{port}/{name}", "memory://")
+        env = base_env(
+            tmp_path_factory.mktemp("tmpl-var"), f"postgresql://{user}@{host}:{port}/{name}", "memory://"
+        )
         manage("migrate", "--no-input", "-v", "0", env=env)
         yield name
     finally:
@@ -132,8 +140,19 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(  # noqa: S603 - fixed argv
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
             stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 20
@@ -169,8 +188,21 @@ class Stack:
 
     # --- processes -------------------------------------------------------------------------------
     def start_worker(self, *, queues: str | None = None) -> subprocess.Popen:
-        argv = [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "solo", "--loglevel",
-                "WARNING", "--without-heartbeat", "--without-gossip", "--without-mingle"]
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ]
         if queues:
             argv += ["-Q", queues]
         worker = subprocess.Popen(argv, cwd=ROOT, env=self.env)  # noqa: S603 - fixed argv
@@ -180,8 +212,22 @@ class Stack:
     def start_web(self, *, workers: int = 2, threads: int = 4) -> str:
         port = free_port()
         web = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(workers), "--threads", str(threads), "--timeout", "60", "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "portal.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--threads",
+                str(threads),
+                "--timeout",
+                "60",
+                "--log-level",
+                "warning",
+            ],
             cwd=ROOT,
             env=self.env,
         )
@@ -190,7 +236,12 @@ class Stack:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"{self.web_url}/api/v1/health", timeout=10).status_code in (200, 401, 403, 503):
+                if requests.get(f"{self.web_url}/api/v1/health", timeout=10).status_code in (
+                    200,
+                    401,
+                    403,
+                    503,
+                ):
                     return self.web_url
             except requests.RequestException:
                 time.sleep(0.2)
@@ -225,41 +276,59 @@ class Stack:
 
     # --- traffic ---------------------------------------------------------------------------------
     def post_pair(self, n: int, session: requests.Session | None = None, prefix: str = "F") -> list[int]:
-        """Study, AI draft and signed report number ``n`` through REST; their status codes, up to a failure."""
+        """Study, AI draft and signed report ``n`` through REST; their status codes, up to a failure."""
         http = session or requests
         headers = {"Authorization": f"Token {self.tokens['ris']}"}
         accession = f"{prefix}{n:06d}"
         bodies = [
-            ("/api/v1/studies", study_json(accession=accession, mrn=f"MRN{prefix}{n:06d}",
-                                           study_instance_uid=f"1.2.826.0.1.3680043.10.777.{n}")),
+            (
+                "/api/v1/studies",
+                study_json(
+                    accession=accession,
+                    mrn=f"MRN{prefix}{n:06d}",
+                    study_instance_uid=f"1.2.826.0.1.3680043.10.777.{n}",
+                ),
+            ),
             ("/api/v1/ai-outputs", ai_output_json(accession=accession)),
-            ("/api/v1/signed-reports", signed_report_json(
-                accession=accession,
-                sections={"findings": "No pleural effusion. Right pneumothorax.", "impression": "Pneumothorax."},
-            )),
+            (
+                "/api/v1/signed-reports",
+                signed_report_json(
+                    accession=accession,
+                    sections={
+                        "findings": "No pleural effusion. Right pneumothorax.",
+                        "impression": "Pneumothorax.",
+                    },
+                ),
+            ),
         ]
         codes = []
         for url, body in bodies:
-            response = http.post(f"{self.web_url}{url}", data=json.dumps(body), headers={
-                **headers, "Content-Type": "application/json"}, timeout=60)
+            response = http.post(
+                f"{self.web_url}{url}",
+                data=json.dumps(body),
+                headers={**headers, "Content-Type": "application/json"},
+                timeout=60,
+            )
             codes.append(response.status_code)
             if response.status_code >= 300:
                 break  # like a real sender: no draft or report for a study that was not stored
         return codes
 
 
-@pytest.fixture
-def stack(template_database, tmp_path) -> Iterator[Stack]:
+@contextlib.contextmanager
+def make_stack(template_database: str, directory: Path) -> Iterator[Stack]:
     """A fresh database cloned from the template, our own Redis (started), no processes yet."""
     host, port, user = pg_server()
     name = f"concordance_faults_{secrets.token_hex(4)}"
     with _admin() as admin:
         admin.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_database))
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_database)
+            )
         )
-    redis = RedisServer(tmp_path)
+    redis = RedisServer(directory)
     redis.start()
-    box = Stack(name, f"postgresql://{user}@{host}:{port}/{name}", redis, tmp_path / "var")
+    box = Stack(name, f"postgresql://{user}@{host}:{port}/{name}", redis, directory / "var")
     box.var_dir.mkdir()
     try:
         box.tokens = json.loads(box.shell(SETUP_ACCOUNTS).strip().splitlines()[-1])
@@ -268,6 +337,13 @@ def stack(template_database, tmp_path) -> Iterator[Stack]:
         box.stop_all()
         redis.stop()
         _drop_database(name)
+
+
+@pytest.fixture
+def stack(template_database, tmp_path) -> Iterator[Stack]:
+    """One test's own stack (see :func:`make_stack`)."""
+    with make_stack(template_database, tmp_path) as box:
+        yield box
 
 
 def wait_until(predicate, *, timeout: float, interval: float = 0.5) -> bool:  # noqa: ANN001 - a callable

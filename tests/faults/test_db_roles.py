@@ -68,12 +68,16 @@ def _manage(*args: str, url: str) -> subprocess.CompletedProcess[str]:
 def scratch() -> Iterator[Scratch]:
     host, port, superuser = _server()
     suffix = secrets.token_hex(4)
-    box = Scratch(host, port, superuser, f"concordance_roles_{suffix}", f"c_owner_{suffix}", f"c_app_{suffix}")
+    box = Scratch(
+        host, port, superuser, f"concordance_roles_{suffix}", f"c_owner_{suffix}", f"c_app_{suffix}"
+    )
     with box.connect(superuser, "postgres") as admin:
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(box.owner)))
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(box.runtime)))
         admin.execute(
-            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(box.database), sql.Identifier(box.owner))
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(box.database), sql.Identifier(box.owner)
+            )
         )
     try:
         migrated = _manage("migrate", "--no-input", "-v", "0", url=box.url(box.owner))
@@ -83,7 +87,9 @@ def scratch() -> Iterator[Scratch]:
         yield box
     finally:
         with box.connect(superuser, "postgres") as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(box.database)))
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(box.database))
+            )
             for role in (box.runtime, box.owner):
                 admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
@@ -102,13 +108,17 @@ def test_the_runtime_role_can_append_audit_events_through_the_application(scratc
 
     assert result.returncode == 0, result.stderr[-3000:]
     with scratch.connect(scratch.runtime) as conn:
-        assert conn.execute("SELECT count(*) FROM audit_auditevent WHERE action = 'fault.probe'").fetchone()[0] == 1
+        assert (
+            conn.execute("SELECT count(*) FROM audit_auditevent WHERE action = 'fault.probe'").fetchone()[0]
+            == 1
+        )
 
 
 def test_the_runtime_role_owns_nothing(scratch):
     with scratch.connect(scratch.superuser) as conn:
         owners = conn.execute(
-            "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'S')"
         ).fetchall()
     assert owners == [(scratch.owner,)]

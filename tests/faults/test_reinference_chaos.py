@@ -28,7 +28,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 STUDIES = 24
 CHAOS_SECONDS = 30
 # The run id and time-dependent figures differ between any two runs; everything else must be equal.
-TIMING = re.compile(r"^run$|latency|throughput|per_second|_ms$|seconds|generation|started|finished|created|duration")
+TIMING = re.compile(
+    r"^run$|latency|throughput|per_second|_ms$|seconds|generation|started|finished|created|duration"
+)
 
 
 def _without_timing(value: Any) -> Any:
@@ -62,8 +64,18 @@ def _summary(stack, run_id: int) -> dict:
 def _start_beat(stack) -> subprocess.Popen:
     env = {**stack.env, "REINFERENCE_REAP_SECONDS": "2"}
     beat = subprocess.Popen(  # noqa: S603 - fixed argv
-        [sys.executable, "-m", "celery", "-A", "portal", "beat", "--loglevel", "WARNING",
-         "--schedule", str(stack.var_dir / "celerybeat-schedule")],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "beat",
+            "--loglevel",
+            "WARNING",
+            "--schedule",
+            str(stack.var_dir / "celerybeat-schedule"),
+        ],
         cwd=ROOT,
         env=env,
     )

@@ -297,3 +297,13 @@ def test_the_nav_links_the_pages(page_for):
 
     assert reverse("reinference-runs") == RUNS
     assert 'data-testid="nav-reinference"' in body and 'data-testid="nav-models"' in body
+
+
+def test_the_chart_labels_every_bar_and_escapes_its_text():
+    from inference.views import paired_bar_chart
+
+    svg = str(paired_bar_chart(HOSTILE, [(HOSTILE, 0.25, 1.0)], chart_id="c1"))
+
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert "new 0.25" in svg and "orig. 1" in svg
+    assert 'fill="url(#c1-hatch)"' in svg  # the original's bars differ by pattern, not only by colour

@@ -75,14 +75,20 @@ class Command(BaseCommand):
         parser.add_argument("--runtime-role", required=True, help="the role web, workers and beat log in as")
         action = parser.add_mutually_exclusive_group()
         action.add_argument("--apply", action="store_true", help="execute the statements (run as the owner)")
-        action.add_argument("--check", action="store_true", help="fail if the runtime role can bypass triggers")
+        action.add_argument(
+            "--check", action="store_true", help="fail if the runtime role can bypass triggers"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if connection.vendor != "postgresql":
-            raise CommandError("Database roles apply to PostgreSQL; SQLite has no roles (see docs/deployment.md).")
+            raise CommandError(
+                "Database roles apply to PostgreSQL; SQLite has no roles (see docs/deployment.md)."
+            )
         runtime_role: str = options["runtime_role"]
         with connection.cursor() as cursor:
-            cursor.execute("SELECT current_user, EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s)", [runtime_role])
+            cursor.execute(
+                "SELECT current_user, EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s)", [runtime_role]
+            )
             current, exists = cursor.fetchone()
             cursor.execute(EVIDENCE_TABLES_SQL)
             evidence = [row[0] for row in cursor.fetchall()]
@@ -94,8 +100,12 @@ class Command(BaseCommand):
         if options["check"]:
             risks = runtime_role_risks(runtime_role=runtime_role, evidence_tables=evidence)
             if risks:
-                raise CommandError(f"Role {runtime_role!r} can bypass the immutability triggers: {'; '.join(risks)}")
-            self.stdout.write(f"ok: {runtime_role} holds row privileges only ({len(evidence)} evidence tables)")
+                raise CommandError(
+                    f"Role {runtime_role!r} can bypass the immutability triggers: {'; '.join(risks)}"
+                )
+            self.stdout.write(
+                f"ok: {runtime_role} holds row privileges only ({len(evidence)} evidence tables)"
+            )
             return
 
         if runtime_role == current:
