@@ -150,7 +150,7 @@ class Bench:
         accounts = json.loads(self.manage("shell", "-c", PREPARE).strip().splitlines()[-1])
         from tests.model_fixtures import TINY_NAME, TINY_VERSION, build_tiny_model
 
-        files = build_tiny_model(self.var_dir.parent / "model-cache")
+        files = build_tiny_model()  # cached under $CONCORDANCE_VAR_DIR/model-cache
         self.manage("register_model", str(files.artifact_dir), "--specialty", "all")
         python = sys.executable
         self.spawn(

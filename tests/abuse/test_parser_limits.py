@@ -22,7 +22,7 @@ from portal.records.payloads import AdapterError
 HANG_GUARD_MS = 20_000
 MAX_TEXT = 200_000  # CONCORDANCE_MAX_TEXT_CHARS, the longest report text ingestion accepts
 LIMITS = settings(
-    max_examples=12,
+    max_examples=6,
     deadline=HANG_GUARD_MS,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -67,8 +67,8 @@ def flood(draw, limit: int = MAX_TEXT) -> str:  # noqa: ANN001 - hypothesis's dr
 def test_the_discrepancy_engine_finishes_on_flooded_report_text(text, other):
     result = compare(text, other)
 
-    assert result.radpeer_suggested
-    assert compare(other, text).radpeer_suggested
+    assert result.radpeer
+    assert compare(other, text).radpeer
 
 
 _HL7_FLOOD = st.sampled_from(["|", "^", "~", "&", "\\", "\r", "\n", "OBX|", "\\X41\\", "\\.br\\"])

@@ -77,7 +77,8 @@ def _ok(response, what: str) -> None:
 def seed_cases(ris, *, cases: tuple[SeedCase, ...] = CASES, timeout: float = 60.0) -> dict[str, object]:
     """Post every case through the API as ``ris`` and wait for the worker's comparisons.
 
-    Studies are dated in the last few days so that the dashboard's default period shows them. Returns
+    Studies are dated a week apart in the last month, so that the dashboard's default period shows
+    them as a weekly trend. Returns
     the stored comparisons by case key; the dashboard's daily figures are refreshed afterwards (in
     production a beat task does it).
     """
@@ -88,7 +89,7 @@ def seed_cases(ris, *, cases: tuple[SeedCase, ...] = CASES, timeout: float = 60.
     accessions = {}
     for n, case in enumerate(cases):
         accession = f"ACC-E2E-{case.key.upper()}"
-        acquired = now - dt.timedelta(days=n + 1, hours=2)
+        acquired = now - dt.timedelta(days=7 * n + 1, hours=2)  # one a week: the trend has points
         accessions[case.key] = accession
         study = study_json(
             accession,

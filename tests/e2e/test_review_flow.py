@@ -251,3 +251,24 @@ def test_the_chair_assigns_reads_the_dashboard_and_exports(page, cases):
     assert pdf.status == 200 and pdf.body().startswith(b"%PDF")
     shoot(page, "performance")
     _clean(page)
+
+
+def test_the_navigation_shows_exactly_the_pages_each_role_may_open(users):
+    # One source of truth (roles.PAGE_ROLES): a link is shown if and only if its page opens.
+    from django.test import Client
+
+    from portal.accounts import navigation
+
+    pages = {item.key: navigation.url_of(item) for item in navigation.NAV if navigation.url_of(item)}
+    assert {"dashboard", "qa_queue", "my_feedback"} <= set(pages)
+    for persona, user in users.items():
+        if persona == "ris":
+            continue  # API only: every page is 403, the shell included (test_shell)
+        client = Client()
+        client.force_login(user)
+        home = client.get("/").content.decode()
+        shown = set(re.findall(r'data-testid="nav-([a-z_]+)"', home))
+        for key, url in pages.items():
+            status = client.get(url).status_code
+            assert status in (200, 403), f"{persona} {url}: {status}"
+            assert (key in shown) == (status == 200), f"{persona}: link {key} shown={key in shown}, {status}"
