@@ -209,8 +209,13 @@ class Bench:
                 break
             except requests.RequestException:
                 time.sleep(0.5)
-        # Let the seeded department's comparisons drain before the clock starts.
-        self.wait_for_backlog(0, timeout=600)
+        # The bulk seed enqueues no comparisons: the sweeper (what beat runs) does, before the clock starts.
+        self.manage(
+            "shell", "-c", "from portal.review.tasks import sweep_uncompared; sweep_uncompared.delay()"
+        )
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and self.figures()["uncompared_drafts"]:
+            time.sleep(2)
         run = self.manage("reinfer", "--model", f"{TINY_NAME}:{TINY_VERSION}", "--chunk-size", "16")
         return {"accounts": accounts, "seed_seconds": round(seeded_s, 1), "reinference": run.strip()}
 
@@ -246,9 +251,13 @@ class Bench:
                 "AND EXISTS (SELECT 1 FROM records_signedreport r WHERE r.study_id = o.study_id) "
                 "AND NOT EXISTS (SELECT 1 FROM review_comparison c WHERE c.candidate_id = o.id)"
             ),
+            "reinference_failures": self.sql(
+                "SELECT coalesce(string_agg(DISTINCT left(error, 120), ' | '), '') "
+                "FROM inference_reinferenceresult WHERE status <> 'ok'"
+            ),
             "run_status": self.sql(
-                "SELECT status || ' ' || done || '/' || total FROM inference_reinferencerun "
-                "ORDER BY id DESC LIMIT 1"
+                "SELECT coalesce((SELECT status || ' ' || done || '/' || total || ', failed ' || failed "
+                "FROM inference_reinferencerun ORDER BY id DESC LIMIT 1), 'no run')"
             ),
         }
 

@@ -186,6 +186,7 @@ def external_model_register(
             (staging / registry.CARD_FILE).write_text(
                 json.dumps(card, indent=2, sort_keys=True), encoding="utf-8"
             )
+            staging.chmod(0o755)  # mkdtemp makes it private; workers must read it
             os.replace(staging, directory)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

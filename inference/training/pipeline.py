@@ -247,6 +247,7 @@ def model_build(
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
         card = _build(request, corpus, staging, say)
+        staging.chmod(0o755)  # mkdtemp makes it private; workers running as another user must read it
         os.replace(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -275,7 +276,7 @@ def model_build(
 
 def command_line() -> str:
     """The command as typed (program name shortened), for the card."""
-    return " ".join(["python manage.py", *sys.argv[2:]]) if len(sys.argv) > 1 else ""
+    return " ".join(["python manage.py", *sys.argv[1:]]) if len(sys.argv) > 1 else ""
 
 
 def corpus_digest(pairs: Sequence[Pair]) -> str:

@@ -22,7 +22,7 @@ import requests
 from tests.adapters.conftest import build_oru
 from tests.faults.conftest import Stack, make_stack
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]
 
 PAIRS = 30
 HL7_MESSAGES = 30

@@ -172,3 +172,14 @@ def test_db_roles_check_passes_for_the_runtime_role_and_fails_for_the_owner(scra
     assert "row privileges only" in ok.stdout
     assert bad.returncode != 0
     assert "owns audit_auditevent" in bad.stderr
+
+
+@pytest.mark.django_db
+def test_db_roles_refuses_clearly_where_it_cannot_work():
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+    from django.db import connection
+
+    expected = "SQLite has no roles" if connection.vendor == "sqlite" else "No role"
+    with pytest.raises(CommandError, match=expected):
+        call_command("db_roles", "--runtime-role", "no_such_role_here", "--check")

@@ -23,7 +23,7 @@ import pytest
 from tests.faults.conftest import ROOT, wait_until
 from tests.model_fixtures import TINY_NAME, TINY_VERSION, build_tiny_model
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]
 
 STUDIES = 24
 CHAOS_SECONDS = 30

@@ -14,7 +14,7 @@ import pytest
 
 from tests.faults.conftest import wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]
 
 COMPARISONS = "SELECT count(*) FROM review_comparison"
 DUPLICATES = "SELECT candidate_id FROM review_comparison GROUP BY candidate_id HAVING count(*) > 1"

@@ -16,8 +16,12 @@ TINY_STEPS = 60
 
 @pytest.fixture
 def department(db) -> None:
-    """A small synthetic department: 160 studies with AI drafts and signed reports (seed 11)."""
-    call_command("seed_demo", studies=160, seed=11, stdout=io.StringIO())
+    """A small synthetic department: 160 studies with AI drafts and signed reports (seed 11).
+
+    Template drafts, as the documented rebuild uses: a draft then renders its inputs faithfully, which
+    is what the pipeline's selection of agreeing studies relies on.
+    """
+    call_command("seed_demo", studies=160, seed=11, drafts="template", stdout=io.StringIO())
 
 
 @pytest.fixture
