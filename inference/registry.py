@@ -397,7 +397,9 @@ def register_builtin_models(
         return []
     registered = []
     for directory in sorted(root.iterdir()):
-        if not (directory.is_dir() and (directory / "model.onnx").is_file()):
+        # A dot-directory is a build in progress (train_model stages there, then renames).
+        staging = directory.name.startswith(".")
+        if staging or not (directory.is_dir() and (directory / "model.onnx").is_file()):
             continue
         card = read_card(directory)
         known = ModelVersion.objects.filter(
