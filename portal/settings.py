@@ -176,6 +176,7 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env_int("CONCORDANCE_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_int("CONCORDANCE_LOGIN_COOLOFF_S", 15 * 60) / 3600  # hours, as axes expects
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_CALLABLE = "portal.accounts.throttling.axes_username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
 AXES_VERBOSE = False  # axes would log usernames and addresses; the audit log records the lockout instead

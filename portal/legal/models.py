@@ -142,7 +142,7 @@ class ExportPackage(models.Model):
     size = models.BigIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     deidentified = models.BooleanField(default=False)
-    deid_profile = models.CharField(max_length=128, blank=True)
+    deid_profile = models.CharField(max_length=512, blank=True)
 
     class Meta:
         ordering = ["-requested_at", "-id"]

@@ -34,7 +34,7 @@ class Migration(migrations.Migration):
                 ('size', models.BigIntegerField(blank=True, null=True)),
                 ('error', models.TextField(blank=True)),
                 ('deidentified', models.BooleanField(default=False)),
-                ('deid_profile', models.CharField(blank=True, max_length=128)),
+                ('deid_profile', models.CharField(blank=True, max_length=512)),
                 ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='export_packages', to=settings.AUTH_USER_MODEL)),
             ],
             options={
