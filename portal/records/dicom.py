@@ -31,6 +31,7 @@ import logging
 import math
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -123,6 +124,7 @@ def read_study_header(source: Source, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
     """
     with _open(source, max_bytes) as fp:
         start = fp.tell()
+        _check_inflated_size(fp, max_bytes)
         try:
             ds = pydicom.dcmread(fp, stop_before_pixels=True, force=False)
         except InvalidDicomError:
@@ -141,6 +143,37 @@ def read_study_header(source: Source, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
             # Leave a caller's file where it was, so it can still be stored or re-read.
             if fp.seekable():
                 fp.seek(start)
+
+
+def _check_inflated_size(fp: IO[bytes], max_bytes: int) -> None:
+    """Refuse a deflated dataset that would inflate past ``max_bytes``, before pydicom inflates it.
+
+    pydicom inflates a Deflated Explicit VR Little Endian dataset in one go, so a few hundred KB on
+    the wire can cost gigabytes of worker memory (a zip bomb). The file meta group is never deflated
+    (PS3.10 7.1) and starts with its group length, so the transfer syntax can be read first and the
+    rest inflated here with a bound. The stream is left where it was.
+    """
+    start = fp.tell()
+    try:
+        head = fp.read(144)
+        # Preamble, "DICM", then (0002,0000) UL, length 4: the meta group's length.
+        if len(head) < 144 or head[128:132] != b"DICM" or head[132:138] != b"\x02\x00\x00\x00UL":
+            return
+        meta = fp.read(int.from_bytes(head[140:144], "little"))
+        if _DEFLATED.encode("ascii") not in meta:
+            return
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        produced = 0
+        while not inflater.eof and (data := fp.read(_CHUNK)):
+            while data:
+                produced += len(inflater.decompress(data, max_bytes + 1 - produced))
+                if produced > max_bytes:
+                    raise AdapterError(TOO_LARGE, f"deflated dataset inflates past {max_bytes} bytes")
+                data = inflater.unconsumed_tail
+    except zlib.error:
+        raise AdapterError(MALFORMED, "deflated DICOM dataset could not be inflated") from None
+    finally:
+        fp.seek(start)
 
 
 class _Opened:

@@ -79,13 +79,6 @@ def test_a_lying_content_length_is_a_clear_400(ris):
     assert_nothing_written()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (records API): 100,000 nested '[' (200 KB, under the 1 MiB cap) raise RecursionError in "
-    "DRF's JSONParser, which only maps ValueError: a 500 on every JSON endpoint. Fix in "
-    "portal/records/api/errors.py exception_handler: treat RecursionError as ParseError (400). "
-    "Remove this marker with the fix.",
-)
 def test_deeply_nested_json_is_a_clear_4xx(ris):
     body = "[" * 100_000 + "]" * 100_000
     response = ris.post("/api/v1/studies", data=body, content_type="application/json")
@@ -114,11 +107,6 @@ def _deflated_dicom(inflated_bytes: int) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (records room): portal/records/dicom.py lets pydicom inflate a deflated dataset "
-    "without a bound; a 380 KB upload costs ~800 MB of worker memory. Remove this marker with the fix.",
-)
 def test_a_deflated_dicom_bomb_is_refused_before_it_inflates(ris, settings):
     settings.CONCORDANCE_MAX_UPLOAD_BYTES = 8 * 1_048_576
     bomb = _deflated_dicom(inflated_bytes=24 * 1_048_576)  # ~24 KB on the wire, 3x the upload cap inflated
@@ -157,3 +145,12 @@ def _account_args() -> list[str]:
     parser = import_dicom.Command().create_parser("manage.py", "import_dicom")
     options = {action.dest for action in parser._actions}
     return ["--account", "ris"] if "account" in options else []
+
+
+def test_a_small_deflated_dicom_is_still_accepted(ris, settings):
+    settings.CONCORDANCE_MAX_UPLOAD_BYTES = 8 * 1_048_576
+    small = _deflated_dicom(inflated_bytes=10_000)
+
+    response = ris.post("/api/v1/dicom", {"file": SimpleUploadedFile("small.dcm", small)}, format="multipart")
+
+    assert response.status_code == 201, response.content

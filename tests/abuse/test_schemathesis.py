@@ -76,22 +76,6 @@ def _describe(case, response) -> str:  # noqa: ANN001 - schemathesis Case and Re
     )
 
 
-def _empty_body(case) -> bool:  # noqa: ANN001 - a schemathesis Case
-    return not isinstance(case.body, str | bytes | dict | list) or len(case.body) == 0
-
-
-def _known_bug(case) -> bool:  # noqa: ANN001 - a schemathesis Case
-    """The one 500 this fuzzing found, pinned by its own strict-xfail test below until it is fixed."""
-    return case.method == "POST" and case.path == "/api/v1/hl7" and _empty_body(case)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (records API): POST /api/v1/hl7 with an empty body is a 500: DRF hands the view {} "
-    "(not bytes) for an empty body, and hl7.build_ack -> _peek_msh slices it. Fix in "
-    "portal/records/api/standards.py Hl7View.post: pass `request.data if isinstance(request.data, bytes) "
-    "else b''`. Remove this marker and _known_bug with the fix.",
-)
 def test_an_empty_hl7_body_is_a_clear_rejection_not_a_server_error(ris):
     response = ris.post("/api/v1/hl7", data=b"", content_type="x-application/hl7-v2+er7")
 
@@ -123,7 +107,7 @@ def test_no_operation_answers_a_server_error_for_any_role(tokens, seeded, wsgi_a
                 for name, key in tokens.items():
                     # Our token replaces whatever Authorization header the generator made up.
                     response = case.call(headers={"Authorization": f"Token {key}"})
-                    if response.status_code >= 500 and not _known_bug(case):
+                    if response.status_code >= 500:
                         failures.append(f"[{name}] {_describe(case, response)}")
 
             try:

@@ -157,11 +157,5 @@ def test_after_the_outage_every_record_is_whole_and_the_audit_log_verifies(outco
     assert "audit log intact" in stack.verify_audit()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (records API): a dropped database connection answers REST ingestion with a 500 HTML page, "
-    "not 503; portal/records/api/errors.py should map django.db.OperationalError/InterfaceError to 503. "
-    "Remove this marker with the fix.",
-)
 def test_every_answer_during_the_outage_was_a_success_or_a_clean_503(outcome):
     assert not outcome.unclean, "\n".join(outcome.unclean)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -37,6 +37,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response = Response(
             {"error": "too_large", "detail": "Request body too large."},
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    elif isinstance(exc, RecursionError):
+        # JSON nested deeper than the interpreter's stack: DRF's parser maps only ValueError.
+        response = Response(
+            {"error": "malformed", "detail": "JSON parse error - nested too deeply."},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    elif isinstance(exc, OperationalError | InterfaceError):
+        # The database went away (restart, failover, killed connection): the transaction was rolled
+        # back, so nothing is half-written and the sender should simply retry.
+        response = Response(
+            {"error": "unavailable", "detail": "The database is unavailable; retry shortly."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
         )
     else:
         response = drf_exception_handler(exc, context)
