@@ -225,6 +225,16 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema maps every endpoint: signed-in accounts only.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Several models have a "status" field with their own choices: name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "ReportStatusEnum": "portal.records.models.ReportStatus",
+        "ModelStatusEnum": "portal.records.models.ModelStatus",
+        "ReinferenceRunStatusEnum": "inference.models.RunStatus",
+        "ReinferenceChunkStatusEnum": "inference.models.ChunkStatus",
+        "ReinferenceResultStatusEnum": "inference.models.ResultStatus",
+        "ExportStatusEnum": "portal.legal.models.ExportStatus",
+        "ReviewStatusEnum": "portal.review.models.ReviewStatus",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------------
