@@ -21,8 +21,10 @@ with one worker per core. Steps:
 
 Reported: e2e wall / (raw wall / W) (aim <= 1.25), the same against raw CPU time, studies/s,
 reproduction rate (must be 100%), result count == cohort with one result per study, p50/p95 latency
-from ``run_summary``; as a JSON line and a markdown row. The workers are stopped on exit, also on
-Ctrl-C.
+from ``run_summary``; as a JSON line and a markdown row. Because this machine may be shared, also the
+workers' own generation time (summed over chunks) with e2e / (that / W), the pipeline's overhead
+whatever the cores were doing, and the CPU the workers got as a share of W cores over the run.
+The workers are stopped on exit, also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -64,6 +66,20 @@ def stop_workers() -> None:
             process.kill()
             process.wait(timeout=10)
     _workers.clear()
+
+
+def workers_cpu_seconds() -> float:
+    """CPU seconds (user + system) the running workers have used so far: did they get their cores?"""
+    import psutil
+
+    total = 0.0
+    for process in _workers:
+        try:
+            times = psutil.Process(process.pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def _on_signal(signum: int, _frame: Any) -> None:
@@ -288,6 +304,7 @@ def main(argv: list[str] | None = None) -> None:
         time.sleep(0.1)
     e2e_s = time.perf_counter() - started
     load_after = os.getloadavg()
+    worker_cpu_s = workers_cpu_seconds()
     stop_workers()
 
     summary = run_summary(run)
@@ -316,6 +333,12 @@ def main(argv: list[str] | None = None) -> None:
         "ratio_cpu": round(e2e_s / (raw["cpu_s"] / args.workers), 3),
         "studies_per_s": round(len(items) / e2e_s, 2),
         "raw_studies_per_s_per_core": round(len(items) / raw["wall_s"], 2),
+        # The workers' own generation time (chunk batches, summed) and CPU use: on a shared machine
+        # they tell a slow pipeline from cores taken by other processes.
+        "worker_generation_s": summary["throughput"]["generation_seconds"],
+        "ratio_pipeline": round(e2e_s / (summary["throughput"]["generation_seconds"] / args.workers), 3),
+        "worker_cpu_s": round(worker_cpu_s, 1),
+        "worker_cpu_share": round(worker_cpu_s / (e2e_s + ready_s) / args.workers, 3),
         "status": run.status,
         "done": run.done,
         "failed": run.failed,
@@ -332,7 +355,8 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(figures))
     header = [
         "studies", "workers", "raw wall s", "raw CPU s", "e2e wall s", "e2e / (raw wall / W)",
-        "e2e / (raw CPU / W)", "studies/s", "reproduced", "results == cohort", "p50 / p95 ms",
+        "e2e / (raw CPU / W)", "e2e / (worker gen / W)", "studies/s", "reproduced", "results == cohort",
+        "p50 / p95 ms",
     ]  # fmt: skip
     row = [
         f"{len(items):,}",
@@ -342,6 +366,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{e2e_s:.1f}",
         f"{figures['ratio_wall']:.2f}",
         f"{figures['ratio_cpu']:.2f}",
+        f"{figures['ratio_pipeline']:.2f}",
         f"{figures['studies_per_s']:.1f}",
         f"{reproduction['reproduced']}/{reproduction['judged']}",
         "yes" if figures["exactly_once"] else f"NO ({result_count}, {distinct_studies} studies)",
