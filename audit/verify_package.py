@@ -51,7 +51,7 @@ import struct
 import sys
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -855,6 +855,47 @@ def _check_consistency(state: _State, report: Report, _expected: object) -> None
     report.passed(name, f"{len(entries)} consistency proofs verify")
 
 
+def _jsonl_records(state: _State, info: zipfile.ZipInfo) -> Iterator[tuple[str, dict[str, Any], int]]:
+    """Each line of an audit JSON-lines file as ``(label, record, seq)``; seq strictly ascending.
+
+    Raises :class:`_Invalid` for an over-long or blank line, a line that is not a JSON object, or a
+    seq that does not ascend.
+    """
+    cap = state.limits.max_line_bytes
+    last_seq = -1
+    line_no = 0
+    with state.zf.open(info) as fh:
+        while raw := fh.readline(cap + 1):
+            line_no += 1
+            what = f"line {line_no}"
+            if len(raw) > cap:
+                raise _Invalid(f"{what} is longer than {cap} bytes")
+            if not raw.strip():
+                raise _Invalid(f"{what} is blank")
+            record = _loads(raw, what)
+            if not isinstance(record, dict):
+                raise _Invalid(f"{what} must be a JSON object")
+            seq = _int(record, "seq", what)
+            if seq <= last_seq:
+                raise _Invalid(f"{what}: seq {seq} does not follow seq {last_seq} (must ascend)")
+            last_seq = seq
+            yield what, record, seq
+
+
+def _check_inclusion(
+    what: str, record: dict[str, Any], seq: int, leaf: bytes, roots: dict[int, bytes]
+) -> None:
+    """The record's inclusion proof puts ``leaf`` at ``seq`` under the checkpoint it names."""
+    tree_size = _int(record, "checkpoint_tree_size", what)
+    if tree_size not in roots:
+        raise _Invalid(f"{what} (seq {seq}): no checkpoint with tree size {tree_size}")
+    if seq >= tree_size:
+        raise _Invalid(f"{what} (seq {seq}): not inside checkpoint tree size {tree_size}")
+    proof = _proof(_field(record, "inclusion_proof", what), f"{what}: inclusion_proof")
+    if not verify_inclusion(leaf, seq, tree_size, proof, roots[tree_size]):
+        raise _Invalid(f"{what} (seq {seq}): inclusion proof does not verify against checkpoint {tree_size}")
+
+
 def _check_events(state: _State, report: Report, _expected: object) -> None:
     name = "audit events"
     info = state.members.get(EVENTS_NAME)
@@ -862,47 +903,21 @@ def _check_events(state: _State, report: Report, _expected: object) -> None:
         report.failed(name, f"{EVENTS_NAME} is missing")
         return
     roots = {cp.tree_size: cp.root_hash for cp in state.checkpoints}
-    cap = state.limits.max_line_bytes
     count = 0
-    last_seq = -1
-    line_no = 0
     try:
-        with state.zf.open(info) as fh:
-            while raw := fh.readline(cap + 1):
-                line_no += 1
-                what = f"line {line_no}"
-                if len(raw) > cap:
-                    raise _Invalid(f"{what} is longer than {cap} bytes")
-                if not raw.strip():
-                    raise _Invalid(f"{what} is blank")
-                record = _loads(raw, what)
-                if not isinstance(record, dict):
-                    raise _Invalid(f"{what} must be a JSON object")
-                seq = _int(record, "seq", what)
-                if seq <= last_seq:
-                    raise _Invalid(f"{what}: seq {seq} does not follow seq {last_seq} (must ascend)")
-                last_seq = seq
-                claimed = _hex32(_field(record, "leaf_hash", what), f"{what}: leaf_hash")
-                event = _field(record, "event", what)
-                if not isinstance(event, dict):
-                    raise _Invalid(f"{what}: 'event' must be an object")
-                try:
-                    computed = leaf_hash(canonical_json(event))
-                except (TypeError, ValueError) as exc:
-                    raise _Invalid(f"{what} (seq {seq}): event cannot be canonicalised: {exc}") from None
-                if not hmac.compare_digest(computed, claimed):
-                    raise _Invalid(f"{what} (seq {seq}): leaf_hash does not match the event")
-                tree_size = _int(record, "checkpoint_tree_size", what)
-                if tree_size not in roots:
-                    raise _Invalid(f"{what} (seq {seq}): no checkpoint with tree size {tree_size}")
-                if seq >= tree_size:
-                    raise _Invalid(f"{what} (seq {seq}): not inside checkpoint tree size {tree_size}")
-                proof = _proof(_field(record, "inclusion_proof", what), f"{what}: inclusion_proof")
-                if not verify_inclusion(computed, seq, tree_size, proof, roots[tree_size]):
-                    raise _Invalid(
-                        f"{what} (seq {seq}): inclusion proof does not verify against checkpoint {tree_size}"
-                    )
-                count += 1
+        for what, record, seq in _jsonl_records(state, info):
+            claimed = _hex32(_field(record, "leaf_hash", what), f"{what}: leaf_hash")
+            event = _field(record, "event", what)
+            if not isinstance(event, dict):
+                raise _Invalid(f"{what}: 'event' must be an object")
+            try:
+                computed = leaf_hash(canonical_json(event))
+            except (TypeError, ValueError) as exc:
+                raise _Invalid(f"{what} (seq {seq}): event cannot be canonicalised: {exc}") from None
+            if not hmac.compare_digest(computed, claimed):
+                raise _Invalid(f"{what} (seq {seq}): leaf_hash does not match the event")
+            _check_inclusion(what, record, seq, computed, roots)
+            count += 1
     except _Invalid as exc:
         report.failed(name, str(exc))
         return
@@ -923,36 +938,12 @@ def _check_redacted_events(state: _State, report: Report, _expected: object) -> 
         report.failed(name, f"{REDACTED_NAME} is missing")
         return
     roots = {cp.tree_size: cp.root_hash for cp in state.checkpoints}
-    cap = state.limits.max_line_bytes
     count = 0
-    last_seq = -1
-    line_no = 0
     try:
-        with state.zf.open(info) as fh:
-            while raw := fh.readline(cap + 1):
-                line_no += 1
-                what = f"line {line_no}"
-                if len(raw) > cap:
-                    raise _Invalid(f"{what} is longer than {cap} bytes")
-                if not raw.strip():
-                    raise _Invalid(f"{what} is blank")
-                record = _loads(raw, what)
-                if not isinstance(record, dict):
-                    raise _Invalid(f"{what} must be a JSON object")
-                seq = _int(record, "seq", what)
-                if seq <= last_seq:
-                    raise _Invalid(f"{what}: seq {seq} does not follow seq {last_seq} (must ascend)")
-                last_seq = seq
-                leaf = _hex32(_field(record, "leaf_hash", what), f"{what}: leaf_hash")
-                tree_size = _int(record, "checkpoint_tree_size", what)
-                if tree_size not in roots:
-                    raise _Invalid(f"{what} (seq {seq}): no checkpoint with tree size {tree_size}")
-                proof = _proof(_field(record, "inclusion_proof", what), f"{what}: inclusion_proof")
-                if not verify_inclusion(leaf, seq, tree_size, proof, roots[tree_size]):
-                    raise _Invalid(
-                        f"{what} (seq {seq}): inclusion proof does not verify against checkpoint {tree_size}"
-                    )
-                count += 1
+        for what, record, seq in _jsonl_records(state, info):
+            leaf = _hex32(_field(record, "leaf_hash", what), f"{what}: leaf_hash")
+            _check_inclusion(what, record, seq, leaf, roots)
+            count += 1
     except _Invalid as exc:
         report.failed(name, str(exc))
         return
