@@ -13,7 +13,7 @@ and signed by *the key it carries*, which anyone could have generated.
 This file is self-contained on purpose (Python 3.11+ standard library plus the ``cryptography``
 package): it is copied alone into every export package so that a court expert, an auditor or an
 opposing party can run it without Concordance. It therefore carries its own copies of the canonical
-JSON encoder (``audit/canonical.py``), the RFC 9162 verification algorithms (``audit/merkle.py``) and
+JSON encoder (``audit/canonical.py``), the RFC 9162 verification algorithms (``audit/merkle/proofs.py``) and
 the signed byte layouts (``audit/signing.py``); the project's tests check that the copies agree.
 
 Package layout (ZIP)::
@@ -195,7 +195,7 @@ def _encode_float(x: float) -> str:
 
 
 # ==================================================================================================
-# Copy of the verification half of audit/merkle.py (RFC 9162). Keep in step: tests compare the two.
+# Copy of the verification half of audit/merkle/proofs.py (RFC 9162). Keep in step: tests compare the two.
 # ==================================================================================================
 
 

@@ -1,4 +1,4 @@
-"""Benchmark of the audit log's Merkle tree (audit/merkle.py).
+"""Benchmark of the audit log's Merkle tree (audit/merkle/).
 
 Run from the repository root::
 

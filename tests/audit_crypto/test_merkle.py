@@ -28,6 +28,7 @@ from audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from audit.merkle.hashing import _range_nodes
 
 # ------------------------------------------------------------------------------------------------
 # Published vectors (certificate-transparency reference test data, RFC 6962 leaves)
@@ -438,8 +439,8 @@ def test_bulk_build_equals_incremental_build_and_keeps_growing() -> None:
         bulk = MerkleTree.from_leaf_hashes(HASHES[:n])
         incremental = MerkleTree()
         incremental.extend(HASHES[:n])
-        assert [bulk.get_node(lv, i) for lv, i in merkle._range_nodes(0, n)] == [
-            incremental.get_node(lv, i) for lv, i in merkle._range_nodes(0, n)
+        assert [bulk.get_node(lv, i) for lv, i in _range_nodes(0, n)] == [
+            incremental.get_node(lv, i) for lv, i in _range_nodes(0, n)
         ]
         bulk.append(HASHES[n])  # the bulk builder must leave its buffers growable
         assert bulk.root() == BIG_TREE.root(n + 1)
