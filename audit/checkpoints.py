@@ -15,14 +15,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.db import transaction
 
-from audit import log
+from audit import integrator
 from audit.merkle import (
+    CompactRange,
     consistency_proof_from_nodes,
     consistency_proof_nodes,
     inclusion_proof_from_nodes,
     inclusion_proof_nodes,
     root_from_nodes,
 )
+from audit.merkle.hashing import _range_nodes
 from audit.models import AuditEvent, AuditNode, Checkpoint
 from audit.signing import key_fingerprint, load_or_create_private_key, sign_tree_head, verify_tree_head
 
@@ -37,14 +39,21 @@ def signing_key() -> Ed25519PrivateKey:
     return _signing_key(Path(settings.AUDIT_SIGNING_KEY_FILE), bool(settings.AUDIT_SIGNING_KEY_CREATE))
 
 
+#: How long a checkpoint waits for a hole in the sequence to be proven abandoned (PostgreSQL).
+HOLE_WAIT_S = 2.0
+
+
 def create_checkpoint() -> Checkpoint | None:
-    """Sign the current tree head and store it; None when the log has not grown since the last one.
+    """Integrate what has been committed, then sign the tree head and store it; None when the tree has
+    not grown since the last checkpoint.
 
     Checkpoints are not themselves logged as events: each would grow the log and call for another.
     """
     key = signing_key()
+    integrator.integrate_all(hole_wait_s=HOLE_WAIT_S)
     with transaction.atomic():
-        size, root = log.current_root()  # locks the head: no append can slip between size and root
+        head = integrator.lease(wait=True)  # no integrator pass can move the head between size and root
+        size, root = head.size, CompactRange.from_state(head.frontier).root()
         if size == 0 or Checkpoint.objects.filter(tree_size__gte=size).exists():
             return None
         timestamp_ms = int(time.time() * 1000)
@@ -105,12 +114,15 @@ def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
     )
 
 
+def frontier_at(tree_size: int) -> list[bytes]:
+    """The perfect subtree roots that make up the tree of ``tree_size`` events, largest first, read
+    from the stored nodes (one per set bit of ``tree_size``): where an incremental check resumes.
+    """
+    needed = _range_nodes(0, tree_size)
+    get_node = _reader(needed)
+    return [get_node(level, index) for level, index in needed]
+
+
 def root_at(tree_size: int) -> bytes:
     """The Merkle root of the first ``tree_size`` events, from O(log n) stored subtree hashes."""
-    # [0, n) splits into one perfect subtree per set bit of n, largest first.
-    needed, start = [], 0
-    for level in range(tree_size.bit_length() - 1, -1, -1):
-        if tree_size >> level & 1:
-            needed.append((level, start >> level))
-            start += 1 << level
-    return root_from_nodes(_reader(needed), tree_size)
+    return root_from_nodes(_reader(_range_nodes(0, tree_size)), tree_size)

@@ -1,23 +1,26 @@
 """Appending to the audit log: :func:`record` is the one way every app writes an audit event.
 
 An event is written inside the caller's transaction (``transaction.atomic`` is required): the change
-and its event commit together or not at all. The log head row is locked for the rest of that
-transaction, which assigns gapless sequence numbers and keeps the Merkle tree fork-free.
+and its event commit together or not at all. Appending is one sequence number (:mod:`audit.sequencer`,
+no lock held across the transaction) and one INSERT; the integrator (:mod:`audit.integrator`) adds
+committed events to the Merkle tree in batches, in ``seq`` order, and signs checkpoints.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import connection, transaction
+from django.db import connection
 from django.http import HttpRequest
 from django.utils import timezone
 
+from audit import sequencer
 from audit.canonical import canonical_json
 from audit.merkle import CompactRange, leaf_hash
-from audit.models import ActorKind, AuditEvent, AuditLogHead, AuditNode
+from audit.models import ActorKind, AuditEvent, AuditLogHead
 
 MAX_USER_AGENT = 256
 
@@ -82,51 +85,58 @@ def record(
     """
     if not connection.in_atomic_block:
         raise RuntimeError("audit.record() must run inside transaction.atomic() with the change it records")
-    head = locked_head()
-    event = AuditEvent(
-        seq=head.size,
-        recorded_at=timezone.now(),
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id) if object_id not in (None, "") else "",
-        patient_id=patient_id,
-        study_id=study_id,
-        details=details or {},
-        client_address=context.client_address,
-        user_agent=context.user_agent[:MAX_USER_AGENT],
-        channel=context.channel,
-        **actor_fields_of(actor),
+    (seq,) = sequencer.allocate(1)
+    event = build_event(
+        seq,
+        timezone.now(),
+        actor_fields_of(actor),
+        context,
+        {
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "patient_id": patient_id,
+            "study_id": study_id,
+            "details": details,
+        },
     )
-    leaf = leaf_hash(canonical_json(event.leaf_document()))
-    event.leaf_hash = leaf.hex()
     event.save(force_insert=True)
-    _append_to_tree(head, leaf)
     return event
 
 
-def locked_head() -> AuditLogHead:
-    """The log head row, locked until the end of the caller's transaction (created on first use)."""
-    head = AuditLogHead.objects.select_for_update().filter(pk=1).first()
-    if head is None:
-        AuditLogHead.objects.get_or_create(pk=1)
-        head = AuditLogHead.objects.select_for_update().get(pk=1)
-    return head
-
-
-def _append_to_tree(head: AuditLogHead, leaf: bytes) -> None:
-    """Append the leaf to the frontier and store every perfect subtree it completes (level >= 1)."""
-    accumulator = CompactRange.from_state(head.frontier)
-    created = accumulator.append(leaf)
-    nodes = [AuditNode(level=n.level, index=n.index, hash=n.hash.hex()) for n in created if n.level > 0]
-    if nodes:
-        AuditNode.objects.bulk_create(nodes)
-    state = [list(item) for item in accumulator.to_state()]
-    AuditLogHead.objects.filter(pk=1).update(size=accumulator.size, frontier=state)
-    head.size, head.frontier = accumulator.size, state
+def build_event(
+    seq: int,
+    recorded_at: dt.datetime,
+    actor_fields: dict[str, Any],
+    context: AuditContext,
+    entry: dict[str, Any],
+) -> AuditEvent:
+    """An unsaved event with its leaf hash; ``entry`` holds what :func:`record` takes as keywords."""
+    object_id = entry.get("object_id", "")
+    event = AuditEvent(
+        seq=seq,
+        recorded_at=recorded_at,
+        action=entry["action"],
+        object_type=entry.get("object_type", ""),
+        object_id=str(object_id) if object_id not in (None, "") else "",
+        patient_id=entry.get("patient_id"),
+        study_id=entry.get("study_id"),
+        details=entry.get("details") or {},
+        client_address=context.client_address,
+        user_agent=context.user_agent[:MAX_USER_AGENT],
+        channel=context.channel,
+        **actor_fields,
+    )
+    event.leaf_hash = leaf_hash(canonical_json(event.leaf_document())).hex()
+    return event
 
 
 def current_root() -> tuple[int, bytes]:
-    """The log's current size and Merkle root (SHA-256 of nothing for the empty log)."""
-    with transaction.atomic():
-        head = locked_head()
-        return head.size, CompactRange.from_state(head.frontier).root()
+    """The integrated tree's size and Merkle root (SHA-256 of nothing for the empty log).
+
+    Events recorded but not yet integrated are not counted: see :func:`audit.integrator.integrate`.
+    """
+    head = AuditLogHead.objects.filter(pk=1).first()
+    if head is None:
+        return 0, CompactRange().root()
+    return head.size, CompactRange.from_state(head.frontier).root()

@@ -22,8 +22,11 @@ class ActorKind(models.TextChoices):
 class AuditEvent(models.Model):
     """One audited action: a create, a view of patient data, an export, a login, a denial. Immutable.
 
-    ``seq`` is the event's leaf index in the Merkle tree (0-based, gapless, assigned under the log
-    head's lock). ``leaf_hash`` = SHA-256(0x00 || canonical JSON of :meth:`leaf_document`).
+    ``seq`` is the event's leaf index in the Merkle tree (0-based), assigned at INSERT by
+    :mod:`audit.sequencer` without any lock held across the caller's transaction; numbers released by
+    transactions that never committed become "void" leaves when the integrator proves them abandoned,
+    so the integrated log is gap-free. ``leaf_hash`` = SHA-256(0x00 || canonical JSON of
+    :meth:`leaf_document`). The integrator (:mod:`audit.integrator`) adds events to the tree later.
     """
 
     seq = models.BigIntegerField(primary_key=True)
@@ -130,16 +133,23 @@ class AuditNode(models.Model):
 
 
 class AuditLogHead(models.Model):
-    """The single row that serialises appends: current size and the Merkle frontier.
+    """The integrated tree: how many leaves the Merkle tree holds and its frontier, plus the
+    integrator's lease and its sequencing fence.
 
-    Locked with SELECT ... FOR UPDATE by every append, which is what makes sequence numbers gapless and
-    the tree fork-free under concurrent writers. The frontier is derivable from the events; keeping it
-    here makes each append O(log n).
+    Requests never touch this row. The integrator locks it for the duration of one batch (that lock
+    is the lease: two integrators cannot interleave, and a killed one releases it with its
+    connection), appends the batch's leaves, stores the completed subtrees and moves ``size`` on, all
+    in one transaction. ``fence_seq``/``fence_snapshot`` (PostgreSQL only) record the last number the
+    sequence had handed out and the transactions running at that moment; once all of them have
+    finished, every missing number up to ``fence_seq`` is provably abandoned (see audit/sequencer.py).
     """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     size = models.BigIntegerField(default=0)
     frontier = models.JSONField(default=list)  # [[level, hex hash], ...] left to right
+    fence_seq = models.BigIntegerField(null=True, blank=True)
+    fence_snapshot = models.TextField(blank=True)
+    integrated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(id=1), name="audit_head_singleton")]
@@ -169,7 +179,8 @@ class Checkpoint(models.Model):
 
 
 class VerificationRun(models.Model):
-    """The result of one full verification of the log (``manage.py verify_audit`` or the beat job)."""
+    """The result of one verification of the log (``manage.py verify_audit`` or the beat job): full
+    (every leaf from 0) or incremental (from the last checkpoint a previous run verified)."""
 
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField()
@@ -178,6 +189,9 @@ class VerificationRun(models.Model):
     ok = models.BooleanField()
     first_failure_seq = models.BigIntegerField(null=True, blank=True)
     message = models.TextField()
+    # The largest signed checkpoint this run verified: where the next incremental run starts.
+    checkpoint_size = models.BigIntegerField(null=True, blank=True)
+    full = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["-finished_at"]

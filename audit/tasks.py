@@ -1,20 +1,27 @@
-"""Periodic audit work for Celery beat: signed checkpoints and nightly verification."""
+"""Periodic audit work for Celery beat: integration, signed checkpoints and verification."""
 
 from celery import shared_task
 
+from audit import integrator
 from audit.checkpoints import create_checkpoint
 from audit.verify import verify_and_store
 
 
 @shared_task(acks_late=True, ignore_result=True)
+def integrate_log() -> int:
+    """Add every committed event to the Merkle tree (idempotent; skips while another pass runs)."""
+    return integrator.integrate_all(max_seconds=50).size
+
+
+@shared_task(acks_late=True, ignore_result=True)
 def write_checkpoint() -> int | None:
-    """Sign the current tree head (idempotent: nothing new, nothing written)."""
+    """Integrate, then sign the tree head (idempotent: nothing new, nothing written)."""
     checkpoint = create_checkpoint()
     return checkpoint.tree_size if checkpoint else None
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def verify_log() -> bool:
-    """Verify the whole log and store the verdict for the auditor's page."""
-    verdict, _ = verify_and_store()
+    """Verify the log (incrementally from the last verified checkpoint) and store the verdict."""
+    verdict, _ = verify_and_store(full=False)
     return verdict.ok

@@ -50,3 +50,12 @@ def append_events(count: int, *, prefix: str = "test.event") -> list[int]:
 def append():
     """The :func:`append_events` helper, as a fixture for tests that prefer injection."""
     return append_events
+
+
+def integrate_now() -> int:
+    """Run the integrator until it has caught up (waiting up to 2 s for holes to be proven
+    abandoned on PostgreSQL); the tree's size afterwards.
+    """
+    from audit import integrator
+
+    return integrator.integrate_all(hole_wait_s=2.0).size

@@ -12,6 +12,7 @@ from audit import checkpoints
 from audit.merkle import EMPTY_ROOT, MerkleTree, verify_consistency, verify_inclusion
 from audit.models import AuditEvent, Checkpoint
 from audit.signing import key_fingerprint, load_or_create_private_key, verify_tree_head
+from tests.audit.conftest import integrate_now
 
 pytestmark = pytest.mark.django_db
 
@@ -78,6 +79,7 @@ def test_a_missing_key_is_refused_when_creation_is_off(settings, tmp_path):
 def test_roots_at_every_size_match_an_independent_tree(append):
     size = 37
     append(size)
+    integrate_now()
     tree = MerkleTree.from_leaf_hashes(_leaves())
     for n in range(size + 1):
         assert checkpoints.root_at(n) == tree.root(n), n
@@ -86,6 +88,7 @@ def test_roots_at_every_size_match_an_independent_tree(append):
 def test_inclusion_proofs_from_the_database_verify(append):
     size = 37
     append(size)
+    integrate_now()
     leaves = _leaves()
     for tree_size in (1, 2, 3, 8, 13, 16, 37):
         root = checkpoints.root_at(tree_size)
@@ -102,6 +105,7 @@ def test_inclusion_proofs_from_the_database_verify(append):
 def test_consistency_proofs_from_the_database_verify(append):
     size = 24
     append(size)
+    integrate_now()
     roots = [checkpoints.root_at(n) for n in range(size + 1)]
     for old in range(1, size + 1):
         for new in range(old, size + 1):

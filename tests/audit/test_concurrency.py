@@ -1,8 +1,10 @@
-"""Concurrent writers: sequence numbers stay gapless and the tree never forks.
+"""Concurrent writers, an integrator and a checkpointer: the integrated log is gap-free and ordered,
+and the tree never forks.
 
 Every writer thread has its own database connection and appends events in separate transactions,
-some of which roll back; a checkpoint thread signs tree heads meanwhile. PostgreSQL runs more
-threads (row locks, READ COMMITTED); SQLite serialises whole write transactions and runs fewer.
+some of which roll back; an integrator thread and a checkpoint thread run meanwhile. On SQLite a
+rolled-back number is taken again by the next writer; on PostgreSQL it becomes a void leaf once the
+sequencer's fence proves it abandoned. PostgreSQL runs more threads; SQLite serialises writers.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import threading
 import pytest
 from django.db import connection, transaction
 
-from audit import checkpoints, log, verify
+from audit import checkpoints, integrator, log, verify
 from audit.merkle import MerkleTree, verify_inclusion
 from audit.models import AuditEvent, AuditLogHead, AuditNode, Checkpoint
+from tests.audit.conftest import integrate_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,6 +70,10 @@ def test_concurrent_writers_get_gapless_seqs_and_one_tree():
         while not done.wait(0.01):
             checkpoints.create_checkpoint()
 
+    def integrator_loop() -> None:
+        while not done.wait(0.005):
+            integrator.integrate()
+
     def writers_then_stop(number: int):  # noqa: ANN202
         def run() -> None:
             try:
@@ -80,13 +87,19 @@ def test_concurrent_writers_get_gapless_seqs_and_one_tree():
         return run
 
     finished: list[int] = []
-    errors = _run_threads([writers_then_stop(n) for n in range(writers)] + [checkpointer])
+    errors = _run_threads([writers_then_stop(n) for n in range(writers)] + [checkpointer, integrator_loop])
 
     assert errors == []
     expected = writers * (per_writer - per_writer // 5)
-    # Gapless and unique: the committed seqs are exactly 0..n-1, and rolled-back ones were reused.
-    assert sorted(seq for _, seq in committed) == list(range(expected))
-    assert list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True)) == list(range(expected))
+    size = integrate_now()
+    # Gap-free and unique: the integrated log is exactly 0..size-1, every committed event is in it
+    # once at the seq it was given, and every other number is a void leaf.
+    assert list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True)) == list(range(size))
+    voids = set(AuditEvent.objects.filter(action=integrator.VOID_ACTION).values_list("seq", flat=True))
+    assert sorted(seq for _, seq in committed) == sorted(set(range(size)) - voids)
+    assert size == expected + len(voids)
+    if connection.vendor == "sqlite":
+        assert voids == set()  # the next writer took the rolled-back number again
     # Each writer's own events keep their order (a later transaction never gets a smaller seq).
     for number in range(writers):
         mine = [seq for w, seq in committed if w == number]
@@ -98,11 +111,11 @@ def test_concurrent_writers_get_gapless_seqs_and_one_tree():
         bytes.fromhex(h) for h in AuditEvent.objects.order_by("seq").values_list("leaf_hash", flat=True)
     ]
     tree = MerkleTree.from_leaf_hashes(leaves)
-    assert AuditLogHead.objects.get().size == expected
-    assert log.current_root() == (expected, tree.root())
+    assert AuditLogHead.objects.get().size == size
+    assert log.current_root() == (size, tree.root())
     for node in AuditNode.objects.all():
         assert tree.get_node(node.level, node.index).hex() == node.hash
-    assert AuditNode.objects.count() == sum(expected >> level for level in range(1, expected.bit_length()))
+    assert AuditNode.objects.count() == sum(size >> level for level in range(1, size.bit_length()))
     for checkpoint in Checkpoint.objects.all():
         assert bytes.fromhex(checkpoint.root_hash) == tree.root(checkpoint.tree_size)
         assert verify_inclusion(
@@ -143,9 +156,14 @@ def test_verification_while_writers_append_reports_no_false_alarm():
         while not done.is_set():
             verdicts.append(verify.verify_log())
 
-    errors = _run_threads([writer] * writers + [verifier])
+    def integrator_loop() -> None:
+        while not done.wait(0.005):
+            integrator.integrate()
+
+    errors = _run_threads([writer] * writers + [verifier, integrator_loop])
 
     assert errors == []
     assert verdicts
     assert [v for v in verdicts if not v.ok] == []
+    assert integrate_now() == 1 + writers * per_writer
     assert verify.verify_log().tree_size == 1 + writers * per_writer

@@ -1,4 +1,5 @@
-"""Appending events: one transaction with the change, gapless sequence numbers, stored subtree hashes.
+"""Appending events: one transaction with the change, sequence numbers at insert, and the tree the
+integrator builds from them (gap-free, every perfect subtree stored).
 
 The failure-injection tests use real transactions (``transaction=True``), so that a rollback is the
 database's own, not a savepoint inside the test's wrapping transaction.
@@ -9,15 +10,16 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
-from audit import log
+from audit import integrator, log, verify
 from audit.canonical import canonical_json
 from audit.merkle import MerkleTree, leaf_hash
 from audit.models import ActorKind, AuditEvent, AuditLogHead, AuditNode
 from portal.records import services
 from portal.records.models import Patient, Study
 from portal.records.payloads import PatientPayload, StudyPayload
+from tests.audit.conftest import integrate_now
 
 
 class InjectedFailure(RuntimeError):
@@ -50,6 +52,15 @@ def _head_size() -> int:
     return head.size if head is not None else 0
 
 
+def _real_actions() -> list[str]:
+    """The actions of the integrated log in seq order, void leaves left out."""
+    return list(
+        AuditEvent.objects.exclude(action=integrator.VOID_ACTION)
+        .order_by("seq")
+        .values_list("action", flat=True)
+    )
+
+
 # --- the change and its event commit together --------------------------------------------------------
 
 
@@ -62,37 +73,40 @@ def test_a_change_and_its_events_commit_together():
         ("patient.create", str(ingested.record.patient_id)),
         ("study.create", str(ingested.record.pk)),
     ]
-    assert _head_size() == 2
+    assert _head_size() == 0  # recorded, not yet integrated: the request took no lock on the tree
+    assert integrate_now() == 2
 
 
 @pytest.mark.django_db(transaction=True)
 def test_no_change_without_its_event(monkeypatch):
-    """The event's insert succeeds but the append fails before the head moves: nothing is kept."""
+    """The study's event is inserted, then the request crashes: nothing of it is kept, and the
+    integrated log stays gap-free (SQLite reuses the numbers; PostgreSQL voids them, provably)."""
     _ingest("ACC9000")  # an earlier, committed change: the log is not empty
     before = list(AuditEvent.objects.values_list("seq", "leaf_hash"))
-    original = log._append_to_tree
+    original = AuditEvent.save
 
-    def fail_on_study(head, leaf):  # noqa: ANN001, ANN202
-        original(head, leaf)  # the nodes and the head are written too, then the crash
-        if AuditEvent.objects.filter(seq=head.size - 1, action="study.create").exists():
+    def fail_on_study(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        original(self, *args, **kwargs)
+        if self.action == "study.create":
             raise InjectedFailure("crash after the study's event was written")
 
-    monkeypatch.setattr(log, "_append_to_tree", fail_on_study)
-
+    monkeypatch.setattr(AuditEvent, "save", fail_on_study)
     with pytest.raises(InjectedFailure):
         _ingest("ACC9001")
 
-    # Neither the patient, nor the study, nor either of their events, nor the head's advance survive.
+    # Neither the patient, nor the study, nor either of their events survive.
     assert not Study.objects.filter(accession_number="ACC9001").exists()
     assert not Patient.objects.filter(mrn="MRN-ACC9001").exists()
     assert list(AuditEvent.objects.values_list("seq", "leaf_hash")) == before
-    assert _head_size() == len(before)
-    assert AuditNode.objects.filter(index__gte=1, level=1).count() == 0  # no node over seqs 2-3
 
-    # The next append reuses the rolled-back seqs: rollback leaves no gap.
-    monkeypatch.setattr(log, "_append_to_tree", original)
+    monkeypatch.setattr(AuditEvent, "save", original)
     _ingest("ACC9001")
-    assert list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True)) == [0, 1, 2, 3]
+    size = integrate_now()
+    assert list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True)) == list(range(size))
+    assert _real_actions() == ["patient.create", "study.create"] * 2
+    if connection.vendor == "sqlite":
+        assert size == 4  # the rolled-back numbers were taken again
+    assert verify.verify_log().ok
 
 
 @pytest.mark.django_db(transaction=True)
@@ -112,7 +126,6 @@ def test_no_event_without_its_change(monkeypatch):
     assert not Patient.objects.filter(mrn="MRN-ACC9001").exists()
     assert AuditEvent.objects.count() == before
     assert not AuditEvent.objects.filter(action="patient.create", seq__gte=before).exists()
-    assert _head_size() == before
 
 
 @pytest.mark.django_db(transaction=True)
@@ -123,8 +136,12 @@ def test_an_event_recorded_in_a_failed_transaction_leaves_no_trace(append):
         raise InjectedFailure("the view failed after it was logged")
 
     assert list(AuditEvent.objects.values_list("seq", flat=True).order_by("seq")) == [0, 1, 2]
-    assert _head_size() == 3
-    assert append(1) == [3]
+    later = append(1)
+    integrate_now()
+    assert _real_actions() == ["test.event.0", "test.event.1", "test.event.2", "test.event.0"]
+    if connection.vendor == "sqlite":
+        assert later == [3]
+    assert verify.verify_log().ok
 
 
 @pytest.mark.django_db(transaction=True)
@@ -158,6 +175,7 @@ def test_leaf_hash_covers_the_event_as_stored(append):
 def test_stored_nodes_are_every_perfect_subtree_of_the_log(append):
     size = 21
     append(size)
+    assert integrate_now() == size
     leaves = [
         bytes.fromhex(h) for h in AuditEvent.objects.order_by("seq").values_list("leaf_hash", flat=True)
     ]

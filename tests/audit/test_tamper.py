@@ -22,6 +22,7 @@ from audit.canonical import canonical_json
 from audit.merkle import CompactRange, leaf_hash
 from audit.models import LEAF_FIELDS, AuditEvent, AuditLogHead, AuditNode, Checkpoint, VerificationRun
 from audit.signing import sign_tree_head
+from tests.audit.conftest import integrate_now
 
 pytestmark = pytest.mark.django_db
 
@@ -71,12 +72,13 @@ def _verify_command() -> tuple[int, str, str]:
 
 @pytest.fixture
 def logged(append):
-    """16 events with checkpoints at 4 and 12 (the last 4 events are not yet covered by one)."""
+    """16 events with checkpoints at 4 and 12 (the last 4 events are integrated, not yet signed)."""
     append(4)
     checkpoints.create_checkpoint()
     append(8)
     checkpoints.create_checkpoint()
     append(4)
+    integrate_now()
     assert verify.verify_log().ok
 
 
@@ -90,7 +92,7 @@ def test_empty_log_verifies():
     code, out, err = _verify_command()
 
     assert (code, err) == (0, "")
-    assert out == "audit log intact: 0 events, 0 signed checkpoints verified\n"
+    assert out == "audit log intact: 0 events, 0 signed checkpoints verified (no signed checkpoint yet)\n"
 
 
 def test_intact_log_verifies_with_a_one_line_summary(logged):
@@ -103,19 +105,30 @@ def test_intact_log_verifies_with_a_one_line_summary(logged):
 
 
 def test_events_appended_during_verification_are_left_for_the_next_run(logged, monkeypatch):
-    """A writer committing while the verifier reads must not look like tampering."""
-    original = verify._event_rows
+    """A writer and the integrator committing while the verifier reads must not look like tampering."""
+    original = verify.verify_ranges.recompute
 
-    def rows_then_append(size: int):  # noqa: ANN202
-        yield from original(size)
-        with transaction.atomic():  # another request commits after the events were read
+    def recompute_then_append(start: int, end: int):  # noqa: ANN202
+        result = original(start, end)
+        with transaction.atomic():  # another request commits after the events were read...
             log.record("study.view", actor=None)
+        integrate_now()  # ...and the integrator adds it to the tree
+        return result
 
-    monkeypatch.setattr(verify, "_event_rows", rows_then_append)
+    monkeypatch.setattr(verify.verify_ranges, "recompute", recompute_then_append)
 
     assert verify.verify_log() == verify.Verdict(True, 16, 2)
     monkeypatch.undo()
     assert verify.verify_log() == verify.Verdict(True, 17, 2)
+
+
+def test_events_not_yet_integrated_are_counted_not_verified(logged, append):
+    append(3)
+
+    verdict = verify.verify_log()
+
+    assert (verdict.ok, verdict.tree_size, verdict.pending) == (True, 16, 3)
+    assert verdict.summary().endswith("; 3 recorded events not yet integrated")
 
 
 # --- tampering -----------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ from typing import Any
 from django.core.management.commands import flush
 from django.db import connections
 
-from audit import immutability
+from audit import immutability, sequencer
+from audit.models import AuditEvent
 
 
 class Command(flush.Command):
@@ -19,3 +20,5 @@ class Command(flush.Command):
         connection = connections[options["database"]]
         with immutability.suspended(connection):
             super().handle(**options)
+        if not AuditEvent.objects.using(options["database"]).exists():  # not when the flush was declined
+            sequencer.reset(connection)  # an empty log numbers its first event 0 again

@@ -1,24 +1,38 @@
-"""``manage.py verify_audit``: recompute every leaf and checkpoint; exit 0 when intact, 1 otherwise."""
+"""``manage.py verify_audit``: recompute the leaves and check every checkpoint.
+
+Exit status: 0 intact, 1 the evidence fails (tampering or loss), 2 cannot verify (environment: the
+signing key file is missing or unreadable while signed checkpoints exist).
+"""
 
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.verify import verify_and_store
 
 
 class Command(BaseCommand):
-    """Verify the audit log end to end and print a one-line summary."""
+    """Verify the audit log and print a one-line summary."""
 
-    help = "Verify every audit event, signed checkpoint and consistency proof."
+    help = (
+        "Verify the audit log: incrementally from the last verified checkpoint by default, every event "
+        "with --full (one process per core)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--full", action="store_true", help="recompute every event, not only new ones")
+        parser.add_argument("--workers", type=int, default=None, help="processes for --full (default: cores)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        workers = options["workers"]
+        if workers is not None and not 1 <= workers <= 256:
+            raise CommandError("--workers must be between 1 and 256")
         try:
-            verdict, _ = verify_and_store()
+            verdict, _ = verify_and_store(full=options["full"], workers=workers)
         except (FileNotFoundError, PermissionError, ValueError) as exc:
-            # The signing key is needed to check checkpoints; without it nothing can be vouched for.
-            raise CommandError(f"cannot verify: {exc}") from exc
+            # Signed checkpoints exist but their key cannot be read: nothing can be vouched for.
+            raise CommandError(f"cannot verify: {exc}", returncode=2) from exc
         if verdict.ok:
             self.stdout.write(verdict.summary())
             return

@@ -1,0 +1,98 @@
+"""Sequencing: every audit event gets its leaf index (``seq``) when it is inserted, with no lock held
+across the caller's transaction, and the integrated log stays gap-free and ordered.
+
+Why this is safe (the argument the tests exercise, see docs/audit.md):
+
+**SQLite** (the embedded default) runs every write transaction ``BEGIN IMMEDIATE``: one writer at a
+time, from its first statement to its commit. ``seq = max(seq) + 1`` read inside that transaction is
+therefore the next free number, a rolled-back transaction leaves nothing behind (the next writer
+takes the same number again), and numbers become visible in increasing order. No holes ever exist.
+
+**PostgreSQL** hands numbers out from a sequence (``nextval``: atomic, never blocks, never reused),
+so concurrent request transactions never wait for each other. A transaction that rolls back (or
+dies with its connection, or with the server) leaves a hole. Holes are filled later by the
+integrator with an explicit *void* leaf, but only once the hole is *provably abandoned*:
+
+1. :func:`allocate` makes sure the transaction has its transaction id (xid) *before* it takes a
+   number (``pg_current_xact_id()`` in a sub-select that ``OFFSET 0`` keeps from being flattened).
+2. The integrator records a *fence*: first ``L`` = the last number handed out, then a snapshot ``S``
+   (:func:`take_fence`). Any transaction ``T`` that holds a number ``n <= L`` took it before ``L``
+   was read, hence got its xid before ``S`` was taken: at ``S`` it was either finished or listed
+   in ``S``'s running set (``xip``).
+3. Once every xid in ``xip(S)`` has finished (:func:`fence_settled`, checked on a later pass), every
+   owner of a number ``<= L`` has committed (its row is visible to any later statement) or aborted
+   (its row will never exist). A number ``<= L`` with no visible row is then abandoned for good, and
+   only then does the integrator write a void leaf for it. A live owner is never overtaken: until the
+   fence settles the integrator stops at the first hole, so leaves are never reordered, and the
+   primary key on ``seq`` refuses a duplicate even if this reasoning were wrong.
+
+After a server crash PostgreSQL may skip up to 32 sequence values; those holes have no owner at all
+and are voided the same way. The sequence must keep ``CACHE 1`` (per-session caches would hand out
+numbers long before they are used).
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+#: The PostgreSQL sequence behind ``AuditEvent.seq`` (created by migration 0003).
+SEQUENCE = "audit_event_seq"
+
+
+def allocate(count: int = 1) -> list[int]:
+    """Take ``count`` sequence numbers for events about to be inserted in the current transaction.
+
+    Ascending; on PostgreSQL they need not be consecutive (other writers interleave), on SQLite they
+    are. Must run inside ``transaction.atomic()`` (the caller checks).
+    """
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(%s) FROM (SELECT pg_current_xact_id() OFFSET 0) AS owner, "
+                "generate_series(1, %s)",
+                [SEQUENCE, count],
+            )
+            return sorted(row[0] for row in cursor.fetchall())
+        cursor.execute("SELECT coalesce(max(seq), -1) + 1 FROM audit_auditevent")
+        first = cursor.fetchone()[0]
+    return list(range(first, first + count))
+
+
+def take_fence() -> tuple[int | None, str]:
+    """PostgreSQL: (last number handed out, snapshot taken just after reading it); else (None, "")."""
+    if connection.vendor != "postgresql":
+        return None, ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM audit_event_seq"
+        )
+        last = cursor.fetchone()[0]
+        # A separate statement, so the snapshot is certainly taken after the sequence was read.
+        cursor.execute("SELECT pg_current_snapshot()::text")
+        snapshot = cursor.fetchone()[0]
+    return last, snapshot
+
+
+def fence_settled(snapshot: str) -> bool:
+    """Have all transactions running at ``snapshot`` finished (this one excepted)?"""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(bool_and(pg_xact_status(running) IS DISTINCT FROM 'in progress'), true) "
+            "FROM pg_snapshot_xip(%s::pg_snapshot) AS running "
+            "WHERE running IS DISTINCT FROM pg_current_xact_id_if_assigned()",
+            [snapshot],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def reset(target: BaseDatabaseWrapper) -> None:
+    """Restart the numbering at 0 (``manage.py flush`` of a test or demo database, never in use)."""
+    if target.vendor != "postgresql":
+        return
+    with target.cursor() as cursor:
+        cursor.execute("ALTER SEQUENCE audit_event_seq RESTART WITH 0")

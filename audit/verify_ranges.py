@@ -1,0 +1,101 @@
+"""Recomputing leaf hashes over ranges of the log, in this process or in worker processes.
+
+The costly part of verifying the log is one canonical JSON encoding and one SHA-256 per event; it is
+embarrassingly parallel, so ``verify_audit --full`` splits ``[start, end)`` into one contiguous range
+per core and each worker process reads its range with its own database connection. A worker returns
+the recomputed leaf hashes (32 bytes each) up to its first problem, and that problem; the parent
+folds them into the tree in order, so the first failure reported is the one a sequential pass would
+have met first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+from django.db import connection, connections
+
+from audit.canonical import canonical_json
+from audit.merkle import leaf_hash
+from audit.models import LEAF_FIELDS, AuditEvent, leaf_document
+
+CHUNK = 5_000
+#: Below this many events a single process is faster than starting workers.
+PARALLEL_MIN = 100_000
+
+
+@dataclasses.dataclass(frozen=True)
+class RangeResult:
+    """Recomputed leaf hashes of ``[start, start + len(leaves) // 32)`` and the first problem met."""
+
+    start: int
+    leaves: bytes
+    failure_seq: int | None = None
+    failure: str = ""
+    truncated: bool = False  # the failure is that the stored events end before the range does
+
+
+def recompute(start: int, end: int) -> RangeResult:
+    """Recompute the leaves of events ``start .. end - 1``; stop at a missing or altered event."""
+    rows = (
+        AuditEvent.objects.filter(seq__gte=start, seq__lt=end)
+        .order_by("seq")
+        .values_list(*LEAF_FIELDS, "leaf_hash")
+    )
+    out = bytearray()
+    expected = start
+    for row in rows.iterator(chunk_size=CHUNK):
+        seq, stored = row[0], row[-1]
+        if seq != expected:
+            return RangeResult(
+                start, bytes(out), expected, f"event {expected} is missing (next stored event is {seq})"
+            )
+        digest = leaf_hash(canonical_json(leaf_document(*row[:-1])))
+        if digest.hex() != stored:
+            return RangeResult(
+                start, bytes(out), seq, "the event's content does not match its leaf hash (altered)"
+            )
+        out += digest
+        expected += 1
+    if expected < end:
+        return RangeResult(start, bytes(out), expected, f"event {expected} is missing", truncated=True)
+    return RangeResult(start, bytes(out))
+
+
+def recompute_all(
+    start: int, end: int, *, workers: int | None = None, parallel_min: int = PARALLEL_MIN
+) -> RangeResult:
+    """Recompute ``[start, end)`` with one process per core when the range is large enough.
+
+    Worker processes cannot see the caller's uncommitted rows, so inside ``transaction.atomic()``
+    (tests, mostly) the range is always done in this process.
+    """
+    workers = workers or os.cpu_count() or 1
+    if workers < 2 or end - start < max(parallel_min, 2) or connection.in_atomic_block:
+        return recompute(start, end)
+    step = -(-(end - start) // workers)
+    bounds = [(lo, min(lo + step, end)) for lo in range(start, end, step)]
+    connections.close_all()  # each forked worker opens its own connection
+    with ProcessPoolExecutor(len(bounds), mp_context=multiprocessing.get_context("fork")) as pool:
+        parts = list(pool.map(_recompute_in_worker, bounds))
+    return _join(parts)
+
+
+def _recompute_in_worker(bounds: tuple[int, int]) -> RangeResult:
+    connections.close_all()  # never share the parent's socket
+    try:
+        return recompute(*bounds)
+    finally:
+        connections.close_all()
+
+
+def _join(parts: list[RangeResult]) -> RangeResult:
+    """Concatenate ranges in order up to the first one that stopped early."""
+    leaves = bytearray()
+    for part in parts:
+        leaves += part.leaves
+        if part.failure_seq is not None:
+            return dataclasses.replace(part, start=parts[0].start, leaves=bytes(leaves))
+    return RangeResult(parts[0].start, bytes(leaves))
