@@ -53,20 +53,25 @@ def integrate(*, max_batch: int = DEFAULT_BATCH, hole_wait_s: float = 0.0, wait:
     """
     if max_batch < 1:
         raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+    fresh = sequencer.take_fence() if not connection.in_atomic_block else (None, "")
     with transaction.atomic():
         head = lease(wait=wait)
         if head is None:
             return Pass(busy=True)
-        bound, fence = _settled_bound(head)
+        bound, fence = _settled_bound(head, fresh)
         leaves, waiting = _plan(head.size, max_batch, bound)
         deadline = time.monotonic() + hole_wait_s
-        while waiting is not None and connection.vendor == "postgresql" and time.monotonic() < deadline:
-            if fence[0] is None or fence[0] < waiting:
-                fence = sequencer.take_fence()  # the hole's number was handed out after this fence
-            elif sequencer.fence_settled(fence[1]):
-                bound, fence = fence[0] + 1, sequencer.take_fence()
+        # A hole blocks (waiting), or numbers were handed out beyond the last visible event (the
+        # fence's L reaches past it): one check, or several within hole_wait_s, may settle them.
+        while fence[0] is not None and fence[0] >= (
+            waiting if waiting is not None else head.size + len(leaves)
+        ):
+            if sequencer.fence_settled(fence[1]):
+                bound, fence = max(bound, fence[0] + 1), (None, "")
                 leaves, waiting = _plan(head.size, max_batch, bound)
-                continue
+                break
+            if time.monotonic() >= deadline:
+                break
             time.sleep(0.01)
         voided = _apply(head, leaves, fence)
         return Pass(integrated=len(leaves), voided=voided, size=head.size, waiting_at=waiting)
@@ -95,18 +100,19 @@ def lease(*, wait: bool) -> AuditLogHead | None:
     return head
 
 
-def _settled_bound(head: AuditLogHead) -> tuple[int, tuple[int | None, str]]:
+def _settled_bound(head: AuditLogHead, fresh: tuple[int | None, str]) -> tuple[int, tuple[int | None, str]]:
     """Every seq below the returned bound is final; and the fence to keep for the next pass.
 
-    A stored fence is kept until it settles (its set of running transactions only shrinks, so it
-    settles however busy the log is); then it is consumed and a new one is taken.
+    A stored fence is kept until it settles (the transactions it waits for only finish, so it
+    settles however busy the log is); then it is consumed and ``fresh`` (taken before this pass's
+    transaction) takes its place.
     """
     bound = head.size
-    if head.fence_seq is not None and head.fence_snapshot:
-        if not sequencer.fence_settled(head.fence_snapshot):
-            return bound, (head.fence_seq, head.fence_snapshot)
+    if head.fence_seq is not None and head.fence_xid:
+        if not sequencer.fence_settled(head.fence_xid):
+            return bound, (head.fence_seq, head.fence_xid)
         bound = max(bound, head.fence_seq + 1)
-    return bound, sequencer.take_fence()
+    return bound, fresh
 
 
 def _plan(start: int, limit: int, bound: int) -> tuple[list[bytes | None], int | None]:
@@ -160,14 +166,14 @@ def _apply(head: AuditLogHead, leaves: list[bytes | None], fence: tuple[int | No
     AuditEvent.objects.bulk_create(voids, batch_size=1_000)
     AuditNode.objects.bulk_create(nodes, batch_size=1_000)
     head.size, head.frontier = accumulator.size, [list(item) for item in accumulator.to_state()]
-    head.fence_seq, head.fence_snapshot = fence
+    head.fence_seq, head.fence_xid = fence
     if leaves:
         head.integrated_at = now
     AuditLogHead.objects.filter(pk=1).update(
         size=head.size,
         frontier=head.frontier,
         fence_seq=head.fence_seq,
-        fence_snapshot=head.fence_snapshot,
+        fence_xid=head.fence_xid,
         integrated_at=head.integrated_at,
     )
     return len(voids)

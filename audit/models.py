@@ -139,16 +139,16 @@ class AuditLogHead(models.Model):
     Requests never touch this row. The integrator locks it for the duration of one batch (that lock
     is the lease: two integrators cannot interleave, and a killed one releases it with its
     connection), appends the batch's leaves, stores the completed subtrees and moves ``size`` on, all
-    in one transaction. ``fence_seq``/``fence_snapshot`` (PostgreSQL only) record the last number the
-    sequence had handed out and the transactions running at that moment; once all of them have
-    finished, every missing number up to ``fence_seq`` is provably abandoned (see audit/sequencer.py).
+    in one transaction. ``fence_seq``/``fence_xid`` (PostgreSQL only) record the last number the
+    sequence had handed out and an xid assigned just after; once no older transaction is running,
+    every missing number up to ``fence_seq`` is provably abandoned (see audit/sequencer.py).
     """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     size = models.BigIntegerField(default=0)
     frontier = models.JSONField(default=list)  # [[level, hex hash], ...] left to right
     fence_seq = models.BigIntegerField(null=True, blank=True)
-    fence_snapshot = models.TextField(blank=True)
+    fence_xid = models.CharField(max_length=20, blank=True)
     integrated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -14,17 +14,22 @@ dies with its connection, or with the server) leaves a hole. Holes are filled la
 integrator with an explicit *void* leaf, but only once the hole is *provably abandoned*:
 
 1. :func:`allocate` makes sure the transaction has its transaction id (xid) *before* it takes a
-   number (``pg_current_xact_id()`` in a sub-select that ``OFFSET 0`` keeps from being flattened).
-2. The integrator records a *fence*: first ``L`` = the last number handed out, then a snapshot ``S``
-   (:func:`take_fence`). Any transaction ``T`` that holds a number ``n <= L`` took it before ``L``
-   was read, hence got its xid before ``S`` was taken: at ``S`` it was either finished or listed
-   in ``S``'s running set (``xip``).
-3. Once every xid in ``xip(S)`` has finished (:func:`fence_settled`, checked on a later pass), every
-   owner of a number ``<= L`` has committed (its row is visible to any later statement) or aborted
-   (its row will never exist). A number ``<= L`` with no visible row is then abandoned for good, and
-   only then does the integrator write a void leaf for it. A live owner is never overtaken: until the
-   fence settles the integrator stops at the first hole, so leaves are never reordered, and the
-   primary key on ``seq`` refuses a duplicate even if this reasoning were wrong.
+   number: ``pg_current_xact_id()`` in a sub-select that ``OFFSET 0`` keeps from being flattened,
+   whose column the outer query selects (an unused column of a STABLE function is planned away).
+2. Before each pass, outside any transaction, the integrator takes a *fence*: first ``L`` = the last
+   number handed out, then ``X`` = a brand-new xid (``pg_current_xact_id()`` in a transaction of its
+   own). xids are assigned in increasing order, so every transaction holding a number ``n <= L`` got
+   its xid before ``X`` was assigned: its xid is below ``X``.
+3. Once no transaction with an xid below ``X`` is running (the oldest running xid, ``xmin`` of a
+   current snapshot, is ``>= X``; :func:`fence_settled`, checked on a later pass), every owner of a
+   number ``<= L`` has committed (its row is visible to any later statement) or aborted (its row will
+   never exist). A number ``<= L`` with no visible row is then abandoned for good, and only then does
+   the integrator write a void leaf for it. A live owner is never overtaken: until the fence settles
+   the integrator stops at the first hole, so leaves are never reordered, and the primary key on
+   ``seq`` refuses a duplicate even if this reasoning were wrong.
+
+(Comparing against the snapshot's list of running xids is NOT enough: an xid at or above the
+snapshot's ``xmax`` is running but not listed. The concurrency test caught exactly that.)
 
 After a server crash PostgreSQL may skip up to 32 sequence values; those holes have no owner at all
 and are voided the same way. The sequence must keep ``CACHE 1`` (per-session caches would hand out
@@ -50,44 +55,60 @@ def allocate(count: int = 1) -> list[int]:
         raise ValueError(f"count must be at least 1, got {count}")
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # owner.xid is selected on purpose: an unused sub-select column would be planned away
+            # (pg_current_xact_id is STABLE), and the xid must exist before nextval runs.
             cursor.execute(
-                "SELECT nextval(%s) FROM (SELECT pg_current_xact_id() OFFSET 0) AS owner, "
+                "SELECT owner.xid, nextval(%s) FROM (SELECT pg_current_xact_id() AS xid OFFSET 0) AS owner, "
                 "generate_series(1, %s)",
                 [SEQUENCE, count],
             )
-            return sorted(row[0] for row in cursor.fetchall())
+            return sorted(row[1] for row in cursor.fetchall())
         cursor.execute("SELECT coalesce(max(seq), -1) + 1 FROM audit_auditevent")
         first = cursor.fetchone()[0]
     return list(range(first, first + count))
 
 
 def take_fence() -> tuple[int | None, str]:
-    """PostgreSQL: (last number handed out, snapshot taken just after reading it); else (None, "")."""
+    """PostgreSQL: (last number handed out, a fresh xid assigned just after); else (None, "").
+
+    Must run outside any transaction: the fresh xid has to be newer than every owner's.
+    """
     if connection.vendor != "postgresql":
         return None, ""
+    if connection.in_atomic_block:
+        raise RuntimeError("a sequencing fence must be taken outside transaction.atomic()")
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM audit_event_seq"
         )
         last = cursor.fetchone()[0]
-        # A separate statement, so the snapshot is certainly taken after the sequence was read.
-        cursor.execute("SELECT pg_current_snapshot()::text")
-        snapshot = cursor.fetchone()[0]
-    return last, snapshot
+        # A separate statement and transaction (autocommit): a new xid, above every owner's.
+        cursor.execute("SELECT pg_current_xact_id()::text")
+        xid = cursor.fetchone()[0]
+    return last, xid
 
 
-def fence_settled(snapshot: str) -> bool:
-    """Have all transactions running at ``snapshot`` finished (this one excepted)?"""
+def fence_settled(xid: str) -> bool:
+    """Has every transaction with an xid below ``xid`` finished?"""
     if connection.vendor != "postgresql":
         return True
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce(bool_and(pg_xact_status(running) IS DISTINCT FROM 'in progress'), true) "
-            "FROM pg_snapshot_xip(%s::pg_snapshot) AS running "
-            "WHERE running IS DISTINCT FROM pg_current_xact_id_if_assigned()",
-            [snapshot],
-        )
+        cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= %s::xid8", [xid])
         return bool(cursor.fetchone()[0])
+
+
+def realign(target: BaseDatabaseWrapper) -> None:
+    """Point the sequence just past the stored events (PostgreSQL). For test databases, where each
+    test's transaction is rolled back but ``nextval`` is not: without this, the next test's events
+    would start after hundreds of abandoned numbers, each integrated as a void leaf.
+    """
+    if target.vendor != "postgresql":
+        return
+    with target.cursor() as cursor:
+        cursor.execute(
+            "SELECT setval('audit_event_seq', coalesce((SELECT max(seq) + 1 FROM audit_auditevent), 0), "
+            "false)"
+        )
 
 
 def reset(target: BaseDatabaseWrapper) -> None:

@@ -39,8 +39,8 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="auditloghead",
-            name="fence_snapshot",
-            field=models.TextField(blank=True),
+            name="fence_xid",
+            field=models.CharField(blank=True, max_length=20),
         ),
         migrations.AddField(
             model_name="auditloghead",
