@@ -5,16 +5,22 @@ Usage::
 
     python verify_package.py PACKAGE.zip [--public-key KEY.pem] [--json]
 
-Prints one line per check and a final ``VERDICT: VALID`` or ``VERDICT: INVALID: <first reason>``; exits
-0 when valid, 1 when invalid (2 for usage errors). Pass ``--public-key`` with the organisation's
-published signing key: without it the verifier can only show that the package is internally consistent
-and signed by *the key it carries*, which anyone could have generated.
+Prints one line per check and a final verdict: ``VERDICT: VALID``; ``VERDICT: INVALID: <first
+reason>`` when the evidence fails (altered, incomplete, wrongly signed); or ``VERDICT: CANNOT VERIFY:
+<reason>`` when this machine could not check it (unreadable file or key, out of memory), which says
+nothing about the evidence. Exits 0 valid, 1 invalid, 3 cannot verify (2 for usage errors). Pass
+``--public-key`` with the organisation's published signing key: without it the verifier can only show
+that the package is internally consistent and signed by *the key it carries*, which anyone could
+have generated.
 
-This file is self-contained on purpose (Python 3.11+ standard library plus the ``cryptography``
-package): it is copied alone into every export package so that a court expert, an auditor or an
-opposing party can run it without Concordance. It therefore carries its own copies of the canonical
-JSON encoder (``audit/canonical.py``), the RFC 9162 verification algorithms (``audit/merkle/proofs.py``) and
-the signed byte layouts (``audit/signing.py``); the project's tests check that the copies agree.
+This file is self-contained on purpose: the Python 3.11+ standard library alone (the ``cryptography``
+package is used for Ed25519 when installed, else a pure-Python RFC 8032 verifier). It is copied alone
+into every export package so that a court expert, an auditor or an opposing party can run it without
+Concordance. It therefore carries its own copies of the canonical JSON encoder
+(``audit/canonical.py``), the RFC 9162 verification algorithms (``audit/merkle/proofs.py``) and the
+signed byte layouts (``audit/signing.py``); the project's tests check that the copies agree. It is
+kept as one file (over the house's 600-line guideline) because a recipient must be able to run it
+alone.
 
 Package layout (ZIP)::
 
@@ -61,7 +67,7 @@ try:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-except ImportError:  # reported by main() / verify_package() with an install hint, not a traceback
+except ImportError:  # the pure-Python RFC 8032 verifier below takes over
     Ed25519PublicKey = None  # type: ignore[assignment,misc]
 
 __all__ = ["Check", "Limits", "Report", "main", "verify_package"]
@@ -293,24 +299,126 @@ def tree_head_bytes(tree_size: int, root_hash: bytes, timestamp_ms: int) -> byte
     return STH_DOMAIN + struct.pack(">QQ", tree_size, timestamp_ms) + root_hash
 
 
-def _ed25519_verify(public_key: Any, message: bytes, signature: bytes) -> bool:
+def _ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """Verify with ``cryptography`` when installed, else with the pure-Python verifier below."""
+    if Ed25519PublicKey is None:
+        return ed25519_verify_pure(public_key, message, signature)
     try:
-        public_key.verify(signature, message)
-    except InvalidSignature:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
         return False
     return True
 
 
-def _raw_public_key(public_key: Any) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+def _raw_public_key(public_key: bytes) -> bytes:
+    return public_key
 
 
-def _load_public_key(pem: str | bytes) -> Any:
+# DER of an Ed25519 SubjectPublicKeyInfo (RFC 8410): this fixed prefix, then the 32-byte key.
+_ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
+
+
+def _load_public_key(pem: str | bytes) -> bytes:
+    """The raw 32-byte Ed25519 key of a PEM ``PUBLIC KEY``; ValueError for anything else."""
     data = pem.encode("ascii") if isinstance(pem, str) else pem
-    key = serialization.load_pem_public_key(data)
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError(f"expected an Ed25519 public key, not {type(key).__name__}")
-    return key
+    if Ed25519PublicKey is not None:
+        key = serialization.load_pem_public_key(data)
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError(f"expected an Ed25519 public key, not {type(key).__name__}")
+        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    text = data.decode("ascii").strip()
+    match = re.fullmatch(
+        r"-----BEGIN PUBLIC KEY-----\s+([A-Za-z0-9+/=\s]+?)\s*-----END PUBLIC KEY-----", text
+    )
+    if match is None:
+        raise ValueError("not a PEM PUBLIC KEY block")
+    der = base64.b64decode("".join(match.group(1).split()), validate=True)
+    if len(der) != len(_ED25519_SPKI_PREFIX) + 32 or not der.startswith(_ED25519_SPKI_PREFIX):
+        raise ValueError("expected an Ed25519 public key (RFC 8410 SubjectPublicKeyInfo)")
+    return der[len(_ED25519_SPKI_PREFIX) :]
+
+
+# ==================================================================================================
+# Pure-Python Ed25519 verification (RFC 8032 section 5.1.7), used when `cryptography` is absent.
+# Slow (milliseconds per signature) but a package holds few signatures. Checked against the RFC's
+# test vectors by the project's tests; like OpenSSL it refuses S >= L and non-canonical encodings.
+# ==================================================================================================
+
+_P = 2**255 - 19
+_L = 2**252 + 27742317777372353535851937790883648493
+_D = -121665 * pow(121666, _P - 2, _P) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+
+
+def _recover_x(y: int, sign: int) -> int | None:
+    if y >= _P:
+        return None
+    x2 = (y * y - 1) * pow(_D * y * y + 1, _P - 2, _P) % _P
+    if x2 == 0:
+        return None if sign else 0
+    x = pow(x2, (_P + 3) // 8, _P)
+    if (x * x - x2) % _P != 0:
+        x = x * _SQRT_M1 % _P
+    if (x * x - x2) % _P != 0:
+        return None
+    if x & 1 != sign:
+        x = _P - x
+    return x
+
+
+def _decode_point(data: bytes) -> tuple[int, int, int, int] | None:
+    y = int.from_bytes(data, "little")
+    sign, y = y >> 255, y & ((1 << 255) - 1)
+    x = _recover_x(y, sign)
+    return None if x is None else (x, y, 1, x * y % _P)
+
+
+def _point_add(p: tuple[int, int, int, int], q: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    a = (p[1] - p[0]) * (q[1] - q[0]) % _P
+    b = (p[1] + p[0]) * (q[1] + q[0]) % _P
+    c = 2 * p[3] * q[3] * _D % _P
+    d = 2 * p[2] * q[2] % _P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return e * f % _P, g * h % _P, f * g % _P, e * h % _P
+
+
+def _point_mul(scalar: int, point: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    result = (0, 1, 1, 0)
+    while scalar:
+        if scalar & 1:
+            result = _point_add(result, point)
+        point = _point_add(point, point)
+        scalar >>= 1
+    return result
+
+
+def _encode_point(point: tuple[int, int, int, int]) -> bytes:
+    z_inv = pow(point[2], _P - 2, _P)
+    x, y = point[0] * z_inv % _P, point[1] * z_inv % _P
+    return (y | (x & 1) << 255).to_bytes(32, "little")
+
+
+_BASE_Y = 4 * pow(5, _P - 2, _P) % _P
+_BASE = (_recover_x(_BASE_Y, 0) or 0, _BASE_Y, 1, (_recover_x(_BASE_Y, 0) or 0) * _BASE_Y % _P)
+
+
+def ed25519_verify_pure(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """RFC 8032 Ed25519 verification in pure Python: [S]B == R + [k]A, comparing encodings."""
+    if len(public_key) != 32 or len(signature) != 64:
+        return False
+    point_a = _decode_point(public_key)
+    r_bytes, s = signature[:32], int.from_bytes(signature[32:], "little")
+    if point_a is None or s >= _L or _decode_point(r_bytes) is None:
+        return False
+    k = int.from_bytes(hashlib.sha512(r_bytes + public_key + message).digest(), "little") % _L
+    # R' = [S]B - [k]A; -A = (-x, y, z, -t). Comparing encodings refuses a non-canonical R.
+    minus_a = (_P - point_a[0], point_a[1], point_a[2], _P - point_a[3])
+    return _encode_point(_point_add(_point_mul(s, _BASE), _point_mul(k, minus_a))) == r_bytes
+
+
+def ed25519_backend() -> str:
+    """Which Ed25519 implementation this run uses."""
+    return "cryptography" if Ed25519PublicKey is not None else "pure Python (RFC 8032)"
 
 
 # ==================================================================================================
@@ -350,14 +458,24 @@ class Report:
     package_id: str | None = None
     event_count: int = 0
     checkpoint_count: int = 0
+    cannot_verify: str | None = None  # an environment problem: nothing is known about the evidence
 
     @property
     def valid(self) -> bool:
-        return bool(self.checks) and all(c.ok for c in self.checks)
+        return self.cannot_verify is None and bool(self.checks) and all(c.ok for c in self.checks)
+
+    @property
+    def status(self) -> str:
+        """``VALID``, ``INVALID`` (the evidence fails) or ``CANNOT VERIFY`` (the environment failed)."""
+        if self.cannot_verify is not None:
+            return "CANNOT VERIFY"
+        return "VALID" if self.valid else "INVALID"
 
     @property
     def reason(self) -> str | None:
         """The first failure as ``"<check>: <detail>"``, or None when valid."""
+        if self.cannot_verify is not None:
+            return self.cannot_verify
         for c in self.checks:
             if not c.ok:
                 return f"{c.name}: {c.detail}"
@@ -365,7 +483,7 @@ class Report:
 
     @property
     def verdict(self) -> str:
-        return "VERDICT: VALID" if self.valid else f"VERDICT: INVALID: {self.reason}"
+        return "VERDICT: VALID" if self.valid else f"VERDICT: {self.status}: {self.reason}"
 
     def passed(self, name: str, detail: str) -> None:
         self.checks.append(Check(name, True, detail))
@@ -377,6 +495,7 @@ class Report:
         return {
             "path": self.path,
             "valid": self.valid,
+            "status": self.status,
             "reason": self.reason,
             "verdict": self.verdict,
             "package_id": self.package_id,
@@ -558,13 +677,15 @@ def verify_package(
     """
     report = Report(path=str(path))
     if Ed25519PublicKey is None:
-        report.failed("environment", "the 'cryptography' package is required: pip install cryptography")
-        return report
+        report.notes.append(f"Ed25519 signatures checked with the {ed25519_backend()} verifier")
     limits = limits or Limits()
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, ValueError) as exc:
         report.failed("zip structure", f"cannot open as a ZIP archive: {exc}")
+        return report
+    except OSError as exc:  # missing, unreadable: the file could not be examined at all
+        report.cannot_verify = f"cannot read the package: {exc}"
         return report
     with zf:
         state = _State(zf=zf, limits=limits)
@@ -584,6 +705,9 @@ def verify_package(
             try:
                 step(state, report, expected_public_key_pem)
             except _Stop:
+                break
+            except (MemoryError, OSError) as exc:  # this machine failed, not the evidence
+                report.cannot_verify = f"{step.__name__.removeprefix('_check_')}: {exc!r}"
                 break
             except Exception as exc:  # a verifier reports problems, it never crashes on them
                 report.failed(step.__name__.removeprefix("_check_"), f"unexpected error: {exc!r}")
@@ -960,7 +1084,8 @@ def _check_redacted_events(state: _State, report: Report, _expected: object) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (0 valid, 1 invalid, 2 usage error)."""
+    """Command-line entry point; returns the exit status (0 valid, 1 invalid, 2 usage error,
+    3 cannot verify)."""
     parser = argparse.ArgumentParser(
         prog="verify_package.py", description="Verify a Concordance audit export package offline."
     )
@@ -972,13 +1097,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     expected: bytes | None = None
+    report: Report | None = None
     if args.public_key is not None:
         try:
             expected = args.public_key.read_bytes()
         except OSError as exc:
-            parser.error(f"cannot read --public-key file: {exc}")
-
-    report = verify_package(args.package, expected)
+            report = Report(path=str(args.package), cannot_verify=f"cannot read --public-key file: {exc}")
+    if report is None:
+        report = verify_package(args.package, expected)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -987,7 +1113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for note in report.notes:
             print(f"NOTE  {note}")
         print(report.verdict)
-    return 0 if report.valid else 1
+    return {"VALID": 0, "INVALID": 1, "CANNOT VERIFY": 3}[report.status]
 
 
 if __name__ == "__main__":

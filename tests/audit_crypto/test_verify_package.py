@@ -392,7 +392,9 @@ def test_not_a_zip(tmp_path: Path, signing_key) -> None:
     path = tmp_path / "package.zip"
     path.write_bytes(b"PK\x03\x04 this is not really a zip")
     assert_invalid(verify(path, signing_key), "zip structure", "cannot open")
-    assert_invalid(verify(tmp_path / "absent.zip", signing_key), "zip structure", "cannot open")
+    missing = verify(tmp_path / "absent.zip", signing_key)
+    assert (missing.status, missing.valid) == ("CANNOT VERIFY", False)
+    assert missing.verdict.startswith("VERDICT: CANNOT VERIFY: cannot read the package: ")
 
 
 @pytest.mark.parametrize(
@@ -484,13 +486,15 @@ def test_overlong_inclusion_proof(parts, zip_writer: Writer, signing_key) -> Non
 # ------------------------------------------------------------------------------------------------
 
 
-def run_alone(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run a copy of verify_package.py with the project made unimportable, as a recipient would."""
+def run_alone(tmp_path: Path, *args: str, stdlib_only: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run a copy of verify_package.py with the project made unimportable, as a recipient would
+    (``stdlib_only``: with ``cryptography`` unimportable too, as on a bare Python)."""
     alone = tmp_path / "alone"
     alone.mkdir(exist_ok=True)
     script = shutil.copy(VERIFIER, alone / "verify_package.py")
+    blocked = "sys.modules['cryptography'] = None; " if stdlib_only else ""
     guard = (
-        "import runpy, sys; sys.modules['audit'] = None; sys.modules['django'] = None; "
+        f"import runpy, sys; sys.modules['audit'] = None; sys.modules['django'] = None; {blocked}"
         f"sys.argv = [{str(script)!r}, *sys.argv[1:]]; runpy.run_path({str(script)!r}, run_name='__main__')"
     )
     return subprocess.run(
@@ -532,7 +536,8 @@ def test_cli_never_prints_a_traceback(tmp_path: Path) -> None:
     assert result.stdout.splitlines()[-1].startswith("VERDICT: INVALID: zip structure: cannot open")
     assert result.stderr == ""
     result = run_alone(tmp_path, str(junk), "--public-key", str(tmp_path / "absent.pem"))
-    assert result.returncode == 2 and "cannot read --public-key" in result.stderr
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1].startswith("VERDICT: CANNOT VERIFY: cannot read --public-key file")
 
 
 def test_verifier_imports_only_stdlib_and_cryptography() -> None:
