@@ -1,24 +1,25 @@
-"""Benchmark of the database-backed audit log (audit/log.py, audit/verify.py, audit/checkpoints.py).
+"""Benchmark of the audit log at scale: sequencing, integration, verification, proofs, table growth.
 
 Run from the repository root against PostgreSQL::
 
-    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/concordance_bench \\
-        .venv/bin/python bench/audit.py [--events 100000] [--append 2000] [--threads 8] [--proofs 200]
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/concordance_audit \\
+        .venv/bin/python bench/audit.py [--events 1000000] [--append 8000] [--writers 16] [--proofs 300]
 
 The script never touches the database named in DATABASE_URL: like the test runner, it creates a
 throwaway ``test_<name>`` database next to it, migrates it, and drops it at the end. Measured:
 
 (a) appends per second through :func:`audit.log.record`, one event per transaction (as one request
-    records one change), with one writer and with ``--threads`` concurrent writer threads, each on its
-    own connection. Every append locks the log head row, so writers serialise by design;
-(b) :func:`audit.verify.verify_log` over ``--events`` events with a signed checkpoint every tenth of
-    the log. To seed that many events quickly they are written in transactions of ``--chunk`` events
-    by :func:`seed`, which computes each event, its leaf hash, the stored subtree hashes and the head
-    with exactly the code path of ``record`` (``AuditEvent.leaf_document``, ``canonical_json``,
-    ``CompactRange``), only inserting with ``bulk_create``; the verification at the end proves the
-    seeded log is indistinguishable from one written by ``record``;
-(c) inclusion and consistency proofs served from the database for random positions: size in hashes
-    and bytes, time to build from the database and time to verify.
+    records one change), with 1 and with ``--writers`` writer *processes* (web workers are processes),
+    each on its own connection, while the dedicated integrator runs beside them;
+(b) integration delay: for every appended event, the time from its commit to the end of the
+    integrator pass that put it in the tree (p50 / p95 / max);
+(c) seeding ``--events`` events through :func:`audit.bulk.record_many` and integrating them, with a
+    signed checkpoint every tenth of the log;
+(d) ``verify_log(full=True)`` over all of them with one worker process per core, and an incremental
+    ``verify_log()`` after 1% more events;
+(e) inclusion proof look-ups (:func:`audit.inclusion.inclusion_lookup`, what the API calls) at random
+    positions, and the audit timeline of one study (the indexed query the case page runs);
+(f) on PostgreSQL, table and index sizes per event, for the projection in docs/benchmarks.md.
 
 Prints one table. The SQLite default works too, but the figures are meant for PostgreSQL.
 """
@@ -27,15 +28,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import multiprocessing
 import os
 import platform
 import random
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -58,151 +58,235 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def bench_appends(total: int, threads: int) -> float:
-    """Append ``total`` events with ``record``, one per transaction, over ``threads`` writer threads;
-    return events per second (wall clock)."""
-    from django.db import connection, transaction
+def _spread(values: list[float]) -> str:
+    return (
+        f"p50 {_fmt_time(statistics.median(values))}, p95 {_fmt_time(_percentile(values, 0.95))}, "
+        f"max {_fmt_time(max(values))}"
+    )
+
+
+def _writer(job: tuple[int, int]) -> list[tuple[int, float]]:
+    """One writer process: ``count`` events, one per transaction; (seq, commit time) of each."""
+    from django.db import connections, transaction
 
     from audit import log
 
-    per_thread = total // threads
-    barrier = threading.Barrier(threads + 1)
-    errors: list[BaseException] = []
+    number, count = job
+    connections.close_all()
+    done = []
+    for i in range(count):
+        with transaction.atomic():
+            event = log.record(
+                "bench.append",
+                actor=None,
+                object_type="study",
+                object_id=i,
+                patient_id=number,
+                study_id=number * 100_000 + i // 5,
+                details={"writer": number, "i": i},
+            )
+        done.append((event.seq, time.time()))
+    connections.close_all()
+    return done
 
-    def writer(number: int) -> None:
-        try:
-            barrier.wait()
-            for i in range(per_thread):
-                with transaction.atomic():
-                    log.record(
-                        "bench.append",
-                        actor=None,
-                        object_type="study",
-                        object_id=i,
-                        patient_id=number,
-                        details={"writer": number, "i": i},
-                    )
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
-        finally:
-            connection.close()
 
-    workers = [threading.Thread(target=writer, args=(n,)) for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    barrier.wait()
+def _integrator_loop(stop: multiprocessing.synchronize.Event, passes: multiprocessing.Queue) -> None:
+    """The dedicated integrator's loop (as ``manage.py audit_integrator``), reporting each pass."""
+    from django.db import connections
+
+    from audit import integrator
+
+    connections.close_all()
+    while not stop.is_set():
+        step = integrator.integrate()
+        passes.put((time.time(), step.size))
+        if step.busy or step.integrated < integrator.DEFAULT_BATCH:
+            time.sleep(integrator.INTERVAL_S)
+    connections.close_all()
+
+
+def bench_appends(total: int, writers: int) -> tuple[float, list[float]]:
+    """Events/s of ``writers`` processes appending ``total`` events, and each event's integration delay."""
+    from django.db import connections
+
+    from audit import integrator
+
+    context = multiprocessing.get_context("fork")
+    connections.close_all()
+    stop, passes = context.Event(), context.Queue()
+    loop = context.Process(target=_integrator_loop, args=(stop, passes))
+    loop.start()
     start = time.perf_counter()
-    for worker in workers:
-        worker.join()
+    with context.Pool(writers) as pool:
+        results = pool.map(_writer, [(n, total // writers) for n in range(writers)])
     elapsed = time.perf_counter() - start
-    if errors:
-        raise errors[0]
-    return per_thread * threads / elapsed
+    appended = [item for chunk in results for item in chunk]
+    last = max(seq for seq, _ in appended)
+    reports: list[tuple[float, int]] = []
+    while not reports or reports[-1][1] <= last:
+        reports.append(passes.get(timeout=120))
+    stop.set()
+    loop.join(30)
+    delays = []
+    for seq, committed in appended:
+        integrated_at = next(moment for moment, size in reports if size > seq)
+        delays.append(max(0.0, integrated_at - committed))
+    integrator.integrate_all()
+    return len(appended) / elapsed, delays
 
 
-def seed(count: int, chunk: int, checkpoint_every: int) -> None:
-    """Append ``count`` events in transactions of ``chunk`` events through ``audit.bulk.record_many`` (the
-    bulk path imports use: same lock, hashes and rows as ``record``), signing a checkpoint every
-    ``checkpoint_every`` events."""
+def seed(count: int, chunk: int, checkpoint_every: int) -> float:
+    """Append ``count`` events through ``record_many`` in transactions of ``chunk``, integrating and
+    signing a checkpoint every ``checkpoint_every``; the seconds spent integrating."""
     from django.db import transaction
 
-    from audit import checkpoints
+    from audit import checkpoints, integrator
     from audit.bulk import record_many
     from audit.log import AuditContext
-    from audit.models import AuditLogHead
 
     context = AuditContext(
         client_address="10.0.0.1", user_agent="Mozilla/5.0 (bench)", channel="GET /studies/"
     )
     actions = ("study.view", "report.view", "ai_output.create", "export.create")
+    integrating = 0.0
     written = 0
     while written < count:
+        size = min(chunk, count - written, checkpoint_every - written % checkpoint_every)
+        entries = [
+            {
+                "action": actions[n % 4],
+                "object_type": "study",
+                "object_id": n // 3,
+                "patient_id": n // 30,
+                "study_id": n // 3,
+                "details": {"page": "worklist", "n": n},
+            }
+            for n in range(written, written + size)
+        ]
         with transaction.atomic():
-            head = AuditLogHead.objects.filter(pk=1).first()
-            start = head.size if head else 0
-            # Stop each batch at the next multiple of checkpoint_every of the whole log's size.
-            size = min(chunk, count - written, checkpoint_every - start % checkpoint_every)
-            entries = [
-                {
-                    "action": actions[seq % 4],
-                    "object_type": "study",
-                    "object_id": seq // 3,
-                    "patient_id": seq // 30,
-                    "study_id": seq // 3,
-                    "details": {"page": "worklist", "n": seq},
-                }
-                for seq in range(start, start + size)
-            ]
             record_many(entries, actor=None, context=context)
         written += size
-        if (start + size) % checkpoint_every == 0:
+        start = time.perf_counter()
+        integrator.integrate_all()
+        if written % checkpoint_every == 0:
             checkpoints.create_checkpoint()
+        integrating += time.perf_counter() - start
+    return integrating
 
 
-def bench_proofs(size: int, count: int, rng: random.Random) -> list[Row]:
-    """Inclusion and consistency proofs from the database at ``size``: sizes and times."""
-    from audit import checkpoints
-    from audit.merkle import HASH_SIZE, verify_consistency, verify_inclusion
+def bench_lookups(size: int, count: int, rng: random.Random) -> list[Row]:
+    """Inclusion proof look-ups and one study's timeline at log size ``size``."""
+    from audit.inclusion import INTEGRATED, inclusion_lookup
     from audit.models import AuditEvent
 
-    rows: list[Row] = []
-    root = checkpoints.root_at(size)
-    build, check, lengths = [], [], []
+    times, lengths = [], []
     for _ in range(count):
         seq = rng.randrange(size)
-        leaf = bytes.fromhex(AuditEvent.objects.values_list("leaf_hash", flat=True).get(seq=seq))
         start = time.perf_counter()
-        proof = checkpoints.inclusion_proof(seq, size)
-        build.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        assert verify_inclusion(leaf, seq, size, proof, root)
-        check.append(time.perf_counter() - start)
-        lengths.append(len(proof))
-    rows.append(_proof_row("inclusion proof", lengths, HASH_SIZE, build, check))
-
-    build, check, lengths = [], [], []
-    for _ in range(count):
-        old = rng.randrange(1, size)
-        old_root = checkpoints.root_at(old)
-        start = time.perf_counter()
-        proof = checkpoints.consistency_proof(old, size)
-        build.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        assert verify_consistency(old, size, old_root, root, proof)
-        check.append(time.perf_counter() - start)
-        lengths.append(len(proof))
-    rows.append(_proof_row("consistency proof", lengths, HASH_SIZE, build, check))
-
+        answer = inclusion_lookup(seq)
+        times.append(time.perf_counter() - start)
+        assert answer.status == INTEGRATED, answer
+        lengths.append(len(answer.proof))
+    rows = [
+        (
+            "inclusion_lookup(seq) (the API's call)",
+            f"{count} random seqs, {min(lengths)}-{max(lengths)} hashes (max {max(lengths) * 32} B)",
+            _spread(times),
+        )
+    ]
     times = []
     for _ in range(count):
-        n = rng.randrange(1, size + 1)
+        study = rng.randrange(size // 3)
         start = time.perf_counter()
-        checkpoints.root_at(n)
+        list(AuditEvent.objects.filter(study_id=study).order_by("-seq")[:50])
         times.append(time.perf_counter() - start)
-    rows.append(
-        (
-            "root_at(n) from stored nodes",
-            f"{count} random n",
-            f"median {_fmt_time(statistics.median(times))}, p95 {_fmt_time(_percentile(times, 0.95))}",
-        )
-    )
+    rows.append(("timeline of one study (study_id, -seq)", f"{count} random studies", _spread(times)))
     return rows
 
 
-def _proof_row(name: str, lengths: list[int], hash_size: int, build: list[float], check: list[float]) -> Row:
-    return (
-        f"{name} (DB build / verify)",
-        f"{len(lengths)} random, {min(lengths)}-{max(lengths)} hashes (max {max(lengths) * hash_size} bytes)",
-        f"build median {_fmt_time(statistics.median(build))}, p95 {_fmt_time(_percentile(build, 0.95))}; "
-        f"verify median {_fmt_time(statistics.median(check))}",
-    )
+def table_sizes() -> list[Row]:
+    """PostgreSQL: bytes per event of the event table, its indexes and the node table."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_table_size('audit_auditevent'), pg_indexes_size('audit_auditevent'), "
+            "pg_total_relation_size('audit_auditnode'), (SELECT count(*) FROM audit_auditevent)"
+        )
+        table, indexes, nodes, events = cursor.fetchone()
+    return [
+        (
+            "PostgreSQL storage per event",
+            f"{events:,} events",
+            f"table {table / events:.0f} B, indexes {indexes / events:.0f} B, nodes {nodes / events:.0f} B "
+            f"(total {(table + indexes + nodes) / 2**20:,.0f} MiB)",
+        )
+    ]
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
-    """Wall-clock seconds of one call, and its result."""
+def run(args: argparse.Namespace) -> tuple[list[Row], str]:
+    """All measurements on the throwaway database; the table rows and a one-line summary of what is stored."""
+    from audit import verify
+    from audit.models import AuditEvent, AuditNode, Checkpoint
+
+    rows: list[Row] = []
+    for writers in (1, args.writers):
+        rate, delays = bench_appends(args.append if writers > 1 else args.append // 4, writers)
+        rows.append(
+            (
+                f"append via record(), {writers} writer processes",
+                f"{len(delays)} events",
+                f"{rate:,.0f} events/s",
+            )
+        )
+        rows.append(
+            (f"integration delay at that rate ({writers} writers)", "commit -> in the tree", _spread(delays))
+        )
+    seed_count = args.events - AuditEvent.objects.count()
     start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
+    integrating = seed(seed_count, args.chunk, max(1, args.events // 10))
+    seconds = time.perf_counter() - start
+    rows.append(
+        (
+            "seed via record_many + integrate",
+            f"{seed_count:,} events",
+            f"{seconds:.1f} s, of which integration {integrating:.1f} s "
+            f"({seed_count / integrating:,.0f} leaves/s)",
+        )
+    )
+    start = time.perf_counter()
+    verdict = verify.verify_log(full=True, workers=args.workers)
+    seconds = time.perf_counter() - start
+    assert verdict.ok, verdict.summary()
+    rows.append(
+        (
+            f"verify_log(full=True), {args.workers or os.cpu_count()} processes",
+            f"{verdict.tree_size:,} events, {verdict.checkpoints_checked} checkpoints",
+            f"{seconds:.2f} s ({verdict.tree_size / seconds:,.0f} events/s)",
+        )
+    )
+    verify.verify_and_store(full=True, workers=args.workers)
+    seed(args.events // 100, args.chunk, max(1, args.events // 100))
+    start = time.perf_counter()
+    incremental = verify.verify_log(full=False)
+    seconds = time.perf_counter() - start
+    assert incremental.ok, incremental.summary()
+    rows.append(
+        (
+            "verify_log() incremental",
+            f"{incremental.tree_size - (incremental.resumed_from or 0):,} new events",
+            f"{seconds:.2f} s",
+        )
+    )
+    rows += bench_lookups(incremental.tree_size, args.proofs, random.Random(args.seed))
+    rows += table_sizes()
+    stored = (
+        f"{AuditEvent.objects.count():,} events, {AuditNode.objects.count():,} Merkle nodes, "
+        f"{Checkpoint.objects.count()} checkpoints"
+    )
+    return rows, stored
 
 
 def main() -> None:
@@ -210,11 +294,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=100_000, help="log size for verify_log and the proofs")
-    parser.add_argument("--append", type=int, default=2_000, help="events appended per throughput run")
-    parser.add_argument("--threads", type=int, default=8, help="concurrent writer threads")
+    parser.add_argument("--events", type=int, default=1_000_000, help="log size for verification and proofs")
+    parser.add_argument("--append", type=int, default=8_000, help="events appended in the multi-writer run")
+    parser.add_argument("--writers", type=int, default=16, help="concurrent writer processes")
+    parser.add_argument("--workers", type=int, default=None, help="verification processes (default: cores)")
     parser.add_argument("--chunk", type=int, default=20_000, help="events per seeding transaction")
-    parser.add_argument("--proofs", type=int, default=200, help="proofs of each kind")
+    parser.add_argument("--proofs", type=int, default=300, help="look-ups of each kind")
     parser.add_argument("--seed", type=int, default=9162)
     args = parser.parse_args()
 
@@ -230,48 +315,11 @@ def main() -> None:
     from django.db import connection
     from django.test.utils import setup_databases, teardown_databases
 
-    from audit import verify
-    from audit.models import AuditEvent, AuditNode, Checkpoint
-
     db_config = setup_databases(verbosity=0, interactive=False)
-    rows: list[Row] = []
     try:
         vendor = connection.vendor
         server = connection.cursor().connection.info.server_version if vendor == "postgresql" else ""
-
-        single = bench_appends(args.append, 1)
-        rows.append(("append via record(), 1 writer", f"{args.append} events", f"{single:,.0f} events/s"))
-        multi = bench_appends(args.append, args.threads)
-        rows.append(
-            (
-                f"append via record(), {args.threads} writer threads",
-                f"{args.append // args.threads * args.threads} events",
-                f"{multi:,.0f} events/s",
-            )
-        )
-        appended = AuditEvent.objects.count()
-
-        seed_count = args.events - appended
-        seconds, _ = timed(lambda: seed(seed_count, args.chunk, max(1, args.events // 10)))
-        rows.append(
-            (
-                "seed via audit.bulk.record_many",
-                f"{seed_count:,} events",
-                f"{seconds:.1f} s ({seed_count / seconds:,.0f} events/s)",
-            )
-        )
-        seconds, verdict = timed(verify.verify_log)
-        assert verdict.ok, verdict.summary()
-        rows.append(
-            (
-                "verify_log (every leaf, checkpoint, proof)",
-                f"{verdict.tree_size:,} events, {verdict.checkpoints_checked} checkpoints",
-                f"{seconds:.2f} s ({verdict.tree_size / seconds:,.0f} events/s)",
-            )
-        )
-        rows += bench_proofs(verdict.tree_size, args.proofs, random.Random(args.seed))
-        nodes = AuditNode.objects.count()
-        checkpoints = Checkpoint.objects.count()
+        rows, stored = run(args)
     finally:
         teardown_databases(db_config, verbosity=0)
         key_dir.cleanup()
@@ -282,10 +330,11 @@ def main() -> None:
         f"database {vendor} {server}"
     )
     print(f"# {' '.join([Path(sys.executable).name, *sys.argv])}")
-    print(f"# stored: {verdict.tree_size:,} events, {nodes:,} Merkle nodes, {checkpoints} checkpoints")
+    print(f"# stored: {stored}")
     print()
-    widths = [max(len(r[i]) for r in [("measurement", "workload", "result"), *rows]) for i in range(3)]
-    for i, row in enumerate([("measurement", "workload", "result"), *rows]):
+    header = ("measurement", "workload", "result")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    for i, row in enumerate([header, *rows]):
         print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         if i == 0:
             print("-+-".join("-" * w for w in widths))
