@@ -107,6 +107,12 @@ def inclusion_proof(seq: int, tree_size: int) -> list[bytes]:
     return inclusion_proof_from_nodes(_reader(inclusion_proof_nodes(seq, tree_size)), seq, tree_size)
 
 
+def leaf_and_inclusion_proof(seq: int, tree_size: int) -> tuple[bytes, list[bytes]]:
+    """The stored leaf hash of event ``seq`` and its inclusion proof, read together (two queries)."""
+    get_node = _reader([(0, seq), *inclusion_proof_nodes(seq, tree_size)])
+    return get_node(0, seq), inclusion_proof_from_nodes(get_node, seq, tree_size)
+
+
 def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
     """RFC 9162 consistency proof that the tree of ``new_size`` extends the tree of ``old_size``."""
     return consistency_proof_from_nodes(

@@ -50,16 +50,21 @@ def inclusion_lookup(seq: int, tree_size: int | None = None) -> InclusionAnswer:
     if tree_size is None:
         latest = Checkpoint.objects.filter(tree_size__gt=seq).order_by("-tree_size").first()
         tree_size = latest.tree_size if latest is not None else integrated
+    if seq < integrated and tree_size <= integrated:
+        try:
+            leaf, proof = checkpoints.leaf_and_inclusion_proof(seq, tree_size)
+        except LookupError as exc:  # a stored row is gone: verify_audit will say more
+            return InclusionAnswer(UNKNOWN, seq, message=f"cannot build the proof: {exc}")
+        return InclusionAnswer(
+            INTEGRATED, seq, tree_size, leaf.hex(), tuple(h.hex() for h in proof), None, "integrated"
+        )
     leaf = AuditEvent.objects.filter(seq=seq).values_list("leaf_hash", flat=True).first()
     if leaf is None:
         return InclusionAnswer(UNKNOWN, seq, message=f"no audit event {seq} has been committed")
-    if seq >= integrated or tree_size > integrated:
-        delay = integrator.expected_delay_s(head)
-        message = (
-            f"audit event {seq} is recorded but not yet integrated into the Merkle tree "
-            f"(integrated: {integrated} events); "
-            + (f"expected within {delay} s" if delay is not None else "the integrator is not running")
-        )
-        return InclusionAnswer(PENDING, seq, tree_size, leaf, retry_after_s=delay, message=message)
-    proof = tuple(h.hex() for h in checkpoints.inclusion_proof(seq, tree_size))
-    return InclusionAnswer(INTEGRATED, seq, tree_size, leaf, proof, message="integrated")
+    delay = integrator.expected_delay_s(head)
+    message = (
+        f"audit event {seq} is recorded but not yet integrated into the Merkle tree "
+        f"(integrated: {integrated} events); "
+        + (f"expected within {delay} s" if delay is not None else "the integrator is not running")
+    )
+    return InclusionAnswer(PENDING, seq, tree_size, leaf, retry_after_s=delay, message=message)

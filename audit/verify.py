@@ -103,11 +103,7 @@ def verify_log(*, full: bool = True, workers: int | None = None, parallel_min: i
     if result.failure_seq is not None:
         return walk.fail(*_missing_or_altered(result, pending_checkpoints, size))
     if pending_checkpoints:
-        return walk.fail(
-            walk.size,
-            f"a signed checkpoint covers {pending_checkpoints[0].tree_size} events but the log "
-            f"holds only {walk.size} (events removed from the end)",
-        )
+        return walk.fail(walk.size, _checkpoint_beyond_the_log(pending_checkpoints[0], walk.size))
     if head is not None and CompactRange.from_state(head.frontier).root() != walk.root():
         return walk.fail(None, "the log head's Merkle frontier does not match the events")
     pending = AuditEvent.objects.filter(seq__gte=size).count()
@@ -122,13 +118,17 @@ def _missing_or_altered(
     if not result.truncated:
         return seq, result.failure
     if pending:
-        return seq, (
-            f"a signed checkpoint covers {pending[0].tree_size} events but the log "
-            f"holds only {seq} (events removed from the end)"
-        )
+        return seq, _checkpoint_beyond_the_log(pending[0], seq)
     return seq, (
         f"event {seq} is missing: the log head counts {size} events but only "
         f"{seq} are stored (events removed from the end)"
+    )
+
+
+def _checkpoint_beyond_the_log(checkpoint: Checkpoint, held: int) -> str:
+    return (
+        f"a signed checkpoint covers {checkpoint.tree_size} events but the log "
+        f"holds only {held} (events removed from the end)"
     )
 
 
