@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from inference import registry, runtime
+from portal.demo.synthetic import generate_department
 from portal.records.models import AIOutput, GroundTruthLabel, ModelStatus, ModelVersion
-from portal.records.synthetic import generate_department
 
 pytestmark = pytest.mark.django_db
 

@@ -26,10 +26,10 @@ from django.core.management.base import BaseCommand, CommandError
 from audit.log import SYSTEM
 from inference import registry, runtime
 from portal.accounts.roles import Role
+from portal.demo.synthetic import Department, StudyRecord, generate_department, write_dicom
 from portal.records import bulk
 from portal.records.models import Study
 from portal.records.payloads import AIOutputPayload, PatientPayload, SignedReportPayload, StudyPayload
-from portal.records.synthetic import Department, StudyRecord, generate_department, write_dicom
 
 # Without a shipped model (or with --drafts template), demo drafts come from the generator's neutral
 # template; they are stored under this model version so they can be told apart.
