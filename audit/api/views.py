@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import checkpoints
+from audit.inclusion import INTEGRATED, PENDING, inclusion_lookup
 from audit.models import AuditEvent, AuditLogHead, Checkpoint
 
 
@@ -70,10 +71,15 @@ def _hex(nodes: list[bytes]) -> list[str]:
 
 
 _SIZE_DOC = "a tree size, at most the log's current size"
+MAX_SEQ = 2**63 - 1  # the column is a signed 64-bit integer
 
 
 class InclusionProof(APIView):
-    """GET the RFC 9162 inclusion proof of event ``seq`` in the tree of ``tree_size`` events."""
+    """GET the RFC 9162 inclusion proof of event ``seq`` in the tree of ``tree_size`` events.
+
+    200 with the proof once the tree holds ``tree_size`` events; 202 with ``Retry-After`` while the
+    events are recorded but not yet integrated; 400 for a size beyond what has been recorded.
+    """
 
     permission_classes: list[type[BasePermission]] = [NobodyUntilWired]
 
@@ -82,17 +88,27 @@ class InclusionProof(APIView):
             OpenApiParameter("seq", int, OpenApiParameter.QUERY, required=True),
             OpenApiParameter("tree_size", int, OpenApiParameter.QUERY, required=True, description=_SIZE_DOC),
         ],
-        responses={200: dict},
+        responses={200: dict, 202: dict},
     )
     def get(self, request: Request) -> Response:
         seq, tree_size = _size_param(request, "seq"), _size_param(request, "tree_size")
-        if not 0 < tree_size <= _log_size():
+        if not 0 < tree_size <= MAX_SEQ + 1:
             raise ValidationError({"tree_size": "Out of range: must be between 1 and the log's size."})
         if seq >= tree_size:
             raise ValidationError({"seq": "Out of range: must be below tree_size."})
-        leaf = AuditEvent.objects.values_list("leaf_hash", flat=True).get(seq=seq)
-        proof = checkpoints.inclusion_proof(seq, tree_size)
-        return Response({"seq": seq, "tree_size": tree_size, "leaf_hash": leaf, "proof": _hex(proof)})
+        answer = inclusion_lookup(seq, tree_size)
+        if answer.status == INTEGRATED:
+            body = {
+                "seq": seq,
+                "tree_size": tree_size,
+                "leaf_hash": answer.leaf_hash,
+                "proof": list(answer.proof),
+            }
+            return Response(body)
+        if answer.status == PENDING and AuditEvent.objects.filter(seq=tree_size - 1).exists():
+            headers = {"Retry-After": str(answer.retry_after_s)} if answer.retry_after_s else {}
+            return Response(answer.to_dict(), status=202, headers=headers)
+        raise ValidationError({"tree_size": "Out of range: must be between 1 and the log's size."})
 
 
 class ConsistencyProof(APIView):

@@ -143,3 +143,22 @@ def test_role_matrix(client_for, everyone, log, url, params):
     for name in everyone:
         expected = 401 if name is None else (200 if name in ALLOWED else 403)
         assert client_for(name).get(url, params).status_code == expected, name
+
+
+def test_an_event_not_yet_integrated_is_202_with_retry_after_then_200(client_for, personas, log, append):
+    append(2)  # events 13 and 14: recorded, not yet in the tree
+    from audit import integrator
+
+    integrator.integrate(max_batch=1)  # the integrator has run recently, and is one event behind
+
+    response = client_for("otto").get(INCLUSION, {"seq": 14, "tree_size": 15})
+
+    assert response.status_code == 202
+    assert response["Retry-After"] == "2"
+    assert response.data["status"] == "pending"
+    assert "not yet integrated" in response.data["message"]
+    assert response.data["proof"] == []
+    integrator.integrate_all()
+    response = client_for("otto").get(INCLUSION, {"seq": 14, "tree_size": 15})
+    assert response.status_code == 200
+    assert len(response.data["proof"]) >= 1
