@@ -22,8 +22,8 @@ from audit import checkpoints, integrator, log, verify
 from audit.bulk import record_many
 from audit.merkle import MerkleTree, verify_consistency
 from audit.models import AuditEvent, AuditLogHead, AuditNode, Checkpoint
+from portal.core.workers import database_url
 from tests.audit.conftest import integrate_now
-from tests.conftest import _database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,7 +57,7 @@ with transaction.atomic():
 
 
 def _start(script: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "DATABASE_URL": _database_url(connection.settings_dict)}
+    env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict)}
     return subprocess.Popen(  # noqa: S603 - fixed argv
         [sys.executable, "manage.py", "shell", "-c", script],
         cwd=ROOT,
