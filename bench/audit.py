@@ -45,6 +45,12 @@ os.environ.setdefault("CONCORDANCE_TLS", "0")
 Row = tuple[str, str, str]
 
 
+def emit(rows: list[Row], row: Row) -> None:
+    """Keep ``row`` for the final table and print it at once (a long run keeps what it measured)."""
+    rows.append(row)
+    print("  " + " | ".join(row), flush=True)
+
+
 def _fmt_time(seconds: float) -> str:
     if seconds >= 1:
         return f"{seconds:.2f} s"
@@ -234,54 +240,55 @@ def run(args: argparse.Namespace) -> tuple[list[Row], str]:
     rows: list[Row] = []
     for writers in (1, args.writers):
         rate, delays = bench_appends(args.append if writers > 1 else args.append // 4, writers)
-        rows.append(
-            (
-                f"append via record(), {writers} writer processes",
-                f"{len(delays)} events",
-                f"{rate:,.0f} events/s",
-            )
+        emit(
+            rows,
+            (f"append via record(), {writers} writer processes", f"{len(delays)} events", f"{rate:,.0f}/s"),
         )
-        rows.append(
-            (f"integration delay at that rate ({writers} writers)", "commit -> in the tree", _spread(delays))
+        emit(
+            rows,
+            (f"integration delay at that rate ({writers} writers)", "commit -> in the tree", _spread(delays)),
         )
     seed_count = args.events - AuditEvent.objects.count()
     start = time.perf_counter()
     integrating = seed(seed_count, args.chunk, max(1, args.events // 10))
     seconds = time.perf_counter() - start
-    rows.append(
+    rate = f"{seed_count / integrating:,.0f} leaves/s"
+    emit(
+        rows,
         (
             "seed via record_many + integrate",
             f"{seed_count:,} events",
-            f"{seconds:.1f} s, of which integration {integrating:.1f} s "
-            f"({seed_count / integrating:,.0f} leaves/s)",
-        )
+            f"{seconds:.1f} s, integration {integrating:.1f} s ({rate})",
+        ),
     )
     start = time.perf_counter()
-    verdict = verify.verify_log(full=True, workers=args.workers)
+    verdict, _ = verify.verify_and_store(full=True, workers=args.workers)  # stored: the next run resumes
     seconds = time.perf_counter() - start
     assert verdict.ok, verdict.summary()
-    rows.append(
+    workload = f"{verdict.tree_size:,} events, {verdict.checkpoints_checked} checkpoints"
+    emit(
+        rows,
         (
             f"verify_log(full=True), {args.workers or os.cpu_count()} processes",
-            f"{verdict.tree_size:,} events, {verdict.checkpoints_checked} checkpoints",
+            workload,
             f"{seconds:.2f} s ({verdict.tree_size / seconds:,.0f} events/s)",
-        )
+        ),
     )
-    verify.verify_and_store(full=True, workers=args.workers)
     seed(args.events // 100, args.chunk, max(1, args.events // 100))
     start = time.perf_counter()
     incremental = verify.verify_log(full=False)
     seconds = time.perf_counter() - start
     assert incremental.ok, incremental.summary()
-    rows.append(
+    emit(
+        rows,
         (
             "verify_log() incremental",
             f"{incremental.tree_size - (incremental.resumed_from or 0):,} new events",
             f"{seconds:.2f} s",
-        )
+        ),
     )
-    rows += bench_lookups(incremental.tree_size, args.proofs, random.Random(args.seed))
-    rows += table_sizes()
+    for row in bench_lookups(incremental.tree_size, args.proofs, random.Random(args.seed)) + table_sizes():
+        emit(rows, row)
     stored = (
         f"{AuditEvent.objects.count():,} events, {AuditNode.objects.count():,} Merkle nodes, "
         f"{Checkpoint.objects.count()} checkpoints"
