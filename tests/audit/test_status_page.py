@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -66,3 +68,20 @@ def test_an_auditor_can_ask_for_a_verification(personas, monkeypatch):
 
     assert response.status_code == 302 and response["Location"] == "/audit/"
     assert sent == [True]
+
+
+def test_the_page_counts_events_waiting_for_the_integrator(personas, append):
+    from tests.audit.conftest import integrate_now
+
+    append(4)
+    integrate_now()
+    append(3)
+
+    html = _client(personas["otto"]).get("/audit/").content.decode()
+
+    assert "Events in the Merkle tree</dt><dd>4</dd>" in html
+    waiting = re.search(r"Recorded, not yet in the tree</dt>\s*<dd>(\d+)<br>", html)
+    assert waiting is not None
+    # The 3 appended, plus the page view's own audit event if it is recorded before rendering.
+    assert int(waiting.group(1)) in (3, 4)
+    assert "expected within 2 s" in html
