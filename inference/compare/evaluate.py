@@ -1,8 +1,12 @@
-"""Evaluate the engine on labelled pairs (JSON lines) and print per-category precision/recall/F1.
+"""Evaluate the engine on labelled pairs and print per-category precision/recall/F1 and a confusion table.
 
-Usage: ``python -m inference.compare.evaluate tests/data/compare/hard_pairs.jsonl``
+Usage: ``python -m inference.compare.evaluate tests/data/compare/hard_pairs.jsonl`` (any JSON-lines file of
+labelled pairs, e.g. committee verdicts exported by the review app), or
+``python -m inference.compare.evaluate --real`` (the real-text development set of
+:mod:`inference.compare.devset`, reported separately for its tuned and held-out parts).
 
-Each line holds ``{"id", "candidate", "reference", "expected": [{"category", "finding"}], "note"}``.
+Each line holds ``{"id", "candidate", "reference", "expected": [{"category", "finding"}], "note"}``;
+optional ``"kind"`` (``"normal_pair"`` for two different reports of a normal study) and ``"split"``.
 A predicted discrepancy matches an expected one when the categories are equal and the findings name
 the same concept, or concepts in a parent/child relation (the engine names a finding in the signed
 report's terms, a label may use the broader or narrower name).
@@ -13,11 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import devset
 from .engine import compare
 from .extract import analyse
 from .lexicon import LEXICON, Lexicon, expand_pattern
@@ -35,6 +41,10 @@ class Report:
     wording_pairs: int = 0
     wording_clean: int = 0
     wording_any_clean: int = 0
+    normal_pairs: int = 0
+    normal_clean: int = 0
+    #: (expected category or "none", predicted category or "none") -> count, per finding.
+    confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     def precision(self, category: str) -> float:
@@ -54,6 +64,16 @@ class Report:
         """Share of wording-only pairs (expected empty) with no significant discrepancy."""
         return self.wording_clean / self.wording_pairs if self.wording_pairs else 1.0
 
+    @property
+    def normal_false_alarm_share(self) -> float:
+        """Share of normal-vs-normal pairs with at least one significant discrepancy."""
+        return 1 - self.normal_clean / self.normal_pairs if self.normal_pairs else 0.0
+
+    @property
+    def wording_false_alarm_share(self) -> float:
+        """Share of wording-only pairs with at least one significant discrepancy."""
+        return 1 - self.wording_clean_share
+
     def as_dict(self) -> dict[str, Any]:
         """Plain numbers, for tests and docs."""
         return {
@@ -71,6 +91,9 @@ class Report:
             },
             "wording_pairs": self.wording_pairs,
             "wording_clean_share": round(self.wording_clean_share, 3),
+            "normal_pairs": self.normal_pairs,
+            "normal_false_alarm_share": round(self.normal_false_alarm_share, 4),
+            "wording_false_alarm_share": round(self.wording_false_alarm_share, 4),
             "wording_no_discrepancy_share": round(
                 self.wording_any_clean / self.wording_pairs if self.wording_pairs else 1.0, 3
             ),
@@ -116,16 +139,28 @@ def evaluate(records: Iterable[dict[str, Any]], lexicon: Lexicon = LEXICON) -> R
             for index, (p_category, p_concept, _) in enumerate(unmatched):
                 if p_category == category and _related(p_concept, concept, lexicon):
                     report.tp[category] += 1
+                    report.confusion[(category, category)] += 1
                     del unmatched[index]
                     break
             else:
                 report.fn[category] += 1
                 missing.append({"category": category, "finding": concept})
+                # What the engine said about this finding instead ("none" when nothing).
+                other = next((p for p in unmatched if _related(p[1], concept, lexicon)), None)
+                report.confusion[(category, other[0] if other else "none")] += 1
+                if other is not None:
+                    unmatched.remove(other)
+                    report.fp[other[0]] += 1
         for p_category, _, _ in unmatched:
             report.fp[p_category] += 1
-        if not expected:
+            report.confusion[("none", p_category)] += 1
+        significant = any(d.significance == SIGNIFICANT for d in result.discrepancies)
+        if record.get("kind") == "normal_pair":
+            report.normal_pairs += 1
+            report.normal_clean += not significant
+        elif not expected:
             report.wording_pairs += 1
-            report.wording_clean += not any(d.significance == SIGNIFICANT for d in result.discrepancies)
+            report.wording_clean += not significant
             report.wording_any_clean += not result.discrepancies
         if missing or unmatched:
             report.errors.append(
@@ -160,20 +195,49 @@ def format_report(report: Report) -> str:
     lines.append(f"wording-only pairs with no significant discrepancy: {report.wording_clean_share:.1%}")
     share = report.wording_any_clean / report.wording_pairs if report.wording_pairs else 1.0
     lines.append(f"wording-only pairs with no discrepancy at all: {share:.1%}")
+    if report.normal_pairs:
+        lines.append(
+            f"normal-vs-normal pairs: {report.normal_pairs}; with a significant discrepancy: "
+            f"{report.normal_false_alarm_share:.1%}"
+        )
+    lines.append(format_confusion(report))
+    return "\n".join(lines)
+
+
+def format_confusion(report: Report) -> str:
+    """Expected category (rows, "none" = nothing expected) against what the engine said (columns)."""
+    labels = [*CATEGORIES, "none"]
+    short = {c: c.replace("comparison_", "cmp_").replace("_finding", "")[:10] for c in labels}
+    lines = [
+        "confusion (rows expected, columns predicted):",
+        " " * 20 + "".join(f"{short[c]:>11}" for c in labels),
+    ]
+    for row in labels:
+        counts = [report.confusion.get((row, col), 0) for col in labels]
+        if any(counts):
+            lines.append(f"{row:<20}" + "".join(f"{n:>11}" for n in counts))
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", type=Path, help="JSON-lines file of labelled pairs")
+    parser.add_argument("path", type=Path, nargs="?", help="JSON-lines file of labelled pairs")
+    parser.add_argument("--real", action="store_true", help="evaluate the real-text development set")
     parser.add_argument("--errors", action="store_true", help="also list every mismatching pair")
     args = parser.parse_args(argv)
-    report = evaluate(load_records(args.path))
-    print(format_report(report))
-    if args.errors:
-        for error in report.errors:
-            print(json.dumps(error, ensure_ascii=False))
+    if args.real == (args.path is not None):
+        parser.error("give either a JSON-lines file or --real")
+    records = devset.build() if args.real else load_records(args.path)
+    splits = sorted({r.get("split", "all") for r in records}, reverse=True)
+    for split in splits:
+        report = evaluate(r for r in records if r.get("split", "all") == split)
+        if len(splits) > 1:
+            print(f"== {split} ==")
+        print(format_report(report))
+        if args.errors:
+            for error in report.errors:
+                print(json.dumps(error, ensure_ascii=False))
     return 0
 
 

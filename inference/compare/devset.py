@@ -1,0 +1,337 @@
+"""Build labelled pairs from REAL report texts with one controlled edit each (issue #16).
+
+The texts (``tests/data/compare/real/reports.jsonl``) are signed reports written by other
+radiologists; nothing in them is ours. Each pair takes one report as it is and one copy with a single
+controlled edit applied to every mention of one finding:
+
+- ``missed_finding`` / ``false_finding``: every positive sentence naming the finding is removed from
+  the draft (missed) or from the signed report (false);
+- ``location``: left and right are swapped in every sentence naming the finding;
+- ``severity``: the grade word (mild <-> severe, small <-> large) or the measurement changes;
+- ``certainty``: the hedge is removed from a hedged finding, or one is added to a definite one;
+- ``comparison_omitted`` / ``comparison_added``: the change words are removed from the draft, or
+  from the signed report;
+- wording-only edits change words but not meaning (expected: no discrepancy);
+- normal pairs are two different reports that both describe a normal study (expected: none).
+
+The finding patterns and cue lists here are deliberately independent of the engine's lexicon, so the
+set measures the engine rather than echoing it. Every record carries ``split``: a report is held out
+when a stable hash of its id says so, and every pair built from it inherits that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+REAL_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "compare" / "real"
+#: One report in this many is held out of tuning.
+HELD_OUT_EVERY = 4
+
+#: Label name -> regex of the finding's head words (independent of the engine's lexicon).
+FINDINGS: dict[str, str] = {
+    "pleural effusion": r"(?:pleural )?effusions?",
+    "pneumothorax": r"pneumothora(?:x|ces)",
+    "cardiomegaly": r"cardiomegaly",
+    "atelectasis": r"atelectasis",
+    "consolidation": r"consolidations?",
+    "pneumonia": r"pneumonia",
+    "lung opacity": r"(?:air ?space )?opacit(?:y|ies)|infiltrates?|airspace disease",
+    "pulmonary nodule": r"(?:pulmonary |lung )?nodules?",
+    "calcified granuloma": r"(?:calcified )?granulomas?",
+    "emphysema": r"emphysema(?:tous changes?)?|copd",
+    "pulmonary edema": r"(?:pulmonary |interstitial )?edema",
+    "scarring": r"scarring|scar",
+    "hiatal hernia": r"hiatal hernia",
+    "scoliosis": r"scoliosis",
+    "fracture": r"fractures?",
+    "degenerative change": r"degenerative (?:changes?|disease)|spondylosis",
+    "mass": r"mass(?:es)?",
+    "cyst": r"cysts?",
+    "hydronephrosis": r"hydronephrosis",
+}
+_FINDING_RES = {name: re.compile(rf"\b(?:{pattern})\b", re.I) for name, pattern in FINDINGS.items()}
+_NEGATION_RE = re.compile(
+    r"\b(?:no|not|without|negative|clear|free|resolved|resolution|absent|removed|exclude[ds]?|r/o|rule out)\b",
+    re.I,
+)
+_HEDGE_RE = re.compile(
+    r"\b(?:may|might|could|possible|possibly|probable|probably|likely|suspicious|concerning|question|"
+    r"questionable|suggest\w*|versus|vs|cannot|differential|consider\w*|borderline|favor\w*)\b",
+    re.I,
+)
+_SIDE_RE = re.compile(r"\b(left|right)\b", re.I)
+_BOTH_SIDES_RE = re.compile(r"\b(?:bilateral\w*|bibasilar|both|left and right|right and left)\b", re.I)
+_GRADES = {
+    "mild": "severe", "mildly": "severely", "minimal": "large", "minimally": "markedly", "small": "large",
+    "tiny": "large", "trace": "large", "large": "small", "severe": "mild", "severely": "mildly",
+    "marked": "mild", "markedly": "mildly", "moderate": "trace", "moderately": "minimally",
+    "extensive": "minimal", "borderline": "marked",
+}  # fmt: skip
+_GRADE_RE = re.compile(rf"\b({'|'.join(_GRADES)})\b", re.I)
+_SIZE_RE = re.compile(r"\b(\d+(?:\.\d+)?)(\s*(?:mm|cm)\b)", re.I)
+#: Hedge removals: (pattern, replacement) making a hedged finding definite.
+_DEHEDGE: tuple[tuple[str, str], ...] = (
+    (r"\b(?:may|might|could) (?:represent|reflect|indicate|be)\b", "represents"),
+    (r"\b(?:is|are) (?:likely|probably|possibly)\b", "is"),
+    (r"\b(?:suspicious|concerning|worrisome) for\b", "consistent with"),
+    (r"\b(?:cannot|can not) be (?:excluded|ruled out)\b", "is present"),
+    (r"\b(?:most )?(?:likely|probable|possible|questionable|probably|possibly)\s+", ""),
+    (r"\bsuggestive of\b", "consistent with"),
+)
+#: Change cues removed for comparison edits: (pattern, replacement).
+_UNCHANGE: tuple[tuple[str, str], ...] = (
+    (r"\b(?:is|are) (?:again )?(?:stable|unchanged)(?: in (?:size|appearance))?", "is present"),
+    (r"\b(?:remains?|persists?) (?:stable|unchanged)\b", "is present"),
+    (r",? (?:stable|unchanged)(?: (?:from|since|compared (?:to|with)) (?:the )?prior(?: study| exam)?)?(?=[.,;])", ""),
+    (r"\b(?:stable|unchanged|persistent|new|newly|improved|improving|worsened|worsening|resolving|"
+     r"redemonstrated)\s+", ""),
+    (r"\b(?:again|now) (seen|noted|demonstrated|identified)\b", r"\1"),
+    (r"\b(?:interval|slight|mild) (?:increase|decrease|improvement|worsening) (?:in|of)\s+", ""),
+    (r",? (?:not significantly changed|similar to prior|as before|compared to prior|since prior)\b", ""),
+)  # fmt: skip
+#: Change cues. "Increased"/"decreased" are left out: in "decreased vascular markings" they describe the
+#: finding, not a change from the prior, and removing them would be a second, unlabelled edit.
+_CHANGE_RE = re.compile(
+    r"\b(?:stable|unchanged|persistent|persists?|new|newly|improv\w+|worse\w*|"
+    r"resolving|again (?:seen|noted|demonstrated|identified)|redemonstrated|interval)\b",
+    re.I,
+)
+#: Meaning-preserving rewrites for wording-only pairs.
+_REWORD: tuple[tuple[str, str], ...] = (
+    (r"\bThere (?:is|are) no\b", "No"),
+    (r"\bThe lungs are clear\b", "Lungs are clear"),
+    (r"\bThe heart is normal in size\b", "Heart size is normal"),
+    (r"\bwithin normal limits\b", "normal"),
+    (r"\bNo acute cardiopulmonary (?:abnormality|disease|process)\b", "No acute cardiopulmonary findings"),
+    (r"\bcardiomediastinal silhouette\b", "cardiomediastinal contours"),
+    (r"\bosseous structures\b", "bony structures"),
+    (r"\bunremarkable\b", "normal"),
+)
+_SENTENCE_RE = re.compile(r"[^.]+(?:\.(?!\d)|$)")
+
+
+def is_held_out(report_id: str) -> bool:
+    """True for reports kept out of tuning (a stable hash of the id, about one in four)."""
+    return int(hashlib.sha256(report_id.encode()).hexdigest(), 16) % HELD_OUT_EVERY == 0
+
+
+def load_reports(directory: Path = REAL_DIR) -> list[dict[str, Any]]:
+    """Read reports.jsonl; every record gets ``text`` (the report as a reader sees it)."""
+    reports = []
+    with (directory / "reports.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            if "text" not in record:
+                sections = record["sections"]
+                record["text"] = "\n".join(
+                    f"{name.upper()}: {sections[name]}" for name in sections if sections[name]
+                )
+            reports.append(record)
+    return reports
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in _SENTENCE_RE.finditer(text) if m.group().strip()]
+
+
+def _positive(sentence: str, match: re.Match[str]) -> bool:
+    """A mention is positive when no negation cue precedes it in its sentence."""
+    return not _NEGATION_RE.search(sentence[: match.start()])
+
+
+def _mentions(text: str, name: str) -> tuple[list[tuple[int, int]], bool]:
+    """Sentences that name the finding positively, and whether any names it only with others.
+
+    Returns (spans, clean): ``clean`` is False when one of those sentences also names another finding,
+    so an edit to it would change two findings at once.
+    """
+    spans, clean = [], True
+    for start, end in _sentences(text):
+        sentence = text[start:end]
+        match = _FINDING_RES[name].search(sentence)
+        if match is None:
+            continue
+        if not _positive(sentence, match):
+            continue
+        spans.append((start, end))
+        others = [o for o, rx in _FINDING_RES.items() if o != name and rx.search(sentence)]
+        clean = clean and not others
+    return spans, clean
+
+
+def _rewrite(text: str, spans: list[tuple[int, int]], edit: Any) -> str | None:
+    """Apply ``edit(sentence) -> str | None`` to each span; None when any edit fails or nothing changes."""
+    pieces, cursor, changed = [], 0, False
+    for start, end in spans:
+        new = edit(text[start:end])
+        if new is None:
+            return None
+        changed = changed or new != text[start:end]
+        pieces += [text[cursor:start], new]
+        cursor = end
+    pieces.append(text[cursor:])
+    return "".join(pieces) if changed else None
+
+
+def _swap_side(sentence: str) -> str | None:
+    if _BOTH_SIDES_RE.search(sentence):
+        return None
+    sides = {m.group(1).lower() for m in _SIDE_RE.finditer(sentence)}
+    if len(sides) != 1:
+        return None
+
+    def swap(m: re.Match[str]) -> str:
+        word = "right" if m.group(1).lower() == "left" else "left"
+        return word.capitalize() if m.group(1)[0].isupper() else word
+
+    return _SIDE_RE.sub(swap, sentence)
+
+
+def _regrade(sentence: str) -> str | None:
+    if _GRADE_RE.search(sentence):
+
+        def grade(m: re.Match[str]) -> str:
+            word = _GRADES[m.group(1).lower()]
+            return word.capitalize() if m.group(1)[0].isupper() else word
+
+        return _GRADE_RE.sub(grade, sentence)
+    if _SIZE_RE.search(sentence):
+        return _SIZE_RE.sub(lambda m: f"{float(m.group(1)) * 2.5:g}{m.group(2)}", sentence)
+    return None
+
+
+def _dehedge(sentence: str) -> str | None:
+    if not _HEDGE_RE.search(sentence):
+        return None
+    new = sentence
+    for pattern, replacement in _DEHEDGE:
+        new = re.sub(pattern, replacement, new, flags=re.I)
+    if _HEDGE_RE.search(new) or new == sentence:
+        return None
+    return new[0].upper() + new[1:] if new.strip() else None
+
+
+def _unchange(sentence: str) -> str | None:
+    if not _CHANGE_RE.search(sentence):
+        return None
+    new = sentence
+    for pattern, replacement in _UNCHANGE:
+        new = re.sub(pattern, replacement, new, flags=re.I)
+    if _CHANGE_RE.search(new) or new == sentence:
+        return None
+    lead = len(new) - len(new.lstrip())
+    return new[:lead] + new[lead : lead + 1].upper() + new[lead + 1 :]
+
+
+def _drop(sentence: str) -> str:
+    return ""
+
+
+def _pair(
+    report: dict[str, Any], kind: str, candidate: str, reference: str, expected: list[dict[str, str]]
+) -> dict[str, Any]:
+    return {
+        "id": f"{report['id']}-{kind}",
+        "candidate": candidate,
+        "reference": reference,
+        "expected": expected,
+        "kind": "wording" if kind.startswith("wording") else "edit",
+        "split": "held_out" if is_held_out(report["id"]) else "tuned",
+        "source": report["source"],
+        "note": f"controlled edit {kind} of {report['id']}",
+    }
+
+
+def edit_pairs(report: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Yield every controlled-edit pair one report supports (at most one finding per category)."""
+    text = report["text"]
+    done: set[str] = set()
+    for name in FINDINGS:
+        spans, clean = _mentions(text, name)
+        if not spans or not clean:
+            continue
+        label = [{"finding": name}]
+        edits = (
+            ("missed", _drop, ("missed_finding", "false_finding")),
+            ("side", _swap_side, ("location", None)),
+            ("grade", _regrade, ("severity", None)),
+            ("hedge", _dehedge, ("certainty", "certainty")),
+            ("change", _unchange, ("comparison_omitted", "comparison_added")),
+        )
+        for tag, edit, (forward, backward) in edits:
+            if tag in done:
+                continue
+            edited = _rewrite(text, spans, edit)
+            if edited is None or not edited.strip():
+                continue
+            done.add(tag)
+            yield _pair(
+                report, f"{tag}-{name.replace(' ', '_')}", edited, text, [{**label[0], "category": forward}]
+            )
+            if backward:
+                yield _pair(
+                    report,
+                    f"{tag}-back-{name.replace(' ', '_')}",
+                    text,
+                    edited,
+                    [{**label[0], "category": backward}],
+                )
+
+
+def wording_pair(report: dict[str, Any]) -> dict[str, Any] | None:
+    """A meaning-preserving rewrite of the whole report (expected: no discrepancy), or None."""
+    text = report["text"]
+    new = text
+    for pattern, replacement in _REWORD:
+        new = re.sub(pattern, replacement, new)
+    if new == text:
+        return None
+    return _pair(report, "wording", new, text, [])
+
+
+def normal_pairs(reports: list[dict[str, Any]], seed: int = 16) -> list[dict[str, Any]]:
+    """Pair every normal chest report with a different normal one of the same split."""
+    rng = random.Random(seed)
+    pairs = []
+    for split in ("tuned", "held_out"):
+        normals = [
+            r for r in reports
+            if r.get("problems") == "normal" and ("held_out" if is_held_out(r["id"]) else "tuned") == split
+        ]  # fmt: skip
+        shuffled = normals[:]
+        rng.shuffle(shuffled)
+        for first, second in zip(normals, shuffled[1:] + shuffled[:1], strict=True):
+            if first["id"] == second["id"]:
+                continue
+            pairs.append(
+                {
+                    "id": f"{first['id']}~{second['id']}",
+                    "candidate": first["text"],
+                    "reference": second["text"],
+                    "expected": [],
+                    "kind": "normal_pair",
+                    "split": split,
+                    "source": first["source"],
+                    "note": "two different real reports of a normal study",
+                }
+            )
+    return pairs
+
+
+def build(directory: Path = REAL_DIR) -> list[dict[str, Any]]:
+    """Every pair of the development set, in a stable order."""
+    reports = load_reports(directory)
+    records: list[dict[str, Any]] = []
+    for report in reports:
+        records.extend(edit_pairs(report))
+        wording = wording_pair(report)
+        if wording is not None:
+            records.append(wording)
+    records.extend(normal_pairs(reports))
+    return records
