@@ -44,7 +44,7 @@ FINDINGS: dict[str, str] = {
     "lung opacity": r"(?:air ?space )?opacit(?:y|ies)|infiltrates?|airspace disease",
     "pulmonary nodule": r"(?:pulmonary |lung )?nodules?",
     "calcified granuloma": r"(?:calcified )?granulomas?",
-    "emphysema": r"emphysema(?:tous changes?)?|copd",
+    "emphysema": r"(?<!subcutaneous )emphysema(?:tous changes?)?|copd",
     "pulmonary edema": r"(?:pulmonary |interstitial )?edema",
     "scarring": r"scarring|scar",
     "hiatal hernia": r"hiatal hernia",
@@ -60,6 +60,7 @@ _NEGATION_RE = re.compile(
     r"\b(?:no|not|without|negative|clear|free|resolved|resolution|absent|removed|exclude[ds]?|r/o|rule out)\b",
     re.I,
 )
+_GONE_RE = re.compile(r"\b(?:resolved|cleared|no longer|removed|interval resolution)\b", re.I)
 _HEDGE_RE = re.compile(
     r"\b(?:may|might|could|possible|possibly|probable|probably|likely|suspicious|concerning|question|"
     r"questionable|suggest\w*|versus|vs|cannot|differential|consider\w*|borderline|favor\w*)\b",
@@ -113,7 +114,7 @@ _REWORD: tuple[tuple[str, str], ...] = (
     (r"\bosseous structures\b", "bony structures"),
     (r"\bunremarkable\b", "normal"),
 )
-_SENTENCE_RE = re.compile(r"[^.]+(?:\.(?!\d)|$)")
+_SENTENCE_RE = re.compile(r"[^.\n]+(?:\.(?!\d)|$)", re.M)
 
 
 def is_held_out(report_id: str) -> bool:
@@ -136,13 +137,25 @@ def load_reports(directory: Path = REAL_DIR) -> list[dict[str, Any]]:
     return reports
 
 
+#: Only these sections are edited: the indication asks a question, the comparison names a date.
+_EDITED_LINE_RE = re.compile(r"^(?:FINDINGS|IMPRESSION): ", re.M)
+
+
 def _sentences(text: str) -> list[tuple[int, int]]:
-    return [(m.start(), m.end()) for m in _SENTENCE_RE.finditer(text) if m.group().strip()]
+    """Sentence spans of the findings and impression lines (the whole text when it has no such line)."""
+    lines = [(m.end(), text.find("\n", m.end())) for m in _EDITED_LINE_RE.finditer(text)]
+    regions = [(start, end if end >= 0 else len(text)) for start, end in lines] or [(0, len(text))]
+    return [
+        (m.start(), m.end())
+        for start, end in regions
+        for m in _SENTENCE_RE.finditer(text, start, end)
+        if m.group().strip()
+    ]
 
 
 def _positive(sentence: str, match: re.Match[str]) -> bool:
     """A mention is positive when no negation cue precedes it in its sentence."""
-    return not _NEGATION_RE.search(sentence[: match.start()])
+    return not _NEGATION_RE.search(sentence[: match.start()]) and not _GONE_RE.search(sentence)
 
 
 def _mentions(text: str, name: str) -> tuple[list[tuple[int, int]], bool]:

@@ -11,6 +11,7 @@ in") are matched longest-first and so hide the shorter trigger they contain. Lis
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -70,6 +71,7 @@ class _Mention:
     change: str | None = None
     start: int = 0
     end: int = 0
+    spans: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def match_items(tokens: list[Token], lexicon: Lexicon = LEXICON) -> tuple[list[str], list[_Item]]:
@@ -221,16 +223,20 @@ def extract_sentence(text: str, sentence: Sentence, lexicon: Lexicon = LEXICON) 
             mention.assertion, trigger = _assertion(items, position, norm)
             if trigger is not None:
                 # Quote the trigger too, so an explanation reads "No pneumothorax", not "pneumothorax".
+                mention.spans["trigger"] = (trigger.start, trigger.end)
                 mention.start = min(mention.start, trigger.start)
                 mention.end = max(mention.end, trigger.end)
         # Modifiers spelt inside the concept phrase ("heart is mildly enlarged", "healed left rib fracture").
-        for word in norm[item.first : item.last]:
+        for offset, word in enumerate(norm[item.first : item.last]):
+            token = tokens[item.first + offset]
             for kind, value in lexicon.table.get((word,), ()):
                 # Only adverbs: in "small vessel ischemic change" the word "small" is not a severity.
                 if kind == "sev" and word.endswith("ly"):
                     mention.severity, mention.severity_word = value, word
+                    mention.spans["severity"] = (token.start, token.end)
                 elif kind == "lat":
                     mention.laterality.add(value)
+                    mention.spans["laterality"] = (token.start, token.end)
         mentions[position] = mention
 
     # Group adjacent modifier items so "in the right lower lobe" is judged by the words before "right".
@@ -242,13 +248,16 @@ def extract_sentence(text: str, sentence: Sentence, lexicon: Lexicon = LEXICON) 
             groups[-1].append(index)
         else:
             groups.append([index])
+    orphans: list[_Item] = []
     for group in groups:
         target = _attach_target(group, items, clauses, concept_positions, norm, lexicon)
         if target is None:
+            orphans.extend(items[i] for i in group if "change" in items[i].kinds)
             continue
         mention = mentions[target]
         for index in group:
             _apply_modifier(mention, items[index], norm, lexicon)
+    _spread_orphan_changes(orphans, mentions.values())
 
     findings = []
     # One string per sentence, shared by its mentions (a hostile one-sentence report has 10^5 of them).
@@ -280,9 +289,31 @@ def extract_sentence(text: str, sentence: Sentence, lexicon: Lexicon = LEXICON) 
                 span=(sentence.start, sentence.end),
                 mention_span=(mention.start, mention.end),
                 words=text[mention.start : mention.end],
+                laterality_span=mention.spans.get("laterality") if laterality else None,
+                site_span=mention.spans.get("site"),
+                severity_span=mention.spans.get("severity"),
+                change_span=mention.spans.get("change"),
+                trigger_span=mention.spans.get("trigger"),
             )
         )
     return findings
+
+
+def _spread_orphan_changes(orphans: list[_Item], mentions: Iterable[_Mention]) -> None:
+    """A change word that belongs to no noun of its clause describes the sentence's findings.
+
+    "Small right pleural effusion which is new": "which" ends the clause, yet "new" still dates the
+    effusion. Change words count anywhere in the sentence, so an unattached one goes to every mention
+    that has none of its own (and is not negated: "no effusion, new" says nothing).
+    """
+    values = {item.value("change") for item in orphans} - {None}
+    if len(values) != 1:
+        return
+    value = values.pop()
+    for mention in mentions:
+        if mention.change is None and mention.assertion != "absent" and not mention.forced_absent:
+            mention.change = value
+            mention.spans["change"] = (orphans[0].start, orphans[0].end)
 
 
 def size_change(before: float, after: float) -> str:
@@ -296,30 +327,36 @@ def size_change(before: float, after: float) -> str:
 def _apply_modifier(mention: _Mention, item: _Item, norm: list[str], lexicon: Lexicon) -> None:
     """Record one modifier item on a mention and widen the mention's quoted words to include it."""
     used = False
+    where = (item.start, item.end)
     for kind, value in item.entries:
         if kind == "lat":
             mention.laterality.add(value)
             if value == "bilateral":
                 mention.laterality.update({"left", "right"})
+            mention.spans["laterality"] = where
             used = True
         elif kind == "site" and (mention.site is None or mention.site in lexicon.broad_sites):
             mention.site = value
+            mention.spans["site"] = where
             used = True
         elif kind == "sev" and mention.severity is None:
             mention.severity = value
             mention.severity_word = " ".join(norm[item.first : item.last])
+            mention.spans["severity"] = where
             used = True
         elif kind in ("change", "pseudo") and value and mention.change in (None, "stable"):
             # "no change in the nodule" is a pseudo-negation that also reports stability. An explicit
             # direction beats a stability word: "redemonstrated pneumothorax, slightly smaller" is smaller.
             if mention.change is None or value != "stable":
                 mention.change = value
+                mention.spans["change"] = where
             used = True
         elif kind == "size" and _prior_size(norm, item.first, lexicon):
             mention.prior_size_mm = value
             used = True
         elif kind == "size":
             mention.size_mm = value if mention.size_mm is None else max(mention.size_mm, value)
+            mention.spans["severity"] = where
             used = True
     if used:
         mention.start = min(mention.start, item.start)
