@@ -75,5 +75,7 @@ def test_compare_never_crashes_and_returns_valid_values(candidate, reference):
 @given(_REPORTS)
 def test_a_report_compared_with_itself_has_no_discrepancies(text):
     result = compare(text, text)
-    assert result.discrepancies == ()
-    assert result.radpeer == "1"
+    # A draft that contradicts itself still does so when compared with itself; nothing else may differ.
+    assert [d for d in result.discrepancies if d.category != "internal_contradiction"] == []
+    if not result.discrepancies:
+        assert result.radpeer == "1"
