@@ -178,18 +178,30 @@ def _mentions(text: str, name: str) -> tuple[list[tuple[int, int]], bool]:
     return spans, clean
 
 
-def _rewrite(text: str, spans: list[tuple[int, int]], edit: Any) -> str | None:
-    """Apply ``edit(sentence) -> str | None`` to each span; None when any edit fails or nothing changes."""
-    pieces, cursor, changed = [], 0, False
+Span = tuple[int, int]
+
+
+def _rewrite(text: str, spans: list[Span], edit: Any) -> tuple[str, list[Span]] | None:
+    """Apply ``edit(sentence) -> str | None`` to each span; None when any edit fails or nothing changes.
+
+    Returns the new text and the spans of the edited sentences in it (a removed sentence has none).
+    """
+    pieces, cursor, changed, length = [], 0, False, 0
+    new_spans: list[Span] = []
     for start, end in spans:
         new = edit(text[start:end])
         if new is None:
             return None
         changed = changed or new != text[start:end]
-        pieces += [text[cursor:start], new]
+        pieces.append(text[cursor:start])
+        length += start - cursor
+        if new:
+            new_spans.append((length, length + len(new)))
+        pieces.append(new)
+        length += len(new)
         cursor = end
     pieces.append(text[cursor:])
-    return "".join(pieces) if changed else None
+    return ("".join(pieces), new_spans) if changed else None
 
 
 def _swap_side(sentence: str) -> str | None:
@@ -280,20 +292,28 @@ def edit_pairs(report: dict[str, Any]) -> Iterator[dict[str, Any]]:
         for tag, edit, (forward, backward) in edits:
             if tag in done:
                 continue
-            edited = _rewrite(text, spans, edit)
-            if edited is None or not edited.strip():
+            result = _rewrite(text, spans, edit)
+            if result is None or not result[0].strip():
                 continue
+            edited, edited_spans = result
             done.add(tag)
+            # Where the edit is, in each text: a prediction that quotes it names the edited finding.
+            where = {"candidate": edited_spans, "reference": spans}
             yield _pair(
-                report, f"{tag}-{name.replace(' ', '_')}", edited, text, [{**label[0], "category": forward}]
+                report,
+                f"{tag}-{name.replace(' ', '_')}",
+                edited,
+                text,
+                [{**label[0], "category": forward, "where": where}],
             )
             if backward:
+                swapped = {"candidate": spans, "reference": edited_spans}
                 yield _pair(
                     report,
                     f"{tag}-back-{name.replace(' ', '_')}",
                     text,
                     edited,
-                    [{**label[0], "category": backward}],
+                    [{**label[0], "category": backward, "where": swapped}],
                 )
 
 

@@ -27,7 +27,7 @@ from . import devset
 from .engine import compare
 from .extract import analyse
 from .lexicon import LEXICON, Lexicon, expand_pattern
-from .model import CATEGORIES, SIGNIFICANT
+from .model import CATEGORIES, SIGNIFICANT, Discrepancy
 
 
 @dataclass
@@ -125,6 +125,21 @@ def _related(a: str, b: str, lexicon: Lexicon) -> bool:
     return False
 
 
+def _quotes(found: Discrepancy, where: dict[str, list[list[int]]] | None) -> bool:
+    """True when a discrepancy quotes the edited sentences of a controlled-edit pair.
+
+    The development set labels a finding by its head noun ("opacity"); the engine may name the same
+    words more precisely ("interstitial opacities" -> pulmonary fibrosis). Quoting the edited words in
+    the expected category is the same detection, so it counts.
+    """
+    if not where:
+        return False
+    for side, span in (("candidate", found.candidate_span), ("reference", found.reference_span)):
+        if span and any(span[0] < end and start < span[1] for start, end in where.get(side, ())):
+            return True
+    return False
+
+
 def evaluate(records: Iterable[dict[str, Any]], lexicon: Lexicon = LEXICON) -> Report:
     """Run :func:`compare` on every record and count matches per category."""
     report = Report()
@@ -132,12 +147,15 @@ def evaluate(records: Iterable[dict[str, Any]], lexicon: Lexicon = LEXICON) -> R
         report.pairs += 1
         result = compare(record["candidate"], record["reference"])
         predicted = [(d.category, d.concept, d) for d in result.discrepancies]
-        expected = [(e["category"], resolve_concept(e["finding"], lexicon)) for e in record["expected"]]
+        expected = [
+            (e["category"], resolve_concept(e["finding"], lexicon), e.get("where")) for e in record["expected"]
+        ]
         unmatched = list(predicted)
         missing = []
-        for category, concept in expected:
-            for index, (p_category, p_concept, _) in enumerate(unmatched):
-                if p_category == category and _related(p_concept, concept, lexicon):
+        for category, concept, where in expected:
+            for index, (p_category, p_concept, found) in enumerate(unmatched):
+                named = _related(p_concept, concept, lexicon) or _quotes(found, where)
+                if p_category == category and named:
                     report.tp[category] += 1
                     report.confusion[(category, category)] += 1
                     del unmatched[index]
