@@ -222,25 +222,41 @@ def align(
                 break
     # A leftover finding already covered by a related finding on the other side ("opacity ... may represent
     # pneumonia" read against "pneumonia") is the same finding described twice, not a miss.
-    leftover_c = [g for g in leftover_c if not _covered(g, reference, lexicon)]
-    leftover_r = [g for g in leftover_r if not _covered(g, candidate, lexicon)]
+    # A group already paired with its own concept on the other side tells its own story: "opacity" in
+    # the draft, paired with the signed "opacity", cannot also stand for the signed "pneumonia".
+    paired = {
+        id(g)
+        for c_group, r_group in pairs
+        if c_group and r_group and c_group.concept == r_group.concept and c_group.positive and r_group.positive
+        for g in (c_group, r_group)
+    }
+    leftover_c = [g for g in leftover_c if not _covered(g, reference, lexicon, paired)]
+    leftover_r = [g for g in leftover_r if not _covered(g, candidate, lexicon, paired)]
     pairs.extend((g, None) for g in leftover_c)
     pairs.extend((None, g) for g in leftover_r)
     matched = sum(1 for c, r in pairs if c is not None and r is not None and c.positive and r.positive)
     return pairs, matched
 
 
-def _covered(group: Group, other: dict[str, list[Group]], lexicon: Lexicon) -> bool:
+def _covered(group: Group, other: dict[str, list[Group]], lexicon: Lexicon, paired: set[int]) -> bool:
     """True when the other report names this finding only with a related (broader or narrower) term.
 
     If the other report uses the same concept elsewhere, this leftover is a further, distinct finding
-    (a second lesion) and stays a discrepancy.
+    (a second lesion) and stays a discrepancy. A leftover diagnosis is not covered by a broader
+    observation that is already paired with its own concept: the signed "opacity ... pneumonia" read
+    against a draft that only says "opacity" is a missed pneumonia. A leftover observation is covered by
+    the narrower diagnosis on the other side even when that is paired ("opacity" + "atelectasis" in the
+    draft against "opacity, likely atelectasis").
     """
     if not group.positive or other.get(group.concept):
         return False
     for concept, groups in other.items():
-        related = lexicon.is_ancestor(concept, group.concept) or lexicon.is_ancestor(group.concept, concept)
-        if related and concept != group.concept:
-            if any(g.positive and _location_score(g, group) >= 2 for g in groups):
+        if concept == group.concept:
+            continue
+        broader = lexicon.is_ancestor(concept, group.concept)
+        if not broader and not lexicon.is_ancestor(group.concept, concept):
+            continue
+        for g in groups:
+            if g.positive and _location_score(g, group) >= 2 and not (broader and id(g) in paired):
                 return True
     return False

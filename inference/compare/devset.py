@@ -55,6 +55,26 @@ FINDINGS: dict[str, str] = {
     "cyst": r"cysts?",
     "hydronephrosis": r"hydronephrosis",
 }
+#: Other words for the same finding: a drop edit is only made when none of them stays positive in the
+#: edited report, so "the edit is applied to every mention of the finding" holds.
+ALSO_CALLED: dict[str, str] = {
+    "pleural effusion": r"costophrenic (?:angle )?blunting|blunting of the (?:\w+ )?costophrenic|pleural fluid",
+    "cardiomegaly": r"(?:heart|cardiac silhouette|heart size)(?: size)? (?:is |are |appears |remains )?"
+    r"(?:\w+ly )?(?:enlarged|increased)|enlarged (?:heart|cardiac)|cardiac enlargement",
+    "atelectasis": r"volume loss|collapse|atelectatic",
+    "lung opacity": r"densit(?:y|ies)|airspace disease|consolidation|infiltrate|haziness",
+    "consolidation": r"consolidat\w+|airspace disease",
+    "pneumonia": r"infecti\w+|pneumonitis",
+    "emphysema": r"hyperinfla\w+|hyperexpan\w+|overinfla\w+|copd|chronic obstructive",
+    "pulmonary nodule": r"nodular",
+    "calcified granuloma": r"calcified (?:nodule|densit\w+|lymph)|granulomatous",
+    "pulmonary edema": r"vascular congestion|interstitial (?:markings|prominence)|cephalization|chf|heart failure",
+    "scarring": r"fibrosis|fibrotic|scarr\w+",
+    "fracture": r"fracture\w*|fx\b",
+    "degenerative change": r"osteophyt\w+|spondylo\w+|arthriti\w+|arthropath\w+|spur\w*",
+    "mass": r"lesion|tumou?r|neoplasm|carcinoma",
+}
+_ALSO_RES = {name: re.compile(rf"\b(?:{pattern})", re.I) for name, pattern in ALSO_CALLED.items()}
 _FINDING_RES = {name: re.compile(rf"\b(?:{pattern})\b", re.I) for name, pattern in FINDINGS.items()}
 _NEGATION_RE = re.compile(
     r"\b(?:no|not|without|negative|clear|free|resolved|resolution|absent|removed|exclude[ds]?|r/o|rule out)\b",
@@ -181,6 +201,18 @@ def _mentions(text: str, name: str) -> tuple[list[tuple[int, int]], bool]:
 Span = tuple[int, int]
 
 
+def _still_said(text: str, name: str) -> bool:
+    """True when the finding is still stated positively (by its name or another word) somewhere."""
+    patterns = [_FINDING_RES[name]] + ([_ALSO_RES[name]] if name in _ALSO_RES else [])
+    for start, end in _sentences(text):
+        sentence = text[start:end]
+        for pattern in patterns:
+            match = pattern.search(sentence)
+            if match and _positive(sentence, match):
+                return True
+    return False
+
+
 def _rewrite(text: str, spans: list[Span], edit: Any) -> tuple[str, list[Span]] | None:
     """Apply ``edit(sentence) -> str | None`` to each span; None when any edit fails or nothing changes.
 
@@ -296,6 +328,8 @@ def edit_pairs(report: dict[str, Any]) -> Iterator[dict[str, Any]]:
             if result is None or not result[0].strip():
                 continue
             edited, edited_spans = result
+            if tag == "missed" and _still_said(edited, name):
+                continue
             done.add(tag)
             # Where the edit is, in each text: a prediction that quotes it names the edited finding.
             where = {"candidate": edited_spans, "reference": spans}
