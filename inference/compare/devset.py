@@ -25,6 +25,7 @@ import hashlib
 import json
 import random
 import re
+from functools import partial
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,7 @@ _GRADE_RE = re.compile(rf"\b({'|'.join(_GRADES)})\b", re.I)
 _SIZE_RE = re.compile(r"\b(\d+(?:\.\d+)?)(\s*(?:mm|cm)\b)", re.I)
 #: Hedge removals: (pattern, replacement) making a hedged finding definite.
 _DEHEDGE: tuple[tuple[str, str], ...] = (
+    (r"\b[Tt]here (?:may|might|could) be\b", "There is"),
     (r"\b(?:may|might|could) (?:represent|reflect|indicate|be)\b", "represents"),
     (r"\b(?:is|are) (?:likely|probably|possibly)\b", "is"),
     (r"\b(?:suspicious|concerning|worrisome) for\b", "consistent with"),
@@ -263,8 +265,14 @@ def _regrade(sentence: str) -> str | None:
     return None
 
 
-def _dehedge(sentence: str) -> str | None:
-    if not _HEDGE_RE.search(sentence):
+def _dehedge(sentence: str, finding: re.Pattern[str]) -> str | None:
+    # The hedge must govern this finding: a cue up to 40 characters before it, or "cannot be excluded"
+    # right after it. "Cardiomegaly with prominent aorta which may be accentuated" hedges the aorta.
+    match = finding.search(sentence)
+    if match is None:
+        return None
+    window = sentence[max(0, match.start() - 40) : match.start()] + sentence[match.end() : match.end() + 25]
+    if not _HEDGE_RE.search(window):
         return None
     new = sentence
     for pattern, replacement in _DEHEDGE:
@@ -318,7 +326,7 @@ def edit_pairs(report: dict[str, Any]) -> Iterator[dict[str, Any]]:
             ("missed", _drop, ("missed_finding", "false_finding")),
             ("side", _swap_side, ("location", None)),
             ("grade", _regrade, ("severity", None)),
-            ("hedge", _dehedge, ("certainty", "certainty")),
+            ("hedge", partial(_dehedge, finding=_FINDING_RES[name]), ("certainty", "certainty")),
             ("change", _unchange, ("comparison_omitted", "comparison_added")),
         )
         for tag, edit, (forward, backward) in edits:
