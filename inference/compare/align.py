@@ -32,6 +32,9 @@ class Group:
     severity: str | None = None
     size_mm: float | None = None
     change: str | None = None
+    #: First grade and largest size per section: a grade changed in one section only is still a change.
+    grades: dict[str, Finding] = field(default_factory=dict)
+    sizes: dict[str, Finding] = field(default_factory=dict)
     _impression_rank: int = -1
     _other_rank: int = -1
 
@@ -56,6 +59,12 @@ class Group:
         self.site = self.site or mention.site
         if mention.severity_rank is not None and self.severity_rank is None:
             self.severity_rank, self.severity = mention.severity_rank, mention.severity
+        if mention.severity_rank is not None:
+            self.grades.setdefault(mention.section, mention)
+        if mention.size_mm is not None:
+            kept = self.sizes.get(mention.section)
+            if kept is None or (kept.size_mm or 0.0) < mention.size_mm:
+                self.sizes[mention.section] = mention
         if mention.size_mm is not None:
             self.size_mm = max(self.size_mm or 0.0, mention.size_mm)
         if mention.change and (self.change is None or self.change == "stable"):

@@ -350,47 +350,61 @@ def _location(builder: _Builder, concept_id: str, cand: Group, ref: Group) -> No
 
 
 def _severity(builder: _Builder, concept_id: str, cand: Group, ref: Group) -> None:
-    concept = builder.lexicon.concepts[concept_id]
-    name = concept.name
-    if cand.size_mm is not None and ref.size_mm is not None:
-        larger = max(cand.size_mm, ref.size_mm)
-        diff = abs(cand.size_mm - ref.size_mm)
-        if diff > SIZE_REL_TOLERANCE * larger and diff >= SIZE_MIN_MM:
-            c_m = cand.pick(lambda m: m.size_mm is not None)
-            r_m = ref.pick(lambda m: m.size_mm is not None)
-            big = diff > 0.5 * larger or diff >= 10
-            builder.add(
-                "severity",
-                concept_id,
-                concept.critical or (big and not concept.incidental),
-                c_m,
-                r_m,
-                f"The AI draft measures the {name} at {_mm(cand.size_mm)} ({_quote(c_m)}); "
-                f"the signed report measures it at {_mm(ref.size_mm)} ({_quote(r_m)}).",
-                marks=(
-                    _marks(cand, "severity", lambda m: m.size_mm is not None),
-                    _marks(ref, "severity", lambda m: m.size_mm is not None),
-                ),
-            )
+    """Size first, then grade; compared section by section so a change in one section counts."""
+    for c_m, r_m in _by_section(cand.sizes, ref.sizes):
+        if _size_severity(builder, concept_id, c_m, r_m):
             return
-    if cand.severity_rank is not None and ref.severity_rank is not None:
-        diff = abs(cand.severity_rank - ref.severity_rank)
-        if diff >= 1:
-            c_m = cand.pick(lambda m: m.severity_rank is not None)
-            r_m = ref.pick(lambda m: m.severity_rank is not None)
-            builder.add(
-                "severity",
-                concept_id,
-                concept.critical or (diff >= 2 and not concept.incidental),
-                c_m,
-                r_m,
-                f"The AI draft describes the {name} as {cand.severity} ({_quote(c_m)}); "
-                f"the signed report describes it as {ref.severity} ({_quote(r_m)}).",
-                marks=(
-                    _marks(cand, "severity", lambda m: m.severity_rank is not None),
-                    _marks(ref, "severity", lambda m: m.severity_rank is not None),
-                ),
-            )
+    for c_m, r_m in _by_section(cand.grades, ref.grades):
+        if _grade_severity(builder, concept_id, c_m, r_m):
+            return
+
+
+def _by_section(c_by: dict[str, Finding], r_by: dict[str, Finding]) -> list[tuple[Finding, Finding]]:
+    """Mention pairs to grade: the same section on both sides (impression first), else the overall."""
+    common = [section for section in ("impression", "findings", "body") if section in c_by and section in r_by]
+    if common:
+        return [(c_by[section], r_by[section]) for section in common]
+    if c_by and r_by:
+        return [(next(iter(c_by.values())), next(iter(r_by.values())))]
+    return []
+
+
+def _size_severity(builder: _Builder, concept_id: str, c_m: Finding, r_m: Finding) -> bool:
+    concept = builder.lexicon.concepts[concept_id]
+    c_size, r_size = c_m.size_mm or 0.0, r_m.size_mm or 0.0
+    larger, diff = max(c_size, r_size), abs(c_size - r_size)
+    if not (diff > SIZE_REL_TOLERANCE * larger and diff >= SIZE_MIN_MM):
+        return False
+    big = diff > 0.5 * larger or diff >= 10
+    builder.add(
+        "severity",
+        concept_id,
+        concept.critical or (big and not concept.incidental),
+        c_m,
+        r_m,
+        f"The AI draft measures the {concept.name} at {_mm(c_size)} ({_quote(c_m)}); "
+        f"the signed report measures it at {_mm(r_size)} ({_quote(r_m)}).",
+        marks=((c_m.severity_span or c_m.mention_span,), (r_m.severity_span or r_m.mention_span,)),
+    )
+    return True
+
+
+def _grade_severity(builder: _Builder, concept_id: str, c_m: Finding, r_m: Finding) -> bool:
+    concept = builder.lexicon.concepts[concept_id]
+    diff = abs((c_m.severity_rank or 0.0) - (r_m.severity_rank or 0.0))
+    if diff < 1:
+        return False
+    builder.add(
+        "severity",
+        concept_id,
+        concept.critical or (diff >= 2 and not concept.incidental),
+        c_m,
+        r_m,
+        f"The AI draft describes the {concept.name} as {c_m.severity} ({_quote(c_m)}); "
+        f"the signed report describes it as {r_m.severity} ({_quote(r_m)}).",
+        marks=((c_m.severity_span or c_m.mention_span,), (r_m.severity_span or r_m.mention_span,)),
+    )
+    return True
 
 
 def _mm(value: float) -> str:
