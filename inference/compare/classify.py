@@ -13,6 +13,7 @@ from .align import Group
 from .extract import SIZE_MIN_MM, SIZE_REL_TOLERANCE
 from .lexicon import LEXICON, Lexicon
 from .model import CATEGORIES, MINOR, SIGNIFICANT, Discrepancy, Finding
+from .rads import RADS_CONCEPTS
 
 REAL_CHANGES = frozenset({"new", "increased", "decreased", "resolved"})
 _QUOTE_LIMIT = 90
@@ -223,7 +224,8 @@ def _lone(builder: _Builder, group: Group, category: str) -> None:
     concept = builder.lexicon.concepts[group.concept]
     mention = group.pick(lambda m: m.assertion != "absent")
     hedged = group.assertion == "possible"
-    significant = concept.critical or (not concept.incidental and not hedged)
+    # A category left out entirely is a gap in the report's form, not a finding missed: minor.
+    significant = (concept.critical or (not concept.incidental and not hedged)) and group.concept not in RADS_CONCEPTS
     name = concept.name
     if category == "false_finding":
         text = (
@@ -394,10 +396,12 @@ def _grade_severity(builder: _Builder, concept_id: str, c_m: Finding, r_m: Findi
     diff = abs((c_m.severity_rank or 0.0) - (r_m.severity_rank or 0.0))
     if diff < 1:
         return False
+    # Any change of an assessment category (BI-RADS 3 -> 4) changes management: significant.
+    significant = concept.critical or (diff >= 2 and not concept.incidental) or concept_id in RADS_CONCEPTS
     builder.add(
         "severity",
         concept_id,
-        concept.critical or (diff >= 2 and not concept.incidental),
+        significant,
         c_m,
         r_m,
         f"The AI draft describes the {concept.name} as {c_m.severity} ({_quote(c_m)}); "

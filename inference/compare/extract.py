@@ -10,6 +10,7 @@ in") are matched longest-first and so hide the shorter trigger they contain. Lis
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -18,6 +19,7 @@ from typing import Any
 
 from .lexicon import LEXICON, Lexicon
 from .model import Finding
+from .rads import rads_categories
 from .text import ANALYSED_SECTIONS, Sentence, Token, clean, split_sections, split_sentences, tokenize
 
 # Measurement noise between readers is about 1-2 mm and 10-20%: smaller differences are not changes.
@@ -209,7 +211,7 @@ def extract_sentence(text: str, sentence: Sentence, lexicon: Lexicon = LEXICON) 
     norm, items = match_items(tokens, lexicon)
     concept_positions = [i for i, item in enumerate(items) if item.kinds & {"concept", "normal"}]
     if not concept_positions:
-        return []
+        return _rads_findings(text, sentence, lexicon)
     clauses = _clause_ids(items, norm)
     mentions: dict[int, _Mention] = {}
     for position in concept_positions:
@@ -294,6 +296,41 @@ def extract_sentence(text: str, sentence: Sentence, lexicon: Lexicon = LEXICON) 
                 severity_span=mention.spans.get("severity"),
                 change_span=mention.spans.get("change"),
                 trigger_span=mention.spans.get("trigger"),
+            )
+        )
+    return findings + _rads_findings(text, sentence, lexicon)
+
+
+_SIDE_RE = re.compile(r"\b(left|right|bilateral)\b", re.IGNORECASE)
+
+
+def _rads_findings(text: str, sentence: Sentence, lexicon: Lexicon) -> list[Finding]:
+    """Assessment categories of the sentence ("Left breast: BI-RADS 4") as graded findings."""
+    if "rads" not in text[sentence.start : sentence.end].lower():
+        return []
+    sentence_text = text[sentence.start : sentence.end]
+    sides = {m.group(1).lower() for m in _SIDE_RE.finditer(sentence_text)}
+    findings = []
+    for concept_id, rank, words, span in rads_categories(text, sentence.start, sentence.end):
+        concept = lexicon.concepts[concept_id]
+        side = next(iter(sides)) if concept.lateral and len(sides) == 1 else None
+        findings.append(
+            Finding(
+                concept=concept_id,
+                name=concept.name,
+                assertion="present",
+                laterality=side,
+                site=None,
+                severity=words,
+                severity_rank=rank,
+                size_mm=None,
+                change=None,
+                section=sentence.section,
+                sentence=sentence_text,
+                span=(sentence.start, sentence.end),
+                mention_span=span,
+                words=words,
+                severity_span=span,
             )
         )
     return findings
