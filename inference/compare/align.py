@@ -236,7 +236,11 @@ def align(
     paired = {
         id(g)
         for c_group, r_group in pairs
-        if c_group and r_group and c_group.concept == r_group.concept and c_group.positive and r_group.positive
+        if c_group
+        and r_group
+        and c_group.concept == r_group.concept
+        and c_group.positive
+        and r_group.positive
         for g in (c_group, r_group)
     }
     leftover_c = [g for g in leftover_c if not _covered(g, reference, lexicon, paired)]

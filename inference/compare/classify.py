@@ -156,7 +156,14 @@ def _contradiction(builder: _Builder, group: Group) -> None:
     if not pairs:
         return
     said, denied = pairs[0]
-    positive, negated = [said], [denied]
+    where = (said.laterality, said.site)
+    # Every repeat on either side of the contradiction is marked (findings and impression).
+    positive = [m for m in positive if (m.laterality, m.site) == where]
+    negated = [
+        m
+        for m in group.mentions
+        if m.assertion == "absent" and _plain_negation(m) and (m.laterality, m.site) == where
+    ]
     builder.add(
         "internal_contradiction",
         group.concept,
@@ -225,7 +232,9 @@ def _lone(builder: _Builder, group: Group, category: str) -> None:
     mention = group.pick(lambda m: m.assertion != "absent")
     hedged = group.assertion == "possible"
     # A category left out entirely is a gap in the report's form, not a finding missed: minor.
-    significant = (concept.critical or (not concept.incidental and not hedged)) and group.concept not in RADS_CONCEPTS
+    significant = (
+        concept.critical or (not concept.incidental and not hedged)
+    ) and group.concept not in RADS_CONCEPTS
     name = concept.name
     if category == "false_finding":
         text = (
@@ -363,7 +372,9 @@ def _severity(builder: _Builder, concept_id: str, cand: Group, ref: Group) -> No
 
 def _by_section(c_by: dict[str, Finding], r_by: dict[str, Finding]) -> list[tuple[Finding, Finding]]:
     """Mention pairs to grade: the same section on both sides (impression first), else the overall."""
-    common = [section for section in ("impression", "findings", "body") if section in c_by and section in r_by]
+    common = [
+        section for section in ("impression", "findings", "body") if section in c_by and section in r_by
+    ]
     if common:
         return [(c_by[section], r_by[section]) for section in common]
     if c_by and r_by:

@@ -148,7 +148,8 @@ def evaluate(records: Iterable[dict[str, Any]], lexicon: Lexicon = LEXICON) -> R
         result = compare(record["candidate"], record["reference"])
         predicted = [(d.category, d.concept, d) for d in result.discrepancies]
         expected = [
-            (e["category"], resolve_concept(e["finding"], lexicon), e.get("where")) for e in record["expected"]
+            (e["category"], resolve_concept(e["finding"], lexicon), e.get("where"))
+            for e in record["expected"]
         ]
         unmatched = list(predicted)
         missing = []
