@@ -25,8 +25,8 @@ import hashlib
 import json
 import random
 import re
-from functools import partial
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,8 @@ FINDINGS: dict[str, str] = {
 #: Other words for the same finding: a drop edit is only made when none of them stays positive in the
 #: edited report, so "the edit is applied to every mention of the finding" holds.
 ALSO_CALLED: dict[str, str] = {
-    "pleural effusion": r"costophrenic (?:angle )?blunting|blunting of the (?:\w+ )?costophrenic|pleural fluid",
+    "pleural effusion": r"costophrenic (?:angle )?blunting|blunting of the (?:\w+ )?costophrenic|"
+    r"pleural fluid",
     "cardiomegaly": r"(?:heart|cardiac silhouette|heart size)(?: size)? (?:is |are |appears |remains )?"
     r"(?:\w+ly )?(?:enlarged|increased)|enlarged (?:heart|cardiac)|cardiac enlargement",
     "atelectasis": r"volume loss|collapse|atelectatic",
@@ -69,7 +70,8 @@ ALSO_CALLED: dict[str, str] = {
     "emphysema": r"hyperinfla\w+|hyperexpan\w+|overinfla\w+|copd|chronic obstructive",
     "pulmonary nodule": r"nodular",
     "calcified granuloma": r"calcified (?:nodule|densit\w+|lymph)|granulomatous",
-    "pulmonary edema": r"vascular congestion|interstitial (?:markings|prominence)|cephalization|chf|heart failure",
+    "pulmonary edema": r"vascular congestion|interstitial (?:markings|prominence)|cephalization|chf|"
+    r"heart failure",
     "scarring": r"fibrosis|fibrotic|scarr\w+",
     "fracture": r"fracture\w*|fx\b",
     "degenerative change": r"osteophyt\w+|spondylo\w+|arthriti\w+|arthropath\w+|spur\w*",
@@ -78,7 +80,8 @@ ALSO_CALLED: dict[str, str] = {
 _ALSO_RES = {name: re.compile(rf"\b(?:{pattern})", re.I) for name, pattern in ALSO_CALLED.items()}
 _FINDING_RES = {name: re.compile(rf"\b(?:{pattern})\b", re.I) for name, pattern in FINDINGS.items()}
 _NEGATION_RE = re.compile(
-    r"\b(?:no|not|without|negative|clear|free|resolved|resolution|absent|removed|exclude[ds]?|r/o|rule out)\b",
+    r"\b(?:no|not|without|negative|clear|free|resolved|resolution|absent|removed|exclude[ds]?|r/o|"
+    r"rule out)\b",
     re.I,
 )
 _GONE_RE = re.compile(r"\b(?:resolved|cleared|no longer|removed|interval resolution)\b", re.I)
@@ -111,7 +114,8 @@ _DEHEDGE: tuple[tuple[str, str], ...] = (
 _UNCHANGE: tuple[tuple[str, str], ...] = (
     (r"\b(?:is|are) (?:again )?(?:stable|unchanged)(?: in (?:size|appearance))?", "is present"),
     (r"\b(?:remains?|persists?) (?:stable|unchanged)\b", "is present"),
-    (r",? (?:stable|unchanged)(?: (?:from|since|compared (?:to|with)) (?:the )?prior(?: study| exam)?)?(?=[.,;])", ""),
+    (r",? (?:stable|unchanged)(?: (?:from|since|compared (?:to|with)) (?:the )?prior"
+     r"(?: study| exam)?)?(?=[.,;])", ""),
     (r"\b(?:stable|unchanged|persistent|new|newly|improved|improving|worsened|worsening|resolving|"
      r"redemonstrated)\s+", ""),
     (r"\b(?:again|now) (seen|noted|demonstrated|identified)\b", r"\1"),
@@ -136,7 +140,7 @@ _REWORD: tuple[tuple[str, str], ...] = (
     (r"\bosseous structures\b", "bony structures"),
     (r"\bunremarkable\b", "normal"),
 )
-_SENTENCE_RE = re.compile(r"[^.\n]+(?:\.(?!\d)|$)", re.M)
+_SENTENCE_RE = re.compile(r"[^.\n]+(?:\.+(?!\d)|$)", re.M)
 
 
 def is_held_out(report_id: str) -> bool:
@@ -146,17 +150,16 @@ def is_held_out(report_id: str) -> bool:
 
 def load_reports(directory: Path = REAL_DIR) -> list[dict[str, Any]]:
     """Read reports.jsonl; every record gets ``text`` (the report as a reader sees it)."""
-    reports = []
     with (directory / "reports.jsonl").open(encoding="utf-8") as handle:
-        for line in handle:
-            record = json.loads(line)
-            if "text" not in record:
-                sections = record["sections"]
-                record["text"] = "\n".join(
-                    f"{name.upper()}: {sections[name]}" for name in sections if sections[name]
-                )
-            reports.append(record)
-    return reports
+        return [with_text(json.loads(line)) for line in handle if line.strip()]
+
+
+def with_text(record: dict[str, Any]) -> dict[str, Any]:
+    """Give a stored report its ``text``: IU sections become "FINDINGS: ..." lines, verbatim."""
+    if "text" not in record:
+        sections = record["sections"]
+        record["text"] = "\n".join(f"{name.upper()}: {sections[name]}" for name in sections if sections[name])
+    return record
 
 
 #: Only these sections are edited: the indication asks a question, the comparison names a date.

@@ -195,10 +195,57 @@ def evaluate(records: Iterable[dict[str, Any]], lexicon: Lexicon = LEXICON) -> R
     return report
 
 
+#: A labelled text longer than this is refused: real reports are a few kilobytes.
+MAX_TEXT_CHARS = 1_000_000
+
+
+class RecordError(ValueError):
+    """A labelled pair that cannot be evaluated; the message names the file and line."""
+
+
 def load_records(path: Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file, skipping blank lines."""
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    """Read and check a JSON-lines file of labelled pairs (blank lines are skipped).
+
+    Raises :class:`RecordError` naming the line for anything that is not a pair in the documented
+    shape (hard_pairs.jsonl, or committee verdicts exported by the review app), so nothing is half-read.
+    """
+    records = []
+    with path.open(encoding="utf-8", errors="strict") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise RecordError(f"{path}:{number}: not JSON ({error.msg})") from None
+            problem = _record_problem(record)
+            if problem:
+                raise RecordError(f"{path}:{number}: {problem}")
+            records.append(record)
+    return records
+
+
+def _record_problem(record: Any) -> str:
+    """What is wrong with one labelled pair, or "" when it has the documented shape."""
+    if not isinstance(record, dict):
+        return "a line must hold one JSON object"
+    for key in ("candidate", "reference"):
+        if not isinstance(record.get(key), str):
+            return f"{key!r} must be a string"
+        if len(record[key]) > MAX_TEXT_CHARS:
+            return f"{key!r} is longer than {MAX_TEXT_CHARS} characters"
+    expected = record.get("expected")
+    if not isinstance(expected, list):
+        return "'expected' must be a list of {category, finding} objects"
+    for item in expected:
+        finding = item.get("finding") if isinstance(item, dict) else None
+        if not isinstance(finding, str) or not finding.strip():
+            return "each expected item needs a non-empty 'finding' string"
+        if item.get("category") not in CATEGORIES:
+            return f"unknown category {str(item.get('category'))[:40]!r} (allowed: {', '.join(CATEGORIES)})"
+    if "id" in record and not isinstance(record["id"], str | int):
+        return "'id' must be a string or a number"
+    return ""
 
 
 def format_report(report: Report) -> str:
@@ -247,7 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.real == (args.path is not None):
         parser.error("give either a JSON-lines file or --real")
-    records = devset.build() if args.real else load_records(args.path)
+    try:
+        records = devset.build() if args.real else load_records(args.path)
+    except (OSError, UnicodeDecodeError, RecordError) as error:
+        parser.exit(2, f"evaluate: {error}\n")
     splits = sorted({r.get("split", "all") for r in records}, reverse=True)
     for split in splits:
         report = evaluate(r for r in records if r.get("split", "all") == split)

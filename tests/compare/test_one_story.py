@@ -43,8 +43,14 @@ def test_case_1971_a_nodule_paired_for_size_is_not_also_a_false_finding():
 
 
 def test_case_1994_one_breast_cyst_on_the_wrong_side_is_listed_once_and_is_significant():
-    draft = "FINDINGS: Simple cyst in the right breast at 2 o'clock.\nIMPRESSION: Benign right breast cyst. BI-RADS 2."
-    signed = "FINDINGS: Simple cyst in the left breast at 2 o'clock.\nIMPRESSION: Benign left breast cyst. BI-RADS 2."
+    draft = (
+        "FINDINGS: Simple cyst in the right breast at 2 o'clock.\n"
+        "IMPRESSION: Benign right breast cyst. BI-RADS 2."
+    )
+    signed = (
+        "FINDINGS: Simple cyst in the left breast at 2 o'clock.\n"
+        "IMPRESSION: Benign left breast cyst. BI-RADS 2."
+    )
     result = compare(draft, signed)
     assert [(d.category, d.significance, d.finding) for d in result.discrepancies] == [
         ("location", "significant", "breast cyst")
@@ -146,7 +152,10 @@ def test_several_marks_in_one_sentence_each_land_on_their_own_words():
 
 
 def test_every_mark_lies_inside_its_text_and_to_dict_carries_it():
-    draft = "FINDINGS: Left effusion. New right pneumothorax.\nIMPRESSION: 1. Left effusion. 2. Right pneumothorax."
+    draft = (
+        "FINDINGS: Left effusion. New right pneumothorax.\n"
+        "IMPRESSION: 1. Left effusion. 2. Right pneumothorax."
+    )
     signed = "FINDINGS: Right effusion.\nIMPRESSION: Right effusion. No pneumothorax."
     result = compare(draft, signed)
     assert result.discrepancies
