@@ -83,6 +83,11 @@ class Group:
         return self.mentions[0]
 
 
+def _diagnosis_of(broad: Finding, narrow: Finding, lexicon: Lexicon) -> bool:
+    """True when ``narrow`` is a narrower concept offered for ``broad`` ("opacity ... pneumonia")."""
+    return broad.concept != narrow.concept and lexicon.is_ancestor(broad.concept, narrow.concept)
+
+
 def _fold_related(findings: tuple[Finding, ...], lexicon: Lexicon) -> list[Finding]:
     """Within one sentence, fold an observation into the diagnosis offered for it.
 
@@ -105,7 +110,7 @@ def _fold_related(findings: tuple[Finding, ...], lexicon: Lexicon) -> list[Findi
                 if broad == narrow or broad in dropped or narrow in dropped:
                     continue
                 b, n = result[broad], result[narrow]
-                if b.concept == n.concept or not lexicon.is_ancestor(b.concept, n.concept):
+                if not _diagnosis_of(b, n, lexicon):
                     continue
                 if b.laterality and n.laterality and b.laterality != n.laterality:
                     continue
