@@ -1,6 +1,7 @@
 """Benchmark the discrepancy engine: pairs per second on one core and peak memory.
 
-Run: ``.venv/bin/python bench/compare.py`` (optionally ``--rounds N``). Prints a short table.
+Run: ``.venv/bin/python bench/compare.py`` (optionally ``--rounds N``, ``--real N`` for the first N pairs
+of the real-text development set). Prints a short table.
 Pairs come from tests/data/compare/hard_pairs.jsonl. "cold" clears the per-text caches before every
 pair (every report is new); "warm" keeps them (a re-inference run comparing new drafts against the
 same signed reports); "1 MB" is one hostile pair of a 1,000,000-character draft.
@@ -21,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from inference.compare import compare  # noqa: E402  (path set up above so the script runs from a checkout)
+from inference.compare import compare, devset  # noqa: E402  (path set up above so the script runs from a checkout)
 from inference.compare.engine import _ngrams  # noqa: E402
 from inference.compare.extract import analyse  # noqa: E402
 
@@ -56,11 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pairs", type=Path, default=PAIRS, help="JSON-lines pairs (default: hard_pairs.jsonl)"
     )
+    parser.add_argument(
+        "--real", type=int, default=0, metavar="N", help="use the first N pairs of the real-text set instead"
+    )
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the brief asks
 
-    pairs = _load_pairs(args.pairs)
+    if args.real:
+        # Real signed reports (tests/data/compare/real): full length, every text distinct per pair.
+        pairs = [(r["candidate"], r["reference"]) for r in devset.build()[: args.real]]
+    else:
+        pairs = _load_pairs(args.pairs)
     chars = sum(len(c) + len(r) for c, r in pairs) / len(pairs)
     cold = _throughput(pairs, args.rounds, cold=True)
     warm = _throughput(pairs, args.rounds, cold=False)
