@@ -262,7 +262,7 @@ def _classify_pair(builder: _Builder, cand: Group, ref: Group) -> None:
     concept_id = ref.concept
     concept = lexicon.concepts[concept_id]
     name = concept.name
-    critical, incidental = concept.critical, concept.incidental
+    critical = concept.critical
     c_assert, r_assert = cand.assertion, ref.assertion
 
     if c_assert != r_assert and "possible" in (c_assert, r_assert):
@@ -283,33 +283,8 @@ def _classify_pair(builder: _Builder, cand: Group, ref: Group) -> None:
                 _marks(ref, "trigger", lambda m: m.assertion == r_assert),
             ),
         )
-    elif c_assert == "present" and r_assert == "absent":
-        c_m = cand.pick(lambda m: m.assertion == "present")
-        r_m = ref.pick(lambda m: m.assertion == "absent")
-        builder.add(
-            "false_finding",
-            concept_id,
-            not incidental or critical,
-            c_m,
-            r_m,
-            f"The AI draft reports {_quote(c_m)}, "
-            f"but the signed report states there is no {name} ({_quote(r_m)}).",
-            marks=(_marks(cand, "mention", _positive), _marks(ref, "mention", _absent)),
-        )
-        return
-    elif c_assert == "absent" and r_assert == "present":
-        c_m = cand.pick(lambda m: m.assertion == "absent")
-        r_m = ref.pick(lambda m: m.assertion == "present")
-        builder.add(
-            "missed_finding",
-            concept_id,
-            not incidental or critical,
-            c_m,
-            r_m,
-            f"The signed report describes {_quote(r_m)}, "
-            f"but the AI draft states there is no {name} ({_quote(c_m)}).",
-            marks=(_marks(cand, "mention", _absent), _marks(ref, "mention", _positive)),
-        )
+    elif {c_assert, r_assert} == {"present", "absent"}:
+        _present_against_absent(builder, concept_id, cand, ref)
         return
 
     if cand.positive and ref.positive:
@@ -317,6 +292,29 @@ def _classify_pair(builder: _Builder, cand: Group, ref: Group) -> None:
         _severity(builder, concept_id, cand, ref)
     if cand.positive == ref.positive:
         _comparison(builder, cand, ref)
+
+
+def _present_against_absent(builder: _Builder, concept_id: str, cand: Group, ref: Group) -> None:
+    """One report states the finding, the other states it is absent: a false or a missed finding."""
+    concept = builder.lexicon.concepts[concept_id]
+    c_m = cand.pick(lambda m: m.assertion == cand.assertion)
+    r_m = ref.pick(lambda m: m.assertion == ref.assertion)
+    if cand.assertion == "present":
+        category = "false_finding"
+        text = f"The AI draft reports {_quote(c_m)}, "
+        text += f"but the signed report states there is no {concept.name} ({_quote(r_m)})."
+    else:
+        category = "missed_finding"
+        text = (
+            f"The signed report describes {_quote(r_m)}, but the AI draft states there is no {concept.name}"
+        )
+        text += f" ({_quote(c_m)})."
+    marks = (
+        _marks(cand, "mention", lambda m: m.assertion == cand.assertion),
+        _marks(ref, "mention", lambda m: m.assertion == ref.assertion),
+    )
+    significant = not concept.incidental or concept.critical
+    builder.add(category, concept_id, significant, c_m, r_m, text, marks=marks)
 
 
 def _location(builder: _Builder, concept_id: str, cand: Group, ref: Group) -> None:
