@@ -136,7 +136,8 @@ def classify(
 _NARROWING = frozenset(
     "new large significant acute further residual additional other definite definitive focal displaced "
     "gross obvious suspicious sizable appreciable pathologic abnormal visible apparent convincing "
-    "increasing worsening enlarging superimposed underlying discrete dominant".split()
+    "increasing worsening enlarging superimposed underlying discrete dominant diffuse pathological stable "
+    "laryngeal".split()
 )
 
 

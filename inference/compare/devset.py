@@ -84,6 +84,7 @@ _NEGATION_RE = re.compile(
     r"rule out)\b",
     re.I,
 )
+_NOT_SEEN_RE = re.compile(r"\b(?:is|are) not (?:seen|identified|visualized)\b|\bnot seen\b", re.I)
 _GONE_RE = re.compile(r"\b(?:resolved|cleared|no longer|removed|interval resolution)\b", re.I)
 _HEDGE_RE = re.compile(
     r"\b(?:may|might|could|possible|possibly|probable|probably|likely|suspicious|concerning|question|"
@@ -180,7 +181,11 @@ def _sentences(text: str) -> list[tuple[int, int]]:
 
 def _positive(sentence: str, match: re.Match[str]) -> bool:
     """A mention is positive when no negation cue precedes it in its sentence."""
-    return not _NEGATION_RE.search(sentence[: match.start()]) and not _GONE_RE.search(sentence)
+    return (
+        not _NEGATION_RE.search(sentence[: match.start()])
+        and not _GONE_RE.search(sentence)
+        and not _NOT_SEEN_RE.search(sentence, match.end())
+    )
 
 
 def _mentions(text: str, name: str) -> tuple[list[tuple[int, int]], bool]:
@@ -239,6 +244,10 @@ def _rewrite(text: str, spans: list[Span], edit: Any) -> tuple[str, list[Span]] 
         cursor = end
     pieces.append(text[cursor:])
     return ("".join(pieces), new_spans) if changed else None
+
+
+def _sides(text: str, spans: list[Span]) -> set[str]:
+    return {m.group(1).lower() for start, end in spans for m in _SIDE_RE.finditer(text, start, end)}
 
 
 def _swap_side(sentence: str) -> str | None:
@@ -334,6 +343,9 @@ def edit_pairs(report: dict[str, Any]) -> Iterator[dict[str, Any]]:
         )
         for tag, edit, (forward, backward) in edits:
             if tag in done:
+                continue
+            if tag == "side" and len(_sides(text, spans)) != 1:
+                # Findings on both sides swapped together describe the same two findings again.
                 continue
             result = _rewrite(text, spans, edit)
             if result is None or not result[0].strip():

@@ -189,6 +189,12 @@ def _attach_target(
     for choice in order:
         if choice:
             return choice[0]
+    # Coordinated modifiers with one noun: "right middle lobe and lower lobe pneumonia", "left 5th and 6th
+    # rib fractures". A clause without a concept lends its modifiers to the next concept, unless a
+    # comma or a terminator stands between them.
+    following = [c for c in nearby if c > last_item]
+    if following and not any(items[k].kinds & {"punct", "term"} for k in range(last_item + 1, following[0])):
+        return following[0]
     return None
 
 
