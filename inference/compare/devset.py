@@ -51,7 +51,7 @@ FINDINGS: dict[str, str] = {
     "hiatal hernia": r"hiatal hernia",
     "scoliosis": r"scoliosis",
     "fracture": r"fractures?",
-    "degenerative change": r"degenerative (?:changes?|disease)|spondylosis",
+    "degenerative change": r"degenerative (?:joint )?(?:changes?|disease)|spondylosis",
     "mass": r"mass(?:es)?",
     "cyst": r"cysts?",
     "hydronephrosis": r"hydronephrosis",
@@ -127,7 +127,8 @@ _UNCHANGE: tuple[tuple[str, str], ...] = (
 #: finding, not a change from the prior, and removing them would be a second, unlabelled edit.
 _CHANGE_RE = re.compile(
     r"\b(?:stable|unchanged|persistent|persists?|new|newly|improv\w+|worse\w*|"
-    r"resolving|again (?:seen|noted|demonstrated|identified)|redemonstrated|interval)\b",
+    r"resolving|again (?:seen|noted|demonstrated|identified)|redemonstrated|interval|similar|"
+    r"(?:compared|prior|previous)\w*)\b",
     re.I,
 )
 #: Meaning-preserving rewrites for wording-only pairs.
@@ -211,11 +212,16 @@ def _mentions(text: str, name: str) -> tuple[list[tuple[int, int]], bool]:
 Span = tuple[int, int]
 
 
-def _still_said(text: str, name: str) -> bool:
-    """True when the finding is still stated positively (by its name or another word) somewhere."""
+def _still_said(text: str, name: str, also: re.Pattern[str] | None = None) -> bool:
+    """True when the finding is still stated positively (by its name or another word) somewhere.
+
+    With ``also``, only sentences that also match it count ("still stated with a change word").
+    """
     patterns = [_FINDING_RES[name]] + ([_ALSO_RES[name]] if name in _ALSO_RES else [])
     for start, end in _sentences(text):
         sentence = text[start:end]
+        if also is not None and not also.search(sentence):
+            continue
         for pattern in patterns:
             match = pattern.search(sentence)
             if match and _positive(sentence, match):
@@ -352,6 +358,9 @@ def edit_pairs(report: dict[str, Any]) -> Iterator[dict[str, Any]]:
                 continue
             edited, edited_spans = result
             if tag == "missed" and _still_said(edited, name):
+                continue
+            if tag == "change" and _still_said(edited, name, _CHANGE_RE):
+                # "The cardiac silhouette is mildly enlarged, similar to prior" still dates it.
                 continue
             done.add(tag)
             # Where the edit is, in each text: a prediction that quotes it names the edited finding.
