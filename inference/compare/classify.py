@@ -97,10 +97,6 @@ def _marks(group: Group | None, attribute: str, keep: Callable[[Finding], bool])
     return tuple(sorted(spans))
 
 
-def _any(_: Finding) -> bool:
-    return True
-
-
 def classify(
     pairs: list[tuple[Group | None, Group | None]], lexicon: Lexicon = LEXICON
 ) -> tuple[Discrepancy, ...]:

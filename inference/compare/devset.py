@@ -8,9 +8,11 @@ controlled edit applied to every mention of one finding:
   the draft (missed) or from the signed report (false);
 - ``location``: left and right are swapped in every sentence naming the finding;
 - ``severity``: the grade word (mild <-> severe, small <-> large) or the measurement changes;
-- ``certainty``: the hedge is removed from a hedged finding, or one is added to a definite one;
+- ``certainty``: the hedge that governs the finding is removed (and, in the reverse pair, the draft
+  keeps the hedge the signed report has lost);
 - ``comparison_omitted`` / ``comparison_added``: the change words are removed from the draft, or
   from the signed report;
+- every pair of the first two kinds also comes reversed (the edited text as the signed report);
 - wording-only edits change words but not meaning (expected: no discrepancy);
 - normal pairs are two different reports that both describe a normal study (expected: none).
 
