@@ -20,16 +20,19 @@ integrator with an explicit *void* leaf, but only once the hole is *provably aba
    number handed out, then ``X`` = a brand-new xid (``pg_current_xact_id()`` in a transaction of its
    own). xids are assigned in increasing order, so every transaction holding a number ``n <= L`` got
    its xid before ``X`` was assigned: its xid is below ``X``.
-3. Once no transaction with an xid below ``X`` is running (the oldest running xid, ``xmin`` of a
-   current snapshot, is ``>= X``; :func:`fence_settled`, checked on a later pass), every owner of a
-   number ``<= L`` has committed (its row is visible to any later statement) or aborted (its row will
-   never exist). A number ``<= L`` with no visible row is then abandoned for good, and only then does
-   the integrator write a void leaf for it. A live owner is never overtaken: until the fence settles
+3. :func:`allocate` also takes the event table's ROW EXCLUSIVE lock before ``nextval`` (writers do
+   not conflict with each other on it), so every owner holds that lock and its own xid lock until it
+   ends. Once no transaction holding the table lock has an xid below ``X`` (``pg_locks``;
+   :func:`fence_settled`, checked on a later pass), every owner of a number ``<= L`` has committed
+   (its row is visible to any later statement) or aborted (its row will never exist). A number
+   ``<= L`` with no visible row is then abandoned for good, and only then does the integrator write
+   a void leaf for it. A live owner is never overtaken: until the fence settles
    the integrator stops at the first hole, so leaves are never reordered, and the primary key on
    ``seq`` refuses a duplicate even if this reasoning were wrong.
 
 (Comparing against the snapshot's list of running xids is NOT enough: an xid at or above the
-snapshot's ``xmax`` is running but not listed. The concurrency test caught exactly that.)
+snapshot's ``xmax`` is running but not listed; the concurrency test caught exactly that. Waiting for
+the snapshot's ``xmin`` instead is correct but waits for every transaction in the whole cluster.)
 
 After a server crash PostgreSQL may skip up to 32 sequence values; those holes have no owner at all
 and are voided the same way. The sequence must keep ``CACHE 1`` (per-session caches would hand out
@@ -55,6 +58,9 @@ def allocate(count: int = 1) -> list[int]:
         raise ValueError(f"count must be at least 1, got {count}")
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # The table lock (ROW EXCLUSIVE: writers never wait for each other) is what marks this
+            # transaction as a possible owner of numbers for fence_settled(), from before nextval.
+            cursor.execute("LOCK TABLE audit_auditevent IN ROW EXCLUSIVE MODE")
             # owner.xid is selected on purpose: an unused sub-select column would be planned away
             # (pg_current_xact_id is STABLE), and the xid must exist before nextval runs.
             cursor.execute(
@@ -89,12 +95,27 @@ def take_fence() -> tuple[int | None, str]:
 
 
 def fence_settled(xid: str) -> bool:
-    """Has every transaction with an xid below ``xid`` finished?"""
+    """Has every possible owner of a number, with an xid below ``xid``, finished (this one excepted)?
+
+    Possible owners are the transactions holding their lock on the event table (taken by
+    :func:`allocate` before ``nextval``): long transactions elsewhere in the cluster, or in this
+    database without audit events, do not hold the integrator back.
+    """
     if connection.vendor != "postgresql":
         return True
+    fence = int(xid) & 0xFFFFFFFF  # pg_locks shows 32-bit xids: compare modulo 2**32
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= %s::xid8", [xid])
-        return bool(cursor.fetchone()[0])
+        cursor.execute(
+            "SELECT own.transactionid::text FROM pg_locks AS rel JOIN pg_locks AS own "
+            "ON own.virtualtransaction = rel.virtualtransaction "
+            "AND own.locktype = 'transactionid' AND own.mode = 'ExclusiveLock' "
+            "WHERE rel.locktype = 'relation' AND rel.granted "
+            "AND rel.relation = 'audit_auditevent'::regclass "
+            "AND rel.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND rel.pid IS DISTINCT FROM pg_backend_pid()"
+        )
+        running = [int(row[0]) for row in cursor.fetchall()]
+    return not any(0 < (fence - owner) % 2**32 < 2**31 for owner in running)
 
 
 def realign(target: BaseDatabaseWrapper) -> None:
