@@ -21,7 +21,8 @@ def write_checkpoint() -> int | None:
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def verify_log() -> bool:
-    """Verify the log (incrementally from the last verified checkpoint) and store the verdict."""
-    verdict, _ = verify_and_store(full=False)
+def verify_log(full: bool = False) -> bool:
+    """Verify the log and store the verdict: incrementally from the last verified checkpoint (beat),
+    or every event with ``full`` (the auditor's "Verify the whole log now")."""
+    verdict, _ = verify_and_store(full=full)
     return verdict.ok

@@ -62,12 +62,12 @@ def test_an_auditor_can_ask_for_a_verification(personas, monkeypatch):
     from audit import tasks
 
     sent = []
-    monkeypatch.setattr(tasks.verify_log, "delay", lambda: sent.append(True))
+    monkeypatch.setattr(tasks.verify_log, "delay", lambda **kwargs: sent.append(kwargs))
 
     response = _client(personas["otto"]).post("/audit/")
 
     assert response.status_code == 302 and response["Location"] == "/audit/"
-    assert sent == [True]
+    assert sent == [{"full": True}]  # the button says "the whole log"; beat verifies incrementally
 
 
 def test_the_page_counts_events_waiting_for_the_integrator(personas, append):
