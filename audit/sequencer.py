@@ -41,7 +41,7 @@ numbers long before they are used).
 
 from __future__ import annotations
 
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 #: The PostgreSQL sequence behind ``AuditEvent.seq`` (created by migration 0003).
@@ -56,6 +56,16 @@ def allocate(count: int = 1) -> list[int]:
     """
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
+    try:
+        return _allocate(count)
+    except InterfaceError as exc:
+        # A connection killed under this transaction surfaces here as "connection already closed"
+        # (InterfaceError, not a DatabaseError): report it as the outage it is, so that callers'
+        # `except DatabaseError` (an HL7 NAK, a 503) answers cleanly.
+        raise OperationalError(f"the database connection was lost: {exc}") from exc
+
+
+def _allocate(count: int) -> list[int]:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # The table lock (ROW EXCLUSIVE: writers never wait for each other) is what marks this

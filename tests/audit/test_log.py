@@ -206,3 +206,20 @@ def test_actor_kinds_and_context_are_recorded(personas, rf):
     assert len(user_event.user_agent) == log.MAX_USER_AGENT
     assert service_event.actor_kind == ActorKind.SERVICE
     assert (system_event.actor_kind, system_event.actor_id) == (ActorKind.SYSTEM, None)
+
+
+def test_a_connection_lost_while_taking_a_number_reads_as_an_outage(monkeypatch):
+    """psycopg reports a killed connection as InterfaceError, which `except DatabaseError` misses:
+    the sequencer turns it into the OperationalError callers answer with a NAK or a 503."""
+    from django.db import DatabaseError, InterfaceError
+
+    from audit import sequencer
+
+    def lost(count: int) -> list[int]:
+        raise InterfaceError("the connection is closed")
+
+    monkeypatch.setattr(sequencer, "_allocate", lost)
+    with pytest.raises(DatabaseError, match="connection was lost"):
+        sequencer.allocate(1)
+    with pytest.raises(ValueError):
+        sequencer.allocate(0)
