@@ -20,13 +20,10 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.html import format_html
-from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit import log as audit
 from inference import registry, selectors, services
-from inference.compare import RADPEER_SCORES
 from inference.models import ReinferenceRun
 from inference.reinference.cohort import MAX_SAMPLE, MAX_SEED, CohortFilter
 from portal.accounts import roles
@@ -103,109 +100,6 @@ class RunForm(forms.Form):
             sample=data["sample"],
             seed=data["seed"] or 0,
         )
-
-
-# --- Charts ---------------------------------------------------------------------------------------------
-
-
-def _fmt(value: float) -> str:
-    """A chart value: whole numbers as such, others with up to two decimals."""
-    return str(int(value)) if value == int(value) else f"{value:.2f}".rstrip("0").rstrip(".")
-
-
-def paired_bar_chart(
-    title: str, rows: Sequence[tuple[str, float, float]], *, chart_id: str, unit: str = ""
-) -> SafeString:
-    """Horizontal bar pairs (new version solid, original hatched), each bar labelled with side and value.
-
-    Readable without colour: the two sides differ by fill pattern, and every bar carries its text.
-    """
-    row_h, bar_h, label_w, plot_w = 46, 18, 190, 340
-    height = 34 + row_h * max(1, len(rows))
-    top = max([1e-9, *(v for _, a, b in rows for v in (a, b))])
-    parts = [
-        format_html(
-            '<svg class="chart" id="{0}" role="img" aria-labelledby="{0}-title" viewBox="0 0 {1} {2}" '
-            'xmlns="http://www.w3.org/2000/svg"><title id="{0}-title">{3}</title>'
-            '<defs><pattern id="{0}-hatch" width="6" height="6" patternUnits="userSpaceOnUse">'
-            '<path d="M0 6 L6 0" stroke="#1d2733"/></pattern></defs>'
-            '<rect x="{4}" y="6" width="14" height="12" fill="#1f5f99" stroke="#1d2733"/>'
-            '<text x="{5}" y="16">new version</text>'
-            '<rect x="{6}" y="6" width="14" height="12" fill="url(#{0}-hatch)" stroke="#1d2733"/>'
-            '<text x="{7}" y="16">original model</text>',
-            chart_id,
-            label_w + plot_w + 120,
-            height,
-            title,
-            label_w,
-            label_w + 20,
-            label_w + 130,
-            label_w + 150,
-        )
-    ]
-    for index, (label, new, original) in enumerate(rows):
-        y = 30 + index * row_h
-        parts.append(
-            format_html(
-                '<text x="{}" y="{}" class="bar-label" text-anchor="end">{}</text>',
-                label_w - 8,
-                y + 24,
-                label,
-            )
-        )
-        for offset, side, value, fill in (
-            (0, "new", new, "#1f5f99"),
-            (bar_h + 2, "orig.", original, f"url(#{chart_id}-hatch)"),
-        ):
-            width = plot_w * (value / top)
-            parts.append(
-                format_html(
-                    '<rect x="{}" y="{}" width="{}" height="{}" fill="{}" stroke="#1d2733"/>'
-                    '<text x="{}" y="{}" class="bar-value">{} {}{}</text>',
-                    label_w,
-                    y + offset,
-                    f"{width:.1f}",
-                    bar_h,
-                    fill,
-                    f"{label_w + width + 6:.1f}",
-                    y + offset + 13,
-                    side,
-                    _fmt(value),
-                    unit,
-                )
-            )
-    parts.append(mark_safe("</svg>"))  # noqa: S308 - a constant
-    return mark_safe("".join(str(part) for part in parts))  # noqa: S308 - format_html output or constants
-
-
-def _summary_charts(summary: dict[str, Any]) -> dict[str, SafeString]:
-    """The results page's two charts: significant discrepancies per study by category, and RADPEER."""
-    new, original = summary["new"], summary["original"]
-    new_cat = new["significant_per_study_by_category"]
-    orig_cat = original["significant_per_study_by_category"]
-    categories = [c for c in sorted(set(new_cat) | set(orig_cat)) if new_cat.get(c) or orig_cat.get(c)]
-    category_rows = [
-        (c.replace("_", " "), float(new_cat.get(c, 0.0)), float(orig_cat.get(c, 0.0))) for c in categories
-    ] or [("none", 0.0, 0.0)]
-    scores = list(RADPEER_SCORES) + sorted(
-        (set(new["radpeer_suggested"]) | set(original["radpeer_suggested"])) - set(RADPEER_SCORES)
-    )
-    radpeer_rows = [
-        (
-            f"RADPEER {s}",
-            float(new["radpeer_suggested"].get(s, 0)),
-            float(original["radpeer_suggested"].get(s, 0)),
-        )
-        for s in scores
-    ]
-    return {
-        "category_chart": paired_bar_chart(
-            "Significant discrepancies per study, by category", category_rows, chart_id="chart-categories"
-        ),
-        "radpeer_chart": paired_bar_chart(
-            "Suggested RADPEER scores (studies)", radpeer_rows, chart_id="chart-radpeer"
-        ),
-    }
 
 
 # --- Re-inference runs ----------------------------------------------------------------------------------
@@ -295,7 +189,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if run.done or run.failed:
         summary = selectors.run_summary(run)
         context["summary"] = summary
-        context.update(_summary_charts(summary))
+        context.update(selectors.run_summary_charts(summary))
         results_qs = selectors.run_results(run).order_by("pk")
         if after is not None:
             results_qs = results_qs.filter(pk__gt=after)

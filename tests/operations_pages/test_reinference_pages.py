@@ -300,7 +300,7 @@ def test_the_nav_links_the_pages(page_for):
 
 
 def test_the_chart_labels_every_bar_and_escapes_its_text():
-    from inference.views import paired_bar_chart
+    from portal.core.charts import paired_bar_chart
 
     svg = str(paired_bar_chart(HOSTILE, [(HOSTILE, 0.25, 1.0)], chart_id="c1"))
 
