@@ -240,8 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     from django.conf import settings
 
     from audit.log import SYSTEM
-    from inference import registry, services
+    from inference import registry
     from inference.models import ReinferenceResult
+    from inference.reinference import runs
     from inference.reinference.cohort import CohortFilter, select_cohort
     from inference.selectors import run_progress, run_summary
     from portal.celery import app
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     ready_s = start_workers(args.workers, env, var_dir)
     print(f"# {args.workers} workers ready in {ready_s:.1f} s; creating the run ...", file=sys.stderr)
     started = time.perf_counter()
-    run = services.reinference_run_create(model_version=mv, cohort=CohortFilter(), actor=None, context=SYSTEM)
+    run = runs.reinference_run_create(model_version=mv, cohort=CohortFilter(), actor=None, context=SYSTEM)
     created_s = time.perf_counter() - started
     deadline = time.monotonic() + args.timeout
     last_note = 0.0

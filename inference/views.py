@@ -2,7 +2,7 @@
 
 Thin, like the review pages: each view asks :mod:`portal.accounts.roles` first (refusals are audited),
 validates with a form, reads through :mod:`inference.selectors` and writes through
-:mod:`inference.services` and :mod:`inference.registry`, which audit every change. The run page polls a
+:mod:`inference.reinference.runs` and :mod:`inference.registry`, which audit every change. The run page polls a
 small partial while the run is active; the poll is a background request (it does not keep an idle
 session alive) and stops by itself once the run has ended, because the finished partial no longer
 carries the polling attributes.
@@ -23,8 +23,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit import log as audit
-from inference import registry, selectors, services
+from inference import registry, selectors
 from inference.models import ReinferenceRun
+from inference.reinference import runs as run_workflows
 from inference.reinference.cohort import MAX_SAMPLE, MAX_SEED, CohortFilter
 from portal.accounts import roles
 from portal.core.access import deny
@@ -148,7 +149,7 @@ def runs(request: HttpRequest) -> HttpResponse:
         form = RunForm(request.POST, versions=_runnable_versions())
         if form.is_valid():
             try:
-                run = services.reinference_run_create(
+                run = run_workflows.reinference_run_create(
                     model_version=form.cleaned_data["model_version"],
                     kind=form.cleaned_data["kind"],
                     cohort=form.cohort(),
@@ -229,7 +230,7 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         deny(request, reason="reinference.cancel")
     run = _run_or_404(pk)
     try:
-        services.reinference_run_cancel(
+        run_workflows.reinference_run_cancel(
             run=run, actor=request.user, context=audit.AuditContext.from_request(request)
         )
     except RecordConflict as exc:

@@ -10,8 +10,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit import log as audit
-from inference import selectors, services
+from inference import selectors
 from inference.models import ReinferenceRun, RunStatus
+from inference.reinference import reaper, runs
 from inference.reinference.cohort import CohortFilter
 from portal.core.errors import RecordError
 from portal.records.models import AIOutputKind
@@ -63,7 +64,7 @@ class Command(BaseCommand):
                 sample=options["sample"],
                 seed=options["seed"],
             )
-            run = services.reinference_run_create(
+            run = runs.reinference_run_create(
                 model_version=options["model"],
                 kind=options["kind"],
                 cohort=cohort,
@@ -95,7 +96,7 @@ class Command(BaseCommand):
                     f"run {run.pk} still {run.status} after {timeout} s; it goes on in the workers"
                 )
             # A worker that died holding a chunk is noticed here too, not only by Celery beat.
-            services.reinference_reap()
+            reaper.reinference_reap()
             time.sleep(poll)
         self.stdout.write(json.dumps(selectors.run_summary(run), indent=2, sort_keys=True))
         if run.status == RunStatus.FAILED:
