@@ -415,14 +415,7 @@ def signed_report_ingest(
         raise InvalidRecord(f"Unknown report status {payload.status!r}.", field="status")
     study = _find_study(payload.accession_number, payload.study_instance_uid)
     radiologist = _radiologist(payload.radiologist_username)
-    sections = {k: v for k, v in (payload.sections or {}).items() if v and v.strip()}
-    text = payload.text.strip() if payload.text else ""
-    if not text and not sections:
-        raise InvalidRecord("A signed report needs text or sections.", field="text")
-    if not sections:
-        sections = split_sections(text)
-    if not text:
-        text = compose_text(sections)
+    sections, text = _report_content(payload)
     digest = payload_hash(payload)
 
     def fetch() -> SignedReport | None:
@@ -440,25 +433,7 @@ def signed_report_ingest(
             )
         return Ingested(existing, False)
 
-    amends = None
-    if payload.status == ReportStatus.FINAL:
-        if payload.amends_report_id:
-            raise InvalidRecord(
-                "A final report does not amend another; use status addendum or correction.", field="amends"
-            )
-        if SignedReport.objects.filter(study=study, status=ReportStatus.FINAL).exists():
-            raise RecordConflict(
-                "This study already has a final signed report; changes are sent as an addendum "
-                "or a correction.",
-                field="status",
-            )
-    else:
-        amends = _amended_report(study, payload.amends_report_id)
-        if payload.signed_at < amends.signed_at:
-            raise InvalidRecord(
-                "An amendment cannot be signed before the report it amends.", field="signed_at"
-            )
-
+    amends = _amends(study, payload)
     report, created = _insert_or_fetch(
         lambda: SignedReport.objects.create(
             study=study,
@@ -495,6 +470,40 @@ def signed_report_ingest(
     )
     enqueue_comparison(study.pk)
     return Ingested(report, True)
+
+
+def _report_content(payload: SignedReportPayload) -> tuple[dict[str, str], str]:
+    """The report's sections and text: each derived from the other when only one was sent."""
+    sections = {k: v for k, v in (payload.sections or {}).items() if v and v.strip()}
+    text = payload.text.strip() if payload.text else ""
+    if not text and not sections:
+        raise InvalidRecord("A signed report needs text or sections.", field="text")
+    if not sections:
+        sections = split_sections(text)
+    if not text:
+        text = compose_text(sections)
+    return sections, text
+
+
+def _amends(study: Study, payload: SignedReportPayload) -> SignedReport | None:
+    """The report an addendum or correction amends; a final amends none and must be the study's only one."""
+    if payload.status != ReportStatus.FINAL:
+        amends = _amended_report(study, payload.amends_report_id)
+        if payload.signed_at < amends.signed_at:
+            raise InvalidRecord(
+                "An amendment cannot be signed before the report it amends.", field="signed_at"
+            )
+        return amends
+    if payload.amends_report_id:
+        raise InvalidRecord(
+            "A final report does not amend another; use status addendum or correction.", field="amends"
+        )
+    if SignedReport.objects.filter(study=study, status=ReportStatus.FINAL).exists():
+        raise RecordConflict(
+            "This study already has a final signed report; changes are sent as an addendum or a correction.",
+            field="status",
+        )
+    return None
 
 
 def _amended_report(study: Study, amends_report_id: str | None) -> SignedReport:
