@@ -181,7 +181,7 @@ def run_worker(engine: str, spec: dict[str, Any]) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(spec, handle)
     try:
-        result = subprocess.run(  # noqa: S603 - this interpreter, this script
+        result = subprocess.run(  # this interpreter, this script
             [sys.executable, __file__, "--worker", engine, "--spec", handle.name],
             capture_output=True,
             text=True,

@@ -45,7 +45,7 @@ def reset_database(url: str) -> None:
 def prepare(env: dict[str, str]) -> str:
     """Migrate, create the integration account and radiologists; return the API token."""
     python = sys.executable
-    subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)  # noqa: S603
+    subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     code = (
         "from django.contrib.auth.models import User, Group\n"
         "from rest_framework.authtoken.models import Token\n"
@@ -62,7 +62,7 @@ def prepare(env: dict[str, str]) -> str:
         [python, "manage.py", "shell", "-c", code],
         cwd=ROOT,
         env=env,
-        check=True,  # noqa: S603
+        check=True,
         capture_output=True,
         text=True,
     )
@@ -78,7 +78,7 @@ def payloads(n: int, seed: int) -> list[tuple[dict, dict, dict]]:
     from portal.demo.management.commands.seed_demo import study_pairs
     from portal.demo.synthetic import generate_department
 
-    def iso(value) -> str | None:  # noqa: ANN001
+    def iso(value) -> str | None:
         return value.isoformat() if value is not None else None
 
     bodies = []
@@ -175,7 +175,7 @@ def bulk(env: dict[str, str], n: int, seed: int) -> float:
     out = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code],
         cwd=ROOT,
-        env=env,  # noqa: S603
+        env=env,
         check=True,
         capture_output=True,
         text=True,
@@ -214,7 +214,7 @@ def main() -> None:
     reset_database(url)
     token = prepare(env)
     bodies = payloads(args.pairs, seed=11)
-    server = subprocess.Popen(  # noqa: S603
+    server = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
             "portal.wsgi:application",

@@ -160,7 +160,7 @@ def raw_worker(spec_path: str) -> dict[str, Any]:
 
 def raw_model_time(env: dict[str, str], spec: dict[str, Any], spec_path: Path) -> dict[str, Any]:
     spec_path.write_text(json.dumps(spec))
-    result = subprocess.run(  # noqa: S603 - this interpreter, this script
+    result = subprocess.run(  # this interpreter, this script
         [sys.executable, __file__, "--raw-worker", str(spec_path)],
         cwd=ROOT,
         env={**env, "INFERENCE_THREADS": "1", "OMP_NUM_THREADS": "1"},
@@ -177,7 +177,7 @@ def raw_model_time(env: dict[str, str], spec: dict[str, Any], spec_path: Path) -
 
 
 def manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(  # noqa: S603 - this interpreter, manage.py, fixed argv
+    result = subprocess.run(  # this interpreter, manage.py, fixed argv
         [sys.executable, str(ROOT / "manage.py"), *args],
         cwd=ROOT,
         env=env,

@@ -2,9 +2,9 @@
 
 Thin, like the review pages: each view asks :mod:`portal.accounts.roles` first (refusals are audited),
 validates with a form, reads through :mod:`inference.selectors` and writes through
-:mod:`inference.reinference.runs` and :mod:`inference.registry`, which audit every change. The run page polls a
-small partial while the run is active; the poll is a background request (it does not keep an idle
-session alive) and stops by itself once the run has ended, because the finished partial no longer
+:mod:`inference.reinference.runs` and :mod:`inference.registry`, which audit every change. The run page
+polls a small partial while the run is active; the poll is a background request (it does not keep an
+idle session alive) and stops by itself once the run has ended, because the finished partial no longer
 carries the polling attributes.
 """
 

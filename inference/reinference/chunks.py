@@ -109,7 +109,7 @@ def _generate(mv: ModelVersion, kind: str, outcomes: list[_Outcome]) -> float:
         pairs = list(zip(todo, generations, strict=True))
     except (runtime.ModelNotRunnable, ArtifactIntegrityError):
         raise
-    except Exception as exc:  # noqa: BLE001 - isolate the study that breaks the batch
+    except Exception as exc:  # isolate the study that breaks the batch
         _reraise_if_transient(exc)
         pairs = []
         for outcome in todo:
@@ -117,7 +117,7 @@ def _generate(mv: ModelVersion, kind: str, outcomes: list[_Outcome]) -> float:
                 pairs.append((outcome, runtime.generate(mv, kind, [outcome.original.inputs])[0]))
             except (runtime.ModelNotRunnable, ArtifactIntegrityError):
                 raise
-            except Exception as single:  # noqa: BLE001 - recorded as this study's failure
+            except Exception as single:  # recorded as this study's failure
                 _reraise_if_transient(single)
                 outcome.error = f"{type(single).__name__}: {single}"[:MAX_ERROR_CHARS]
     elapsed_ms = (time.perf_counter() - started) * 1000.0

@@ -109,19 +109,13 @@ def can_read_proofs(user: UserLike | None) -> bool:
     return has_any_role(user, PROOF_READ_ROLES)
 
 
-# Counsel builds and downloads legal export packages; auditors may check them (verification is offline).
+# Counsel builds and downloads legal export packages (anyone may verify one: the verifier is offline).
 EXPORT_ROLES = frozenset({Role.LEGAL, Role.ADMIN})
-EXPORT_VERIFY_ROLES = frozenset({Role.LEGAL, Role.AUDITOR, Role.ADMIN})
 
 
 def can_export_packages(user: UserLike | None) -> bool:
     """May this account request, list, cancel and download legal export packages?"""
     return has_any_role(user, EXPORT_ROLES)
-
-
-def can_verify_packages(user: UserLike | None) -> bool:
-    """May this account verify legal export packages (offline verifier, same verdict)?"""
-    return has_any_role(user, EXPORT_VERIFY_ROLES)
 
 
 # Re-inference runs: the QA chair (and admins) start and cancel them; QA and audit read them.

@@ -226,5 +226,5 @@ def paired_bar_chart(
                     unit,
                 )
             )
-    parts.append(mark_safe("</svg>"))  # noqa: S308 - a constant
+    parts.append(mark_safe("</svg>"))  # a constant
     return mark_safe("".join(str(part) for part in parts))  # noqa: S308 - format_html output or constants

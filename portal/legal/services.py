@@ -65,7 +65,7 @@ def _require_text(value: str, field: str, what: str) -> None:
 
 
 @transaction.atomic
-def legal_hold_place(  # noqa: PLR0913 - one keyword per scope field, as the API receives them
+def legal_hold_place(  # one keyword per scope field, as the API receives them
     *,
     actor: AbstractBaseUser,
     context: audit.AuditContext,
@@ -331,7 +331,7 @@ def _enqueue_export(package_pk: int) -> None:
 
 
 @transaction.atomic
-def export_request(  # noqa: PLR0913 - one keyword per scope criterion, as the API receives them
+def export_request(  # one keyword per scope criterion, as the API receives them
     *,
     actor: AbstractBaseUser | None,
     context: audit.AuditContext,

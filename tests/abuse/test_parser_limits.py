@@ -56,7 +56,7 @@ _TOKENS = st.sampled_from(
 
 
 @st.composite
-def flood(draw, limit: int = MAX_TEXT) -> str:  # noqa: ANN001 - hypothesis's draw
+def flood(draw, limit: int = MAX_TEXT) -> str:  # hypothesis's draw
     """One or two tokens repeated up to ``limit`` characters."""
     unit = draw(_TOKENS) + draw(st.one_of(st.just(""), _TOKENS))
     return (unit * (limit // len(unit) + 1))[: draw(st.integers(min_value=limit // 2, max_value=limit))]

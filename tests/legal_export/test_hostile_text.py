@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET  # noqa: S405 - parsing our own output, to prove it is well-formed
+import xml.etree.ElementTree as ET  # parsing our own output, to prove it is well-formed
 from pathlib import Path
 
 import pytest

@@ -295,6 +295,6 @@ class HealthView(APIView):
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
-        except Exception:  # noqa: BLE001 - any database failure means "not ready"
+        except Exception:  # any database failure means "not ready"
             return Response({"status": "unavailable"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response({"status": "ok"})
