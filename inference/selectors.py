@@ -48,6 +48,16 @@ def model_version_by_reference(
     return mv
 
 
+def model_versions() -> QuerySet[ModelVersion]:
+    """The registry, each version with its parent (the model pages list and show them)."""
+    return ModelVersion.objects.select_related("parent")
+
+
+def runnable_versions() -> list[ModelVersion]:
+    """Versions with local artifacts (those a run can use), newest first. The registry is small."""
+    return [mv for mv in ModelVersion.objects.exclude(artifact_dir="").order_by("-pk") if mv.is_runnable]
+
+
 def runs_list() -> QuerySet[ReinferenceRun]:
     """Every run with its model version (one query per page)."""
     return ReinferenceRun.objects.select_related("model_version", "created_by")

@@ -48,11 +48,6 @@ def _cursor(request: HttpRequest, name: str) -> int | None:
     return int(raw)
 
 
-def _runnable_versions() -> list[ModelVersion]:
-    """Versions with local artifacts (those a run can use), newest first. The registry is small."""
-    return [mv for mv in ModelVersion.objects.exclude(artifact_dir="").order_by("-pk") if mv.is_runnable]
-
-
 # --- Forms ----------------------------------------------------------------------------------------------
 
 
@@ -146,7 +141,7 @@ def runs(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if not may_run:
             deny(request, reason="reinference.run")
-        form = RunForm(request.POST, versions=_runnable_versions())
+        form = RunForm(request.POST, versions=selectors.runnable_versions())
         if form.is_valid():
             try:
                 run = run_workflows.reinference_run_create(
@@ -164,7 +159,7 @@ def runs(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Run {run.pk} started over {run.total} studies.")
                 return redirect("reinference-run", pk=run.pk)
         return _runs_page(request, form, status=400)
-    form = RunForm(versions=_runnable_versions()) if may_run else None
+    form = RunForm(versions=selectors.runnable_versions()) if may_run else None
     return _runs_page(request, form)
 
 
@@ -244,7 +239,7 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _model_or_404(pk: int) -> ModelVersion:
-    mv = ModelVersion.objects.select_related("parent").filter(pk=pk).first()
+    mv = selectors.model_versions().filter(pk=pk).first()
     if mv is None:
         raise Http404
     return mv
@@ -266,7 +261,7 @@ def models(request: HttpRequest) -> HttpResponse:
     """Registered model versions: status, kinds, specialties, headline metrics and the artifact hash."""
     if not roles.can_view_models(request.user):
         deny(request, reason="models.view")
-    versions = list(ModelVersion.objects.select_related("parent").order_by("name", "-pk"))
+    versions = list(selectors.model_versions().order_by("name", "-pk"))
     return render(
         request,
         "inference/models.html",
