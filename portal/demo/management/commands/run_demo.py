@@ -64,6 +64,10 @@ class Command(BaseCommand):
                 verbosity=1,
             )
         call_command("compare_pending")
+        # A signed checkpoint from the first minute: the auditor's page and verify_audit vouch for the
+        # log at once instead of waiting for the worker's first scheduled checkpoint.
+        call_command("audit_checkpoint", verbosity=0)
+        call_command("verify_audit", verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         logins = self._demo_logins()
         if options["no_serve"]:
@@ -114,7 +118,12 @@ class Command(BaseCommand):
             f"  {token['token']}",
             f"  curl -H 'Authorization: Token {token['token']}' {url}api/v1/studies",
             "",
-            "Press Ctrl-C to stop the web server and the worker.",
+            "Next steps:",
+            "  logins and token    kept in var/demo-logins.json (readable by you only)",
+            "  stop                Ctrl-C here stops the web server and the worker together",
+            "  a command           in another terminal: .venv/bin/python manage.py verify_audit",
+            "                      (all commands: .venv/bin/python manage.py help; README 'Useful commands')",
+            "  start afresh        make clean-demo && make demo",
             "=" * 72,
         ]
         self.stdout.write("\n".join(lines))
