@@ -3,8 +3,9 @@
 Counsel (and admins) only: :func:`portal.accounts.roles.can_use_legal_page`, and each action still asks
 its own rule (holds, exports). Searches are POSTed so that no MRN or accession number ever appears in a
 URL, a proxy log or the browser history; each search that shows patient data is an audited access.
-Writes go through :mod:`portal.legal.services`, which audit them. The export list polls itself (as a
-background request, so it does not keep an idle session alive) while a package is being built.
+Writes go through :mod:`portal.legal.services` and :mod:`portal.legal.export_jobs`, which audit them.
+The export list polls itself (as a background request, so it does not keep an idle session alive)
+while a package is being built.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from audit import log as audit
 from portal.accounts import roles
 from portal.core.access import deny
 from portal.core.errors import InvalidRecord, RecordConflict
-from portal.legal import selectors, services
+from portal.legal import export_jobs, selectors, services
 from portal.legal.export.errors import ExportForbidden
 from portal.legal.export.scope import MAX_ACCESSIONS
 from portal.legal.models import ExportPackage, HoldScope, LegalHold
@@ -159,7 +160,7 @@ class ExportForm(ScopeFieldsMixin):
         self.fields["model"].choices = [("", "—"), *((f"{n}:{v}", f"{n} {v}") for n, v in names)]
 
     def scope_values(self) -> dict[str, Any]:
-        """The criteria plus the model, for :func:`portal.legal.services.export_request`."""
+        """The criteria plus the model, for :func:`portal.legal.export_jobs.export_request`."""
         values = super().scope_values()
         if self.cleaned_data.get("model"):
             values["model"] = self.cleaned_data["model"]
@@ -298,7 +299,7 @@ def export_request(request: HttpRequest) -> HttpResponse:
     form = ExportForm(request.POST)
     if form.is_valid():
         try:
-            package = services.export_request(
+            package = export_jobs.export_request(
                 actor=request.user,
                 context=audit.AuditContext.from_request(request),
                 matter_reference=form.cleaned_data["matter_reference"],
@@ -337,7 +338,7 @@ def export_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     if package is None:
         raise Http404
     try:
-        services.export_cancel(
+        export_jobs.export_cancel(
             actor=request.user, context=audit.AuditContext.from_request(request), package=package
         )
     except RecordConflict as exc:

@@ -25,8 +25,8 @@ STUDIES = 60
 REQUEST = """
 import datetime as dt
 from audit.log import SYSTEM
-from portal.legal import services
-package = services.export_request(
+from portal.legal import export_jobs
+package = export_jobs.export_request(
     actor=None, context=SYSTEM, matter_reference="FAULT-1", reason="fault test",
     date_from=dt.date(2000, 1, 1), date_to=dt.date(2100, 1, 1),
 )
@@ -37,7 +37,7 @@ print(package.pk)
 REAP_NOW = """
 import datetime as dt
 from portal.legal import services
-print(services.export_reap_stale(stale_after=dt.timedelta(0)))
+print(export_jobs.export_reap_stale(stale_after=dt.timedelta(0)))
 """
 
 

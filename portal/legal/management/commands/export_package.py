@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from audit import log as audit
 from portal.core.dates import date_option
 from portal.core.errors import RecordError
-from portal.legal import services
+from portal.legal import export_jobs
 from portal.legal.models import ExportStatus
 
 
@@ -55,7 +55,7 @@ class Command(BaseCommand):
             if actor is None:
                 raise CommandError(f"no user {options['user']!r}")
         try:
-            package = services.export_request(
+            package = export_jobs.export_request(
                 actor=actor,
                 context=audit.AuditContext(channel="manage.py export_package"),
                 matter_reference=options["matter"],
@@ -70,7 +70,7 @@ class Command(BaseCommand):
             )
         except RecordError as exc:
             raise CommandError(exc.message) from exc
-        built = services.export_build(package_pk=package.pk, out_path=out)
+        built = export_jobs.export_build(package_pk=package.pk, out_path=out)
         if built is None or built.status != ExportStatus.READY:
             message = built.error if built is not None else "the job was taken by another process"
             raise CommandError(message)
