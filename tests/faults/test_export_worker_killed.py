@@ -36,7 +36,7 @@ print(package.pk)
 # test cannot wait that long, and the heartbeat of a SIGKILLed worker is stale by definition.
 REAP_NOW = """
 import datetime as dt
-from portal.legal import services
+from portal.legal import export_jobs
 print(export_jobs.export_reap_stale(stale_after=dt.timedelta(0)))
 """
 
