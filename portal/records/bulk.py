@@ -17,6 +17,8 @@ from django.db import transaction
 
 from audit.bulk import record_many
 from audit.log import SYSTEM, AuditContext
+from portal.records.clinicians import clinician_for_account
+from portal.records.ingest.payloads import AIOutputPayload, SignedReportPayload, StudyPayload
 from portal.records.models import (
     AIOutput,
     AIOutputOrigin,
@@ -27,7 +29,6 @@ from portal.records.models import (
     Study,
     sha256_text,
 )
-from portal.records.payloads import AIOutputPayload, SignedReportPayload, StudyPayload
 from portal.records.services import compose_text, payload_hash, to_jsonable
 
 User = get_user_model()
@@ -145,6 +146,10 @@ def _import_batch(
             username__in={p.signed_report.radiologist_username for p in fresh if p.signed_report}
         )
     }
+    clinicians = {
+        name: clinician_for_account(user=user, actor=actor, context=context)
+        for name, user in radiologists.items()
+    }
     outputs, reports, labels = [], [], []
     for pair, study in zip(fresh, studies, strict=True):
         if pair.ai_output is not None:
@@ -173,6 +178,7 @@ def _import_batch(
                 SignedReport(
                     study=study,
                     radiologist=radiologists[rep.radiologist_username],
+                    clinician=clinicians[rep.radiologist_username],
                     sections=rep.sections,
                     text=text,
                     text_sha256=sha256_text(text),
@@ -205,7 +211,12 @@ def _import_batch(
             "object_id": r.pk,
             "patient_id": r.study.patient_id,
             "study_id": r.study_id,
-            "details": {"radiologist_id": r.radiologist_id, "text_sha256": r.text_sha256, "amends": None},
+            "details": {
+                "radiologist_id": r.radiologist_id,
+                "clinician_id": r.clinician_id,
+                "text_sha256": r.text_sha256,
+                "amends": None,
+            },
         }
         for r in reports
     ]

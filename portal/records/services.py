@@ -15,14 +15,20 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from celery import current_app
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from audit import log as audit
 from audit.canonical import canonical_json
-from portal.accounts.roles import Role
+from portal.records.clinicians import signer_resolve
 from portal.records.errors import InvalidRecord, RecordConflict, RecordNotFound
+from portal.records.ingest.payloads import (
+    AIOutputPayload,
+    PatientPayload,
+    SignedReportPayload,
+    StudyPayload,
+    split_sections,
+)
 from portal.records.models import (
     AIOutput,
     AIOutputKind,
@@ -34,20 +40,12 @@ from portal.records.models import (
     Study,
     sha256_text,
 )
-from portal.records.payloads import (
-    AIOutputPayload,
-    PatientPayload,
-    SignedReportPayload,
-    StudyPayload,
-    split_sections,
-)
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 # By name, so that records does not import review (review reads records, not the reverse).
 COMPARE_TASK = "portal.review.tasks.compare_study"
-User = get_user_model()
 
 # The clinical order of sections when a report's text is rebuilt from them.
 SECTION_ORDER = ("indication", "technique", "comparison", "findings", "impression")
@@ -62,8 +60,16 @@ class Ingested:
 
 
 def payload_hash(payload: Any) -> str:
-    """SHA-256 of a payload's canonical JSON: equal payloads, equal hashes, on every machine."""
-    return hashlib.sha256(canonical_json(to_jsonable(dataclasses.asdict(payload)))).hexdigest()
+    """SHA-256 of a payload's canonical JSON: equal payloads, equal hashes, on every machine.
+
+    Fields added to a payload after records were stored (``metadata={"omit_when_none": True}``) are
+    left out while empty, so a payload re-sent in its old shape still hashes as it did then.
+    """
+    data = dataclasses.asdict(payload)
+    for item in dataclasses.fields(payload):
+        if item.metadata.get("omit_when_none") and data.get(item.name) is None:
+            del data[item.name]
+    return hashlib.sha256(canonical_json(to_jsonable(data))).hexdigest()
 
 
 def to_jsonable(value: Any) -> Any:
@@ -406,15 +412,6 @@ def compose_text(sections: dict[str, str]) -> str:
     return "\n\n".join(parts)
 
 
-def _radiologist(username: str) -> AbstractBaseUser:
-    user = User.objects.filter(username=username, is_active=True).first()
-    if user is None or not user.groups.filter(name=Role.RADIOLOGIST).exists():
-        raise InvalidRecord(
-            "The signing radiologist is not a known, active radiologist account.", field="radiologist"
-        )
-    return user
-
-
 @transaction.atomic
 def signed_report_ingest(
     *, payload: SignedReportPayload, actor: AbstractBaseUser | None, context: audit.AuditContext
@@ -423,7 +420,7 @@ def signed_report_ingest(
     if payload.status not in ReportStatus.values:
         raise InvalidRecord(f"Unknown report status {payload.status!r}.", field="status")
     study = _find_study(payload.accession_number, payload.study_instance_uid)
-    radiologist = _radiologist(payload.radiologist_username)
+    clinician, radiologist = signer_resolve(payload=payload, actor=actor, context=context)
     sections = {k: v for k, v in (payload.sections or {}).items() if v and v.strip()}
     text = payload.text.strip() if payload.text else ""
     if not text and not sections:
@@ -472,6 +469,7 @@ def signed_report_ingest(
         lambda: SignedReport.objects.create(
             study=study,
             radiologist=radiologist,
+            clinician=clinician,
             sections=sections,
             text=text,
             text_sha256=sha256_text(text),
@@ -497,7 +495,8 @@ def signed_report_ingest(
         patient_id=study.patient_id,
         study_id=study.pk,
         details={
-            "radiologist_id": radiologist.pk,
+            "radiologist_id": radiologist.pk if radiologist else None,
+            "clinician_id": clinician.pk,
             "text_sha256": report.text_sha256,
             "amends": amends.pk if amends else None,
         },

@@ -1,4 +1,4 @@
-"""DICOM header reading (portal.records.dicom) against pydicom's bundled test files."""
+"""DICOM header reading (portal.records.ingest.dicom) against pydicom's bundled test files."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from portal.records.dicom import HEADER_KEYWORDS, iter_dicom_files, read_study_header
-from portal.records.payloads import AdapterError
+from portal.records.ingest.dicom import HEADER_KEYWORDS, iter_dicom_files, read_study_header
+from portal.records.ingest.payloads import AdapterError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom warns about odd test files
 

@@ -1,4 +1,4 @@
-"""FHIR R4 DiagnosticReport parsing and OperationOutcome rendering (portal.records.fhir)."""
+"""FHIR R4 DiagnosticReport parsing and OperationOutcome rendering (portal.records.ingest.fhir)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portal.records.fhir import (
+from portal.records.ingest.fhir import (
     AI_MODEL_URL,
     REPLACES_URL,
     FhirReportResult,
     operation_outcome,
     parse_diagnostic_report,
 )
-from portal.records.payloads import AdapterError, AIOutputPayload, SignedReportPayload
+from portal.records.ingest.payloads import AdapterError, AIOutputPayload, SignedReportPayload
 
 UID = "1.2.840.113619.2.55.3.604688119.969.1268071029.320"
 

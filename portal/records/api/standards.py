@@ -1,6 +1,6 @@
 """Ingestion through the field's standards: FHIR R4 DiagnosticReport, HL7 v2 ORU^R01, DICOM uploads.
 
-Each view is thin: the adapter (``portal.records.fhir`` / ``hl7`` / ``dicom``) turns the wire format
+Each view is thin: the adapter (``portal.records.ingest.fhir`` / ``hl7`` / ``dicom``) turns the wire format
 into neutral payloads, :mod:`portal.records.ingest` writes them in one transaction, and errors come
 back in the standard's own shape (OperationOutcome, ACK with MSA/ERR, JSON 4xx).
 """
@@ -20,11 +20,12 @@ from rest_framework.views import APIView
 
 from audit import log as audit
 from portal.accounts.permissions import CanIngest
-from portal.records import dicom, fhir, ingest
 from portal.records.api.serializers import StudyOutput
 from portal.records.api.views import ingested_response
 from portal.records.errors import RecordError
-from portal.records.payloads import TOO_LARGE, AdapterError
+from portal.records.ingest import dicom, fhir
+from portal.records.ingest import store as ingest
+from portal.records.ingest.payloads import TOO_LARGE, AdapterError
 
 
 class RawBodyParser(BaseParser):

@@ -19,10 +19,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit import log as audit
 from portal.accounts.roles import can_ingest
-from portal.records import ingest
-from portal.records.dicom import iter_dicom_files, read_study_header
 from portal.records.errors import RecordError
-from portal.records.payloads import AdapterError
+from portal.records.ingest import store as ingest
+from portal.records.ingest.dicom import iter_dicom_files, read_study_header
+from portal.records.ingest.payloads import AdapterError
 
 
 def _reason(exc: AdapterError | RecordError) -> str:

@@ -1,7 +1,7 @@
 """``manage.py mllp_listen --port 2575 [--host 127.0.0.1] --account USERNAME``: HL7 v2 over MLLP.
 
 The listener receives ORU^R01 messages from a RIS or an AI engine over MLLP and stores each one exactly
-as ``POST /api/v1/hl7`` does (:func:`portal.records.ingest.hl7_message`), answering with the same ACK.
+as ``POST /api/v1/hl7`` does (:func:`portal.records.ingest.store.hl7_message`), answering with the same ACK.
 Everything it writes is attributed to the integration account named by ``--account``, so the audit
 trail shows which feed a record came from. SIGINT or SIGTERM stops it between messages.
 """
@@ -21,8 +21,8 @@ from django.db import close_old_connections, connection
 
 from audit import log as audit
 from portal.accounts.roles import Role, roles_of
-from portal.records import ingest
-from portal.records.mllp import serve_mllp
+from portal.records.ingest import store as ingest
+from portal.records.ingest.mllp import serve_mllp
 
 DEFAULT_PORT = 2575  # the IANA port for HL7 over MLLP
 

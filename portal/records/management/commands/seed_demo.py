@@ -27,8 +27,8 @@ from audit.log import SYSTEM
 from inference import registry, runtime
 from portal.accounts.roles import Role
 from portal.records import bulk
+from portal.records.ingest.payloads import AIOutputPayload, PatientPayload, SignedReportPayload, StudyPayload
 from portal.records.models import Study
-from portal.records.payloads import AIOutputPayload, PatientPayload, SignedReportPayload, StudyPayload
 from portal.records.synthetic import Department, StudyRecord, generate_department, write_dicom
 
 # Without a shipped model (or with --drafts template), demo drafts come from the generator's neutral

@@ -1,4 +1,4 @@
-"""DICOM Part 10 files in, :class:`~portal.records.payloads.StudyPayload` out.
+"""DICOM Part 10 files in, :class:`~portal.records.ingest.payloads.StudyPayload` out.
 
 Only the header is read (``stop_before_pixels=True``): pixel data never enters memory, but its
 declared length is checked against the bytes actually present so that a truncated upload is
@@ -17,7 +17,7 @@ Mapping:
   device" is unknowable here. Unparseable dates or offsets give ``None`` rather than a refusal:
   a header with a broken date still identifies its study, and a wrong time would be worse.
 * RequestedProcedurePriority: ``STAT`` -> stat, ``HIGH`` -> urgent, anything else -> routine.
-* specialty from :func:`~portal.records.payloads.infer_specialty`.
+* specialty from :func:`~portal.records.ingest.payloads.infer_specialty`.
 * ``dicom_header``: the keywords in :data:`HEADER_KEYWORDS` (plus the file meta
   TransferSyntaxUID) as JSON-safe values (str, int, float or lists of them). Patient
   demographics, physician and institution names, private tags, sequences and binary values are
@@ -44,7 +44,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.valuerep import PersonName
 
-from portal.records.payloads import (
+from portal.records.ingest.payloads import (
     MALFORMED,
     MAX_BODY_PART_CHARS,
     MAX_DESCRIPTION_CHARS,

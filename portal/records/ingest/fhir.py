@@ -49,7 +49,7 @@ from typing import Any
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from portal.records.payloads import (
+from portal.records.ingest.payloads import (
     AI_OUTPUT_KINDS,
     CONFLICT,
     DUPLICATE,

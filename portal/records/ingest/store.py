@@ -13,9 +13,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, transaction
 
 from audit import log as audit
-from portal.records import hl7, services
+from portal.records import services
 from portal.records.errors import RecordError
-from portal.records.payloads import AdapterError, AIOutputPayload, StudyPayload
+from portal.records.ingest import hl7, hl7_ack
+from portal.records.ingest.payloads import AdapterError, AIOutputPayload, StudyPayload
 
 logger = logging.getLogger(__name__)
 
@@ -64,19 +65,19 @@ def hl7_message(
     try:
         result = hl7.parse_oru(raw)
     except AdapterError as exc:
-        return hl7.build_ack(raw, code="AR", text=exc.message, error=exc), HL7_STATUS_REJECTED
+        return hl7_ack.build_ack(raw, code="AR", text=exc.message, error=exc), HL7_STATUS_REJECTED
     try:
         ingested = _hl7_store(result, actor=actor, context=context)
     except RecordError as exc:
         error = AdapterError(exc.code, exc.message, exc.field)
-        return hl7.build_ack(result, code="AE", text=exc.message, error=error), exc.status
+        return hl7_ack.build_ack(result, code="AE", text=exc.message, error=error), exc.status
     except DatabaseError:
         # The record is untouched (the transaction rolled back); the sender should retry later.
         logger.exception("HL7 message could not be stored")
         error = AdapterError("unavailable", "The record store is unavailable; retry later.")
-        return hl7.build_ack(result, code="AE", text=error.message, error=error), HL7_STATUS_UNAVAILABLE
+        return hl7_ack.build_ack(result, code="AE", text=error.message, error=error), HL7_STATUS_UNAVAILABLE
     text = "stored" if ingested.created else "already stored"
-    return hl7.build_ack(result, code="AA", text=text), HL7_STATUS_ACCEPTED
+    return hl7_ack.build_ack(result, code="AA", text=text), HL7_STATUS_ACCEPTED
 
 
 def dicom_study(
