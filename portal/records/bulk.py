@@ -22,6 +22,7 @@ from portal.records.ingest.payloads import AIOutputPayload, SignedReportPayload,
 from portal.records.models import (
     AIOutput,
     AIOutputOrigin,
+    Clinician,
     GroundTruthLabel,
     ModelVersion,
     Patient,
@@ -140,16 +141,7 @@ def _import_batch(
     models = _model_versions(
         {(p.ai_output.model_name, p.ai_output.model_version) for p in fresh if p.ai_output}, events
     )
-    radiologists = {
-        u.username: u
-        for u in User.objects.filter(
-            username__in={p.signed_report.radiologist_username for p in fresh if p.signed_report}
-        )
-    }
-    clinicians = {
-        name: clinician_for_account(user=user, actor=actor, context=context)
-        for name, user in radiologists.items()
-    }
+    radiologists, clinicians = _signers(fresh, actor, context)
     outputs, reports, labels = [], [], []
     for pair, study in zip(fresh, studies, strict=True):
         if pair.ai_output is not None:
@@ -221,6 +213,19 @@ def _import_batch(
         for r in reports
     ]
     record_many(events, actor=actor, context=context)
+
+
+def _signers(
+    pairs: list[ReportPair], actor: AbstractBaseUser | None, context: AuditContext
+) -> tuple[dict[str, AbstractBaseUser], dict[str, Clinician]]:
+    """The signing accounts of the pairs' reports by username, and the clinician standing for each."""
+    names = {p.signed_report.radiologist_username for p in pairs if p.signed_report}
+    accounts = {u.username: u for u in User.objects.filter(username__in=names)}
+    clinicians = {
+        name: clinician_for_account(user=user, actor=actor, context=context)
+        for name, user in accounts.items()
+    }
+    return accounts, clinicians
 
 
 def _model_versions(keys: set[tuple[str, str]], events: list[dict]) -> dict[tuple[str, str], ModelVersion]:

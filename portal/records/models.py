@@ -70,12 +70,15 @@ class Study(models.Model):
     """An imaging study (one accession), with the subset of its DICOM header that QA needs.
 
     The StudyInstanceUID is unique when known; HL7 results may arrive before the DICOM header, so it
-    may be filled in later (never changed once set).
+    may be filled in later (never changed once set). The accession number may be unknown too: an
+    unscheduled or outside study arrives from the PACS without one and is kept under its
+    StudyInstanceUID until the RIS message that names its accession joins it (see
+    ``records.services.study_ingest``). At least one of the two keys is always known.
     """
 
-    # NULL, not "", for "not known yet": the unique constraint must ignore unknown UIDs.
+    # NULL, not "", for "not known yet": the unique constraints must ignore unknown keys.
     study_instance_uid = models.CharField("Study Instance UID", max_length=64, null=True, blank=True)  # noqa: DJ001
-    accession_number = models.CharField(max_length=64, unique=True)
+    accession_number = models.CharField(max_length=64, unique=True, null=True, blank=True)  # noqa: DJ001
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="studies")
     modality = models.CharField(max_length=16, blank=True)
     body_part = models.CharField(max_length=64, blank=True)
@@ -96,6 +99,10 @@ class Study(models.Model):
                 name="study_uid_unique_when_known",
             ),
             models.CheckConstraint(condition=~Q(accession_number=""), name="study_accession_not_empty"),
+            models.CheckConstraint(
+                condition=Q(accession_number__isnull=False) | Q(study_instance_uid__isnull=False),
+                name="study_has_a_key",
+            ),
         ]
         indexes = [
             models.Index(fields=["study_datetime", "id"]),
@@ -240,7 +247,7 @@ class Clinician(models.Model):
     ``fhir_id`` is the logical id a FHIR client may use to reference this clinician as a Practitioner.
     """
 
-    authority = models.CharField("assigning authority", max_length=64)
+    authority = models.CharField("assigning authority", max_length=200)
     identifier = models.CharField(max_length=64)
     family_name = models.CharField(max_length=128, blank=True)
     given_name = models.CharField(max_length=128, blank=True)
@@ -413,6 +420,7 @@ class InboundMessage(models.Model):
     """
 
     channel = models.CharField(max_length=16, choices=InboundChannel.choices)
+    endpoint = models.CharField(max_length=64, blank=True)  # FHIR: the resource type posted to, "" a Bundle
     received_at = models.DateTimeField()
     latency_ms = models.FloatField()
     body = models.BinaryField()

@@ -178,22 +178,59 @@ def _fill_blanks(obj: Any, values: dict[str, Any], blank_values: tuple = ("", No
     return changed
 
 
+def _study_by_keys(payload: StudyPayload) -> Study | None:
+    """The stored study this payload describes, by accession number, else by StudyInstanceUID."""
+    studies = Study.objects.select_related("patient")
+    if payload.accession_number:
+        study = studies.filter(accession_number=payload.accession_number).first()
+        if study is not None:
+            return study
+    if payload.study_instance_uid:
+        return studies.filter(study_instance_uid=payload.study_instance_uid).first()
+    return None
+
+
+def _unscheduled_match(payload: StudyPayload) -> Study | None:
+    """A study kept without accession that this RIS message (which has no UID) must be joining.
+
+    The rule: same patient (MRN), same modality and same study day, among studies still without an
+    accession; joined only when exactly one study qualifies, since a wrong join would put a report
+    on another examination. Anything else creates a new study.
+    """
+    if payload.study_instance_uid or not payload.accession_number or payload.study_datetime is None:
+        return None
+    day = payload.study_datetime.date()
+    candidates = list(
+        Study.objects.select_related("patient").filter(
+            accession_number__isnull=True,
+            patient__mrn=payload.patient.mrn,
+            modality=payload.modality,
+            study_datetime__date=day,
+        )[:2]
+    )
+    return candidates[0] if len(candidates) == 1 else None
+
+
 @transaction.atomic
 def study_ingest(
     *, payload: StudyPayload, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> Ingested:
-    """Create a study, or return it when it exists; fields still blank are filled in, keys never change."""
-    existing = (
-        Study.objects.select_related("patient").filter(accession_number=payload.accession_number).first()
-    )
-    if existing is None and payload.study_instance_uid:
-        by_uid = Study.objects.filter(study_instance_uid=payload.study_instance_uid).first()
-        if by_uid is not None:
-            raise RecordConflict(
-                f"Study Instance UID is already stored under another accession number "
-                f"({by_uid.accession_number}).",
-                field="study_instance_uid",
-            )
+    """Create a study, or return it when it exists; fields still blank are filled in, keys never change.
+
+    A study stored without accession (DICOM from an unscheduled or outside exam) is joined by the
+    first message that brings its accession: by the same StudyInstanceUID, or, when that message has
+    no UID, by :func:`_unscheduled_match` (same patient, modality and day, one candidate only).
+    """
+    existing = _study_by_keys(payload) or _unscheduled_match(payload)
+    if (
+        existing is not None
+        and payload.accession_number
+        and existing.accession_number not in (None, payload.accession_number)
+    ):
+        raise RecordConflict(
+            "Study Instance UID is already stored under another accession number.",
+            field="study_instance_uid",
+        )
     if existing is not None:
         return Ingested(_study_merge(existing, payload, actor, context), False)
 
@@ -201,7 +238,7 @@ def study_ingest(
     study, created = _insert_or_fetch(
         lambda: Study.objects.create(
             study_instance_uid=payload.study_instance_uid or None,
-            accession_number=payload.accession_number,
+            accession_number=payload.accession_number or None,
             patient=patient,
             modality=payload.modality,
             body_part=payload.body_part,
@@ -212,9 +249,7 @@ def study_ingest(
             referring_physician=payload.referring_physician,
             dicom_header=to_jsonable(payload.dicom_header or {}),
         ),
-        lambda: (
-            Study.objects.select_related("patient").filter(accession_number=payload.accession_number).first()
-        ),
+        lambda: _study_by_keys(payload),
     )
     if not created:
         return Ingested(_study_merge(study, payload, actor, context), False)
@@ -255,6 +290,7 @@ def _study_merge(
     changed = _fill_blanks(
         study,
         {
+            "accession_number": payload.accession_number,
             "study_instance_uid": payload.study_instance_uid,
             "modality": payload.modality,
             "body_part": payload.body_part,

@@ -56,7 +56,9 @@ def test_a_radiologist_list_is_bounded_too(client_for, many, django_assert_max_n
     assert len(response.json()["results"]) == 10
 
 
-def test_storing_a_signed_report_costs_a_fixed_number_of_queries(ris, personas, django_assert_max_num_queries):
+def test_storing_a_signed_report_costs_a_fixed_number_of_queries(
+    ris, personas, django_assert_max_num_queries
+):
     ris.post("/api/v1/studies", study_json(), format="json")
     ris.post("/api/v1/ai-outputs", ai_output_json(), format="json")
     # alice has signed before: her clinician entry exists (its first creation is a one-off cost).

@@ -22,7 +22,7 @@ from fhir.resources.R4B.provenance import Provenance
 from audit.interop import fhir_audit_event
 from audit.models import LEAF_FIELDS, AuditEvent
 from portal.legal.export.records import StudyBundle, iso
-from portal.records.ingest.fhir import AI_KIND_URL, AI_MODEL_URL, REPLACES_URL
+from portal.records.ingest.fhir_ai import AI_KIND_URL, AI_MODEL_URL, REPLACES_URL
 
 _LOINC_IMAGING = {"system": "http://loinc.org", "code": "18748-4", "display": "Diagnostic imaging study"}
 _ACSN = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "ACSN"}]}

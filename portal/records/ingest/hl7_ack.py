@@ -21,7 +21,7 @@ from portal.records.ingest.payloads import (
     AdapterError,
 )
 
-__all__ = ["ERR_CODES", "build_ack"]
+__all__ = ["ERR_CODES", "build_ack", "peek_control_id"]
 
 # AdapterError.code -> HL7 table 0357 message error condition code and its text (ERR-3).
 ERR_CODES: dict[str, tuple[str, str]] = {
@@ -190,3 +190,8 @@ def build_ack(
             )
         )
     return "\r".join(segments) + "\r"
+
+
+def peek_control_id(raw: str | bytes) -> str:
+    """MSH-10 of a message that may not parse at all (for the inbound log); "" when unreadable."""
+    return _peek_msh(raw).control_id

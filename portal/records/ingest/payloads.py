@@ -61,7 +61,7 @@ __all__ = [
 
 # --- error codes --------------------------------------------------------------------------------
 # The adapters raise the first five; the last three are reserved for the service layer so that the
-# HL7 and FHIR error mappings (``hl7_ack.ERR_CODES``, ``fhir.ISSUE_CODES``) already know them.
+# HL7 and FHIR error mappings (``hl7_ack.ERR_CODES``, ``fhir_outcome.ISSUE_CODES``) already know them.
 MALFORMED = "malformed"  # not parseable / wrong data type / control characters
 UNSUPPORTED = "unsupported"  # well formed but something we deliberately do not accept
 MISSING_FIELD = "missing_field"  # a required field is absent or empty
@@ -141,7 +141,8 @@ class StudyPayload:
     """An imaging study (one accession) and the patient it belongs to.
 
     ``study_instance_uid`` is the DICOM UID when the sender knows it (always for DICOM, optionally
-    for HL7); ``accession_number`` is the RIS key that ties the study to its reports.
+    for HL7); ``accession_number`` is the RIS key that ties the study to its reports ("" for an
+    unscheduled or outside study that the PACS sent without one; the UID is then required).
     ``modality`` is a DICOM modality code (``CT``, ``MR``, ``CR``, ``DX``, ``US``, ``MG``, ``NM``,
     ``PT``, ``XA``, ``RF``; ``OT`` when it could not be determined). ``body_part`` is an upper-case
     DICOM-style body part (``CHEST``, ``HEAD``, ...) or "". ``specialty`` is one of ``chest``,
@@ -163,8 +164,8 @@ class StudyPayload:
     dicom_header: dict[str, str | int | float | list] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.accession_number:
-            raise ValueError("accession_number must not be empty")
+        if not self.accession_number and not self.study_instance_uid:
+            raise ValueError("a study needs an accession_number or a study_instance_uid")
         if self.priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {sorted(PRIORITIES)}")
         _check_aware(self.study_datetime, "study_datetime")

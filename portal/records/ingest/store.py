@@ -1,7 +1,8 @@
 """Glue between the standards adapters and the record services, one transaction per message.
 
 A message that carries a study and a report (HL7 ORU, FHIR DiagnosticReport with its subject) is
-written all or nothing: if the report is refused, the study it brought is not kept either.
+written all or nothing: if the report is refused, the study it brought is not kept either. Each
+``*_answer`` function is a channel processor: raw bytes in, an :class:`~.inbound.Answer` out.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from audit import log as audit
 from portal.records import services
 from portal.records.errors import RecordError
 from portal.records.ingest import hl7, hl7_ack
+from portal.records.ingest.hl7_text import MAX_MESSAGE_BYTES
+from portal.records.ingest.inbound import Answer
 from portal.records.ingest.payloads import AdapterError, AIOutputPayload, StudyPayload
+from portal.records.models import AIOutput, InboundOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -25,59 +29,94 @@ logger = logging.getLogger(__name__)
 HL7_STATUS_ACCEPTED = 200
 HL7_STATUS_REJECTED = 400
 HL7_STATUS_UNAVAILABLE = 503
+HL7_CONTENT_TYPE = "x-application/hl7-v2+er7"
 
 
-def _store_report(
+def record_ref(record: Any) -> tuple[str, int]:
+    """``("signed_report", 7)``: how the inbound log names a stored record."""
+    return ("ai_output" if isinstance(record, AIOutput) else type(record).__name__.lower(), record.pk)
+
+
+def store_report(
     report: Any, *, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> services.Ingested:
+    """An AI output or a signed report payload, through its service."""
     if isinstance(report, AIOutputPayload):
         return services.ai_output_ingest(payload=report, actor=actor, context=context)
     return services.signed_report_ingest(payload=report, actor=actor, context=context)
 
 
 @transaction.atomic
-def fhir_report(
-    parsed: Any, *, actor: AbstractBaseUser | None, context: audit.AuditContext
+def study_and_report(
+    study: StudyPayload | None, report: Any, *, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> services.Ingested:
-    """Store a parsed FHIR DiagnosticReport; a study it names but we lack is created from its subject."""
-    study_payload: StudyPayload | None = getattr(parsed, "study", None)
-    if study_payload is not None:
-        services.study_ingest(payload=study_payload, actor=actor, context=context)
-    return _store_report(parsed.payload, actor=actor, context=context)
-
-
-@transaction.atomic
-def _hl7_store(
-    result: Any, *, actor: AbstractBaseUser | None, context: audit.AuditContext
-) -> services.Ingested:
-    services.study_ingest(payload=result.study, actor=actor, context=context)
-    return _store_report(result.report, actor=actor, context=context)
+    """Store a study (when the message describes one) and its report, all or nothing."""
+    if study is not None:
+        services.study_ingest(payload=study, actor=actor, context=context)
+    return store_report(report, actor=actor, context=context)
 
 
 def hl7_message(
     raw: bytes | str, *, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> tuple[str, int]:
-    """Parse and store one ORU^R01; return the ACK text and the HTTP status to send it with.
+    """Parse and store one ORU^R01; return the ACK text and the HTTP status to send it with."""
+    answer = hl7_answer(raw if isinstance(raw, bytes) else raw.encode("utf-8"), actor=actor, context=context)
+    return answer.body.decode("utf-8"), answer.status
 
-    AR (rejected) when the message cannot be parsed or validated, AE (application error) when it is
-    valid but conflicts with the record, AA when stored or already stored.
+
+def _hl7_refusal(
+    source: Any, code: str, error: AdapterError, status: int, outcome: str, control_id: str
+) -> Answer:
+    ack = hl7_ack.build_ack(source, code=code, text=error.message, error=error)
+    reason = f"{error.code}: {error.message}"
+    return Answer(
+        status, ack.encode("utf-8"), HL7_CONTENT_TYPE, outcome, reason, error.location, (), control_id
+    )
+
+
+def hl7_answer(
+    raw: bytes, *, actor: AbstractBaseUser | None, context: audit.AuditContext, content_type: str = ""
+) -> Answer:
+    """AR (rejected) when the message cannot be parsed or validated, AE (application error) when it is
+    valid but conflicts with the record, AA when stored, already stored, or deliberately not stored.
     """
     try:
         result = hl7.parse_oru(raw)
     except AdapterError as exc:
-        return hl7_ack.build_ack(raw, code="AR", text=exc.message, error=exc), HL7_STATUS_REJECTED
+        peek = hl7_ack.peek_control_id(raw[:MAX_MESSAGE_BYTES])
+        return _hl7_refusal(raw, "AR", exc, HL7_STATUS_REJECTED, InboundOutcome.REJECTED, peek)
+    if result.report is None:
+        ack = hl7_ack.build_ack(result, code="AA", text=result.ignored)
+        return Answer(
+            HL7_STATUS_ACCEPTED,
+            ack.encode("utf-8"),
+            HL7_CONTENT_TYPE,
+            InboundOutcome.IGNORED,
+            result.ignored,
+            message_id=result.control_id,
+        )
     try:
-        ingested = _hl7_store(result, actor=actor, context=context)
+        ingested = study_and_report(result.study, result.report, actor=actor, context=context)
     except RecordError as exc:
         error = AdapterError(exc.code, exc.message, exc.field)
-        return hl7_ack.build_ack(result, code="AE", text=exc.message, error=error), exc.status
+        return _hl7_refusal(result, "AE", error, exc.status, InboundOutcome.REJECTED, result.control_id)
     except DatabaseError:
         # The record is untouched (the transaction rolled back); the sender should retry later.
         logger.exception("HL7 message could not be stored")
         error = AdapterError("unavailable", "The record store is unavailable; retry later.")
-        return hl7_ack.build_ack(result, code="AE", text=error.message, error=error), HL7_STATUS_UNAVAILABLE
+        return _hl7_refusal(
+            result, "AE", error, HL7_STATUS_UNAVAILABLE, InboundOutcome.ERROR, result.control_id
+        )
     text = "stored" if ingested.created else "already stored"
-    return hl7_ack.build_ack(result, code="AA", text=text), HL7_STATUS_ACCEPTED
+    ack = hl7_ack.build_ack(result, code="AA", text=text)
+    return Answer(
+        HL7_STATUS_ACCEPTED,
+        ack.encode("utf-8"),
+        HL7_CONTENT_TYPE,
+        InboundOutcome.STORED if ingested.created else InboundOutcome.DUPLICATE,
+        records=(record_ref(ingested.record),),
+        message_id=result.control_id,
+    )
 
 
 def dicom_study(
