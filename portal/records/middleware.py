@@ -35,7 +35,7 @@ class RequestSizeLimitMiddleware:
             )
         if length > limit:
             body = {"error": "too_large", "detail": f"Request body exceeds the limit of {limit} bytes."}
-            if request.path.startswith("/api/v1/fhir/"):
+            if request.path.startswith("/api/v1/fhir"):
                 body = {
                     "resourceType": "OperationOutcome",
                     "issue": [{"severity": "error", "code": "too-long", "diagnostics": body["detail"]}],
