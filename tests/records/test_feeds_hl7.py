@@ -49,8 +49,10 @@ def test_a_v23_lf_message_signed_by_an_unknown_numeric_provider_is_stored(ris):
 
 def test_the_same_provider_signing_again_is_the_same_clinician(ris):
     send(ris, feed("oru_v23_lf_numeric_signer.hl7"))
-    other = feed("oru_v23_lf_numeric_signer.hl7").replace(b"7795083186", b"7795083999").replace(
-        b"NG20240512143012001", b"NG20240512143012002"
+    other = (
+        feed("oru_v23_lf_numeric_signer.hl7")
+        .replace(b"7795083186", b"7795083999")
+        .replace(b"NG20240512143012001", b"NG20240512143012002")
     )
 
     send(ris, other)

@@ -2,12 +2,15 @@
 
 The answer is JSON: the study (``id``, ``accession_number``, ``study_instance_uid``, ``created``) and,
 for a Structured Report, the stored ``report`` (``{"type", "id", "created"}``) or why it was not
-stored (``ignored``). Refusals are ``{"error", "detail", "field"}`` with 400, 404, 409 or 413.
+stored (``ignored``). An SR correction whose predecessor never reached us is stored as the study's
+final report (there is nothing to amend). Refusals are ``{"error", "detail", "field"}`` with 400, 404, 409 or 413.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -18,9 +21,9 @@ from portal.records import services
 from portal.records.errors import RecordError, RecordNotFound
 from portal.records.ingest.dicom_sr import DicomResult, read_dicom
 from portal.records.ingest.inbound import Answer
-from portal.records.ingest.payloads import TOO_LARGE, AdapterError
+from portal.records.ingest.payloads import TOO_LARGE, AdapterError, SignedReportPayload
 from portal.records.ingest.store import record_ref, store_report
-from portal.records.models import InboundOutcome, Study
+from portal.records.models import InboundOutcome, SignedReport, Study
 
 JSON = "application/json"
 
@@ -44,8 +47,21 @@ def _store(result: DicomResult, actor: AbstractBaseUser | None, context: audit.A
             )
     report = None
     if result.report is not None:
-        report = store_report(result.report, actor=actor, context=context)
+        report = store_report(_first_or_amendment(result.report, study), actor=actor, context=context)
     return study, created, report
+
+
+def _first_or_amendment(payload: Any, study: Study) -> Any:
+    """An SR that names a predecessor we never received is the first report we hold: a final one."""
+    if not isinstance(payload, SignedReportPayload) or payload.status == "final":
+        return payload
+    # The same SR sent again must find the report it became the first time (idempotency).
+    same = SignedReport.objects.filter(study=study, signed_at=payload.signed_at).first()
+    if same is not None:
+        return dataclasses.replace(payload, status=same.status)
+    if not SignedReport.objects.filter(study=study).exists():
+        return dataclasses.replace(payload, status="final")
+    return payload
 
 
 def dicom_answer(
