@@ -3,7 +3,8 @@
 The answer is JSON: the study (``id``, ``accession_number``, ``study_instance_uid``, ``created``) and,
 for a Structured Report, the stored ``report`` (``{"type", "id", "created"}``) or why it was not
 stored (``ignored``). An SR correction whose predecessor never reached us is stored as the study's
-final report (there is nothing to amend). Refusals are ``{"error", "detail", "field"}`` with 400, 404, 409 or 413.
+final report (there is nothing to amend). Refusals are ``{"error", "detail", "field"}`` with 400,
+404, 409 or 413.
 """
 
 from __future__ import annotations
