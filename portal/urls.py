@@ -11,6 +11,7 @@ urlpatterns = [
     path("audit/", views.audit_status, name="audit-status"),
     path("accounts/", include("portal.accounts.urls")),
     path("review/", include("portal.review.urls")),
+    path("records/", include("portal.records.urls")),
     path("", include("inference.urls")),  # /reinference/ and /models/
     path("", include("portal.legal.page_urls")),  # /legal/
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),

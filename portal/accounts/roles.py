@@ -87,6 +87,8 @@ def can_draft(user: UserLike | None) -> bool:
 
 
 AUDIT_STATUS_ROLES = frozenset({Role.AUDITOR, Role.LEGAL, Role.QA_CHAIR, Role.ADMIN})
+# The integration admin watches the interfaces (inbound log, replay) and links clinicians to accounts.
+INTERFACE_ADMIN_ROLES = frozenset({Role.ADMIN})
 # Counsel places and lifts holds; those who oversee QA and audit may see them.
 HOLD_MANAGE_ROLES = frozenset({Role.LEGAL, Role.ADMIN})
 HOLD_READ_ROLES = frozenset({Role.LEGAL, Role.AUDITOR, Role.QA_CHAIR, Role.ADMIN})
@@ -162,6 +164,11 @@ LEGAL_PAGE_ROLES = EXPORT_ROLES | HOLD_MANAGE_ROLES
 def can_use_legal_page(user: UserLike | None) -> bool:
     """May this account open the legal page (study search, holds, export packages)?"""
     return has_any_role(user, LEGAL_PAGE_ROLES)
+
+
+def can_manage_interfaces(user: UserLike | None) -> bool:
+    """May this account see the inbound message log, replay messages and link clinicians to accounts?"""
+    return has_any_role(user, INTERFACE_ADMIN_ROLES)
 
 
 def can_view_audit_status(user: UserLike | None) -> bool:
@@ -246,6 +253,8 @@ PAGE_ROLES: dict[str, frozenset[Role]] = {
     "models": MODEL_VIEW_ROLES,
     "legal": LEGAL_PAGE_ROLES,
     "audit": AUDIT_STATUS_ROLES,
+    "interfaces": INTERFACE_ADMIN_ROLES,
+    "clinicians": INTERFACE_ADMIN_ROLES,
 }
 
 
