@@ -68,7 +68,9 @@ def interfaces(request: HttpRequest) -> HttpResponse:
     _require(request, roles.can_manage_interfaces)
     query = MonitorFilter(request.GET)
     filters = query.cleaned_data if query.is_valid() else {}
-    refused = selectors.refused_messages(channel=filters.get("channel") or "", before_id=filters.get("before"))
+    refused = selectors.refused_messages(
+        channel=filters.get("channel") or "", before_id=filters.get("before")
+    )
     return render(
         request,
         "records/interfaces.html",
