@@ -390,6 +390,9 @@ class FhirPatientId(models.Model):
         return f"FhirPatientId {self.pk}"
 
 
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
 class InboundChannel(models.TextChoices):
     """The interface a message came in by."""
 
@@ -454,3 +457,8 @@ class InboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"InboundMessage {self.pk} ({self.channel}, {self.outcome})"
+
+    @property
+    def is_replayable(self) -> bool:
+        """False for a body refused unread (over the size limit): there is nothing to send again."""
+        return self.size == 0 or self.body_sha256 != EMPTY_SHA256

@@ -96,6 +96,9 @@ def interface_replay(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except RecordNotFound as exc:
         raise Http404(exc.message) from exc
+    except RecordError as exc:
+        messages.error(request, exc.message)
+        return redirect("records-interfaces")
     label = InboundOutcome(answer.outcome).label
     reason = f": {answer.reason}" if answer.reason else ""
     report = messages.success if answer.status < 400 else messages.error

@@ -16,10 +16,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from audit import log as audit
-from portal.records.errors import RecordNotFound
+from portal.records.errors import InvalidRecord, RecordNotFound
 from portal.records.ingest import dicom_store, fhir_store, store
 from portal.records.ingest.inbound import Answer, log_inbound
-from portal.records.models import InboundChannel, InboundMessage
+from portal.records.models import InboundChannel, InboundMessage, InboundOutcome
 
 PROCESSORS = {
     (InboundChannel.HL7_HTTP, ""): store.hl7_answer,
@@ -61,11 +61,50 @@ def receive(
     return answer
 
 
+# URL path -> (channel, FHIR endpoint) of the HTTP interfaces, for refusals made before any view runs.
+_PATHS = {
+    "/api/v1/hl7": (InboundChannel.HL7_HTTP, ""),
+    "/api/v1/dicom": (InboundChannel.DICOM, ""),
+    "/api/v1/fhir": (InboundChannel.FHIR, ""),
+    "/api/v1/fhir/DiagnosticReport": (InboundChannel.FHIR, "DiagnosticReport"),
+    "/api/v1/fhir/Patient": (InboundChannel.FHIR, "Patient"),
+    "/api/v1/fhir/Practitioner": (InboundChannel.FHIR, "Practitioner"),
+}
+
+
+def log_refused_body(
+    *, path: str, size: int, content_type: str, reason: str, actor: AbstractBaseUser | None
+) -> None:
+    """Log a body refused unread (over the size limit) on one of the interfaces; other paths: no-op."""
+    found = _PATHS.get(path.rstrip("/"))
+    if found is None:
+        return
+    channel, endpoint = found
+    answer = Answer(413, b"", content_type, InboundOutcome.REJECTED, reason)
+    log_inbound(
+        channel=channel,
+        endpoint=endpoint,
+        body=b"",
+        content_type=content_type,
+        answer=answer,
+        received_at=datetime.now(UTC),
+        started=time.perf_counter(),
+        actor=actor,
+        replay_of=None,
+        size=size,
+    )
+
+
 def replay(*, message_id: int, actor: AbstractBaseUser | None, context: audit.AuditContext) -> Answer:
     """Send a logged message through its processor again, as ``actor``; logged as a new row. Audited."""
     original = InboundMessage.objects.filter(pk=message_id).first()
     if original is None:
         raise RecordNotFound("No such inbound message.", field="message")
+    if not original.is_replayable:
+        raise InvalidRecord(
+            "This body was refused unread (too large) and was not kept; the sender must resend it.",
+            field="message",
+        )
     with transaction.atomic():
         audit.record(
             "inbound.replay",

@@ -47,8 +47,12 @@ def log_inbound(
     started: float,
     actor: AbstractBaseUser | None,
     replay_of: InboundMessage | None,
+    size: int | None = None,
 ) -> None:
-    """Write the message as received with its answer; ``started`` is the ``perf_counter`` at arrival."""
+    """Write the message as received with its answer; ``started`` is the ``perf_counter`` at arrival.
+
+    ``size`` is the declared size of a body refused unread (``body`` is then empty).
+    """
     try:
         with transaction.atomic():
             InboundMessage.objects.create(
@@ -58,7 +62,7 @@ def log_inbound(
                 latency_ms=(time.perf_counter() - started) * 1000,
                 body=body,
                 body_sha256=hashlib.sha256(body).hexdigest(),
-                size=len(body),
+                size=len(body) if size is None else size,
                 content_type=content_type[:128],
                 message_id=answer.message_id[:200],
                 outcome=answer.outcome,
