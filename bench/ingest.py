@@ -301,6 +301,9 @@ def main() -> None:
     url = os.environ.get("DATABASE_URL")
     if not url:
         sys.exit("set DATABASE_URL to a throwaway database (it is reset)")
+    # This process also runs Django (payloads, SQL counts, the profile): plain HTTP, no broker.
+    os.environ["CONCORDANCE_TLS"] = "0"
+    os.environ.setdefault("CELERY_BROKER_URL", "filesystem://")
     env = {
         **os.environ,
         "CONCORDANCE_TLS": "0",

@@ -1,4 +1,4 @@
-"""The integration admin in a real browser: a refused message, its cause fixed, the replay; a reader linked."""
+"""The integration admin in a real browser: a refusal, its cause fixed, the replay; a reader linked."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from portal.records.errors import RecordError, RecordNotFound
 from portal.records.ingest.dicom_sr import DicomResult, read_dicom
 from portal.records.ingest.inbound import Answer
 from portal.records.ingest.payloads import TOO_LARGE, AdapterError, SignedReportPayload
-from portal.records.ingest.store import record_ref, store_report
+from portal.records.ingest.store import record_ref, retrying, store_report
 from portal.records.models import InboundOutcome, SignedReport, Study
 
 JSON = "application/json"
@@ -74,7 +74,7 @@ def dicom_answer(
     except AdapterError as exc:
         return _refusal(exc.code, exc.message, exc.location, 413 if exc.code == TOO_LARGE else 400)
     try:
-        study, created, report = _store(result, actor, context)
+        study, created, report = retrying(lambda: _store(result, actor, context))
     except RecordError as exc:
         return _refusal(exc.code, exc.message, exc.field, exc.status, result.sop_instance_uid)
     data: dict = {

@@ -24,7 +24,7 @@ from portal.records.ingest.fhir_outcome import operation_outcome
 from portal.records.ingest.fhir_people import Resolver
 from portal.records.ingest.inbound import Answer
 from portal.records.ingest.payloads import TOO_LARGE, AdapterError, ClinicianPayload, PatientPayload
-from portal.records.ingest.store import record_ref, study_and_report
+from portal.records.ingest.store import record_ref, retrying, study_and_report
 from portal.records.models import Clinician, FhirPatientId, InboundOutcome, Patient
 
 FHIR_JSON = "application/fhir+json"
@@ -140,9 +140,13 @@ def _practitioner(
 
 def report_answer(body: bytes, *, content_type: str, actor: Actor, context: audit.AuditContext) -> Answer:
     """``POST /fhir/DiagnosticReport``: one report, its subject by any of the four forms."""
-    try:
+
+    def work() -> tuple[bool, Any, str]:
         with transaction.atomic():
-            created, record, report_id = _report(body, db_resolver, actor, context)
+            return _report(body, db_resolver, actor, context)
+
+    try:
+        created, record, report_id = retrying(work)
     except (AdapterError, RecordError) as exc:
         return refusal(exc)
     return _stored(created, record, message_id=report_id)
@@ -152,8 +156,7 @@ def patient_answer(body: bytes, *, content_type: str, actor: Actor, context: aud
     """``POST /fhir/Patient``: the patient is stored (or found by MRN) and given a logical id."""
     try:
         payload = fhir_people.parse_patient(body, max_bytes=_max_bytes())
-        with transaction.atomic():
-            created, record, location = _patient(payload, "", actor, context)
+        created, record, location = retrying(lambda: _atomically(_patient, payload, actor, context))
     except (AdapterError, RecordError) as exc:
         return refusal(exc)
     return _stored(created, record, location=location)
@@ -165,11 +168,15 @@ def practitioner_answer(
     """``POST /fhir/Practitioner``: the clinician is stored (or found by key) and given a logical id."""
     try:
         payload = fhir_people.parse_practitioner(body, max_bytes=_max_bytes())
-        with transaction.atomic():
-            created, record, location = _practitioner(payload, "", actor, context)
+        created, record, location = retrying(lambda: _atomically(_practitioner, payload, actor, context))
     except (AdapterError, RecordError) as exc:
         return refusal(exc)
     return _stored(created, record, location=location)
+
+
+def _atomically(store: Any, payload: Any, actor: Actor, context: audit.AuditContext) -> tuple[bool, Any, str]:
+    with transaction.atomic():
+        return store(payload, "", actor, context)
 
 
 # --- Bundles ------------------------------------------------------------------------------------------
@@ -217,7 +224,7 @@ def bundle_answer(body: bytes, *, content_type: str, actor: Actor, context: audi
     resolve = fhir_bundle.bundle_resolver(entries, db_resolver)
     if bundle_type == "transaction":
         try:
-            results = _transaction(entries, resolve, actor, context)
+            results = retrying(lambda: _transaction(entries, resolve, actor, context))
         except EntryRefused as refused:
             return refusal(refused.error, refused.status)
         responses = {e.index: _response(created, record, loc) for e, created, record, loc in results}
@@ -231,6 +238,13 @@ def _response(created: bool, record: Any, location: str) -> dict:
     return fhir_bundle.response_entry(201 if created else 200, location=location or f"{kind}/{pk}")
 
 
+def _atomic_entry(
+    entry: BundleEntry, resolve: Resolver, actor: Actor, context: audit.AuditContext
+) -> tuple[bool, Any, str]:
+    with transaction.atomic():
+        return _entry(entry, resolve, actor, context)
+
+
 def _batch(
     entries: list[BundleEntry], resolve: Resolver, actor: Actor, context: audit.AuditContext
 ) -> Answer:
@@ -239,8 +253,7 @@ def _batch(
     refused: list[str] = []
     for entry in entries:
         try:
-            with transaction.atomic():
-                created, record, location = _entry(entry, resolve, actor, context)
+            created, record, location = retrying(lambda e=entry: _atomic_entry(e, resolve, actor, context))
         except (AdapterError, RecordError) as exc:
             error = _located(exc, entry)
             responses[entry.index] = fhir_bundle.response_entry(

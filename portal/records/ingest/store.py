@@ -8,10 +8,13 @@ written all or nothing: if the report is refused, the study it brought is not ke
 from __future__ import annotations
 
 import logging
-from typing import Any
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, OperationalError, transaction
 
 from audit import log as audit
 from portal.records import services
@@ -23,6 +26,7 @@ from portal.records.ingest.payloads import AdapterError, AIOutputPayload, StudyP
 from portal.records.models import AIOutput, InboundOutcome
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # HTTP statuses for HL7-over-HTTP answers: the body is always an ACK, the status tells plain HTTP
 # clients (and load balancers) whether it was accepted.
@@ -30,6 +34,37 @@ HL7_STATUS_ACCEPTED = 200
 HL7_STATUS_REJECTED = 400
 HL7_STATUS_UNAVAILABLE = 503
 HL7_CONTENT_TYPE = "x-application/hl7-v2+er7"
+
+
+# Deadlock and serialization failures (PostgreSQL SQLSTATE 40P01, 40001): the transaction was rolled
+# back whole and is safe to run again.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+RETRY_ATTEMPTS = 4
+
+
+def _retryable(exc: OperationalError) -> bool:
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None) in _RETRYABLE_SQLSTATES or "database is locked" in str(exc)
+
+
+def retrying(work: Callable[[], T]) -> T:
+    """Run a whole transaction, again (up to :data:`RETRY_ATTEMPTS` times) when the database chose it
+    as a deadlock victim. Concurrent messages that create the same new patient or clinician while
+    appending to the audit log can deadlock; the loser's transaction was rolled back whole.
+    Must be called outside any transaction, or the retry would run inside the doomed one.
+    """
+    for attempt in range(RETRY_ATTEMPTS):
+        try:
+            return work()
+        except OperationalError as exc:
+            if (
+                attempt == RETRY_ATTEMPTS - 1
+                or not _retryable(exc)
+                or transaction.get_connection().in_atomic_block
+            ):
+                raise
+            time.sleep(0.02 * (attempt + 1) * (1 + random.random()))  # noqa: S311 - jitter, not security
+    raise AssertionError("unreachable")
 
 
 def record_ref(record: Any) -> tuple[str, int]:
@@ -96,7 +131,9 @@ def hl7_answer(
             message_id=result.control_id,
         )
     try:
-        ingested = study_and_report(result.study, result.report, actor=actor, context=context)
+        ingested = retrying(
+            lambda: study_and_report(result.study, result.report, actor=actor, context=context)
+        )
     except RecordError as exc:
         error = AdapterError(exc.code, exc.message, exc.field)
         return _hl7_refusal(result, "AE", error, exc.status, InboundOutcome.REJECTED, result.control_id)
