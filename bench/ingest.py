@@ -16,6 +16,7 @@ import argparse
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -153,13 +154,9 @@ def drive(
                     if response.status not in (200, 201):
                         errors += 1
 
-    threads = [threading.Thread(target=client, args=(chunk,)) for chunk in chunks]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started, latencies, errors
+    from bench.ingest_feeds import run_clients
+
+    return run_clients(client, chunks), latencies, errors
 
 
 def bulk(env: dict[str, str], n: int, seed: int) -> float:
@@ -219,6 +216,18 @@ def _mllp_listener(env: dict[str, str], port: int) -> subprocess.Popen:
     )
 
 
+def _wait_for_port(port: int, seconds: float = 90) -> None:
+    """Wait until something listens on ``port`` (servers start slowly on a loaded machine)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
 def _latency(latencies: list[float]) -> str:
     return " / ".join(f"{percentile(latencies, q) * 1000:.1f}" for q in (50, 95, 99)) + " ms"
 
@@ -231,7 +240,7 @@ def run_http(args: argparse.Namespace, env: dict[str, str], token: str) -> list[
     bundles = ingest_feeds.fhir_bundles(payloads(args.bundle_pairs, seed=13), args.bundle_reports)
     server = _gunicorn(env, args.port, args.workers)
     try:
-        time.sleep(4)
+        _wait_for_port(args.port)
         elapsed, latencies, errors = drive(args.port, token, bodies, args.clients)
         b_elapsed, b_latencies, b_errors = ingest_feeds.drive_bundles(
             args.port, token, bundles, min(args.clients, 4)
@@ -261,7 +270,7 @@ def run_mllp(args: argparse.Namespace, env: dict[str, str]) -> list[str]:
     messages = ingest_feeds.hl7_messages(payloads(args.mllp_pairs, seed=14))
     listener = _mllp_listener(env, args.port + 1)
     try:
-        time.sleep(4)
+        _wait_for_port(args.port + 1)
         elapsed, latencies, errors = ingest_feeds.drive_mllp(args.port + 1, messages)
     finally:
         listener.terminate()

@@ -17,6 +17,7 @@ import pstats
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from portal.records.ingest.fhir_ai import AI_MODEL_URL
 from portal.records.ingest.hl7_text import escape
@@ -133,13 +134,19 @@ def drive_bundles(port: int, token: str, bundles: list[dict], clients: int) -> t
                 latencies.append(time.perf_counter() - started)
                 errors += 0 if ok else 1
 
-    threads = [threading.Thread(target=client, args=(bundles[i::clients],)) for i in range(clients)]
+    elapsed = run_clients(client, [bundles[i::clients] for i in range(clients)])
+    return elapsed, latencies, errors
+
+
+def run_clients(client: Callable[[list], None], chunks: list[list]) -> float:
+    """Run ``client(chunk)`` in one thread per chunk; the seconds until the last one finished."""
+    threads = [threading.Thread(target=client, args=(chunk,)) for chunk in chunks]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return time.perf_counter() - started, latencies, errors
+    return time.perf_counter() - started
 
 
 def drive_mllp(port: int, messages: list[bytes]) -> tuple[float, list[float], int]:

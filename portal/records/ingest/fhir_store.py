@@ -152,31 +152,31 @@ def report_answer(body: bytes, *, content_type: str, actor: Actor, context: audi
     return _stored(created, record, message_id=report_id)
 
 
-def patient_answer(body: bytes, *, content_type: str, actor: Actor, context: audit.AuditContext) -> Answer:
-    """``POST /fhir/Patient``: the patient is stored (or found by MRN) and given a logical id."""
+def _person_answer(parse: Any, store: Any, body: bytes, actor: Actor, context: audit.AuditContext) -> Answer:
+    """Parse a Patient or Practitioner, store it (or find it) and give it a logical id, in one go."""
+
+    def work() -> tuple[bool, Any, str]:
+        with transaction.atomic():
+            return store(payload, "", actor, context)
+
     try:
-        payload = fhir_people.parse_patient(body, max_bytes=_max_bytes())
-        created, record, location = retrying(lambda: _atomically(_patient, payload, actor, context))
+        payload = parse(body, max_bytes=_max_bytes())
+        created, record, location = retrying(work)
     except (AdapterError, RecordError) as exc:
         return refusal(exc)
     return _stored(created, record, location=location)
+
+
+def patient_answer(body: bytes, *, content_type: str, actor: Actor, context: audit.AuditContext) -> Answer:
+    """``POST /fhir/Patient``: the patient is stored (or found by MRN) and given a logical id."""
+    return _person_answer(fhir_people.parse_patient, _patient, body, actor, context)
 
 
 def practitioner_answer(
     body: bytes, *, content_type: str, actor: Actor, context: audit.AuditContext
 ) -> Answer:
     """``POST /fhir/Practitioner``: the clinician is stored (or found by key) and given a logical id."""
-    try:
-        payload = fhir_people.parse_practitioner(body, max_bytes=_max_bytes())
-        created, record, location = retrying(lambda: _atomically(_practitioner, payload, actor, context))
-    except (AdapterError, RecordError) as exc:
-        return refusal(exc)
-    return _stored(created, record, location=location)
-
-
-def _atomically(store: Any, payload: Any, actor: Actor, context: audit.AuditContext) -> tuple[bool, Any, str]:
-    with transaction.atomic():
-        return store(payload, "", actor, context)
+    return _person_answer(fhir_people.parse_practitioner, _practitioner, body, actor, context)
 
 
 # --- Bundles ------------------------------------------------------------------------------------------

@@ -62,6 +62,12 @@ def retrying(work: Callable[[], T]) -> T:
                 or not _retryable(exc)
                 or transaction.get_connection().in_atomic_block
             ):
+                # The SQLSTATE says which failure it was (deadlock, timeout, lost connection): no PHI.
+                logger.warning(
+                    "ingest transaction failed (SQLSTATE %s) after %d attempt(s)",
+                    getattr(exc.__cause__, "sqlstate", None),
+                    attempt + 1,
+                )
                 raise
             time.sleep(0.02 * (attempt + 1) * (1 + random.random()))  # noqa: S311 - jitter, not security
     raise AssertionError("unreachable")
