@@ -179,13 +179,14 @@ def can_view_audit_status(user: UserLike | None) -> bool:
 def visible_studies(user: UserLike | None, studies: QuerySet) -> QuerySet:
     """Restrict a Study queryset to what ``user`` may see.
 
-    A radiologist sees the studies they signed a report for; read-all roles see every study; anyone
-    else sees nothing.
+    A radiologist sees the studies they signed a report for, through the clinicians linked to their
+    account (so a reader linked after the fact sees the reports signed before); read-all roles see
+    every study; anyone else sees nothing.
     """
     if can_read_all_records(user):
         return studies
     if has_any_role(user, {Role.RADIOLOGIST}):
-        return studies.filter(signed_reports__radiologist=user).distinct()
+        return studies.filter(signed_reports__clinician__account=user).distinct()
     return studies.none()
 
 

@@ -226,3 +226,16 @@ def test_linking_an_unknown_clinician_is_404(admin_page, personas):
     assert (
         admin_page.post("/records/clinicians/424242/link", {"account": personas["bob"].pk}).status_code == 404
     )
+
+
+def test_a_radiologist_linked_later_reads_the_reports_signed_before(ris, personas, admin_page, client_for):
+    ris.post("/api/v1/hl7", data=build_oru({"OBR": {32: "16621^ORANGE^PANDA"}}), content_type="text/plain")
+    bob = client_for("bob")
+    before = bob.get("/api/v1/signed-reports").json()["results"]
+    clinician = Clinician.objects.get()
+
+    admin_page.post(f"/records/clinicians/{clinician.pk}/link", {"account": personas["bob"].pk})
+    after = bob.get("/api/v1/signed-reports").json()["results"]
+
+    assert before == []
+    assert [r["id"] for r in after] == [SignedReport.objects.get().pk]
