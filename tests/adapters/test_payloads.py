@@ -23,7 +23,22 @@ from portal.records.ingest.payloads import (
     split_sections,
 )
 
-ADAPTERS = ["payloads.py", "hl7.py", "mllp.py", "fhir.py", "dicom.py"]
+ADAPTERS = [
+    "payloads.py",
+    "hl7.py",
+    "hl7_text.py",
+    "hl7_ack.py",
+    "hl7_signer.py",
+    "mllp.py",
+    "fhir.py",
+    "fhir_common.py",
+    "fhir_ai.py",
+    "fhir_people.py",
+    "fhir_bundle.py",
+    "fhir_outcome.py",
+    "dicom.py",
+    "dicom_sr.py",
+]
 
 
 @pytest.mark.parametrize("name", ADAPTERS)
