@@ -6,37 +6,51 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two stamps: the demo installs only what it runs; the tests add the dev tools and the model-building
+# extra (PyTorch, CPU build from this machine's local wheel) that tests/training needs.
+DEMO_STAMP := $(VENV)/.installed-demo
+TEST_STAMP := $(VENV)/.installed-test
 DEMO_STUDIES ?= 2000
 PORT ?= 8000
-export SECRET_KEY_FILE ?= $(CURDIR)/var/secret_key
 export PYTHONDONTWRITEBYTECODE := 1
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test lint install clean-demo
+.PHONY: demo test lint install clean-demo browser
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'torch==2.13.0'
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,train]'
-	touch $(STAMP)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
 
-install: $(STAMP)
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) -e .
+	touch $(DEMO_STAMP)
 
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) 'torch==2.13.0'
+	$(PIP) -e '.[dev,train]'
+	touch $(TEST_STAMP) $(DEMO_STAMP)
+
+install: $(TEST_STAMP)
+
+# The settings read var/secret_key when the portal serves loopback only (demo, tests, README commands).
 var/secret_key:
 	mkdir -p var
 	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key
 
-lint: $(STAMP)
+# Debian's Chromium for the browser tests: found, installed (root + apt-get), or one line saying what to do.
+browser:
+	.ci/ensure-chromium
+
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 
 # Tests keep their SQLite file and file-broker queue under var/test, apart from a running demo.
-test: $(STAMP) var/secret_key
+test: $(TEST_STAMP) var/secret_key browser
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	CONCORDANCE_VAR_DIR=$(CURDIR)/var/test CONCORDANCE_TLS=0 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-demo: $(STAMP) var/secret_key
+demo: $(DEMO_STAMP) var/secret_key
 	DJANGO_DEBUG=0 CONCORDANCE_TLS=0 AUDIT_SIGNING_KEY_CREATE=1 \
 	  $(BIN)/python manage.py run_demo --studies $(DEMO_STUDIES) --port $(PORT)
 

@@ -68,13 +68,36 @@ def env_list(name: str, default: list[str]) -> list[str]:
 DEBUG = env_bool("DJANGO_DEBUG", False)
 VAR_DIR = Path(env_str("CONCORDANCE_VAR_DIR", str(BASE_DIR / "var")) or BASE_DIR / "var")
 
-SECRET_KEY = env_str("SECRET_KEY")
+LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", LOOPBACK_HOSTS)
+
+
+def local_secret_key(allowed_hosts: list[str], key_file: Path) -> str | None:
+    """The demo/development secret in var/secret_key, for an installation that serves loopback only.
+
+    `make demo` and `make test` write that file, so a README command copied as printed finds it. An
+    installation that serves a real host name is a deployment: it must be given SECRET_KEY or
+    SECRET_KEY_FILE explicitly, and gets no fallback.
+    """
+    if any(host not in LOOPBACK_HOSTS for host in allowed_hosts):
+        return None
+    try:
+        return key_file.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+SECRET_KEY = env_str("SECRET_KEY") or local_secret_key(ALLOWED_HOSTS, BASE_DIR / "var" / "secret_key")
 if not SECRET_KEY:
     raise ImproperlyConfigured(
-        "SECRET_KEY (or SECRET_KEY_FILE) must be set; `make demo` and `make test` create var/secret_key."
+        "SECRET_KEY (or SECRET_KEY_FILE) must be set"
+        + (
+            " for an installation that serves " + ", ".join(ALLOWED_HOSTS)
+            if set(ALLOWED_HOSTS) - set(LOOPBACK_HOSTS)
+            else "; `make demo` and `make test` create var/secret_key, which a local installation reads"
+        )
+        + "."
     )
-
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -97,6 +120,7 @@ INSTALLED_APPS = [
     "portal.review",
     "portal.legal",
     "inference",
+    "portal.demo",
 ]
 
 MIDDLEWARE = [
@@ -213,7 +237,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "portal.records.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "portal.core.api_errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,

@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 
 from audit import log as audit
 from portal.accounts.roles import Role
-from portal.records.errors import InvalidRecord, RecordConflict, RecordNotFound
+from portal.core.errors import InvalidRecord, RecordConflict, RecordNotFound
 from portal.records.ingest.payloads import ClinicianPayload, SignedReportPayload
 from portal.records.models import PORTAL_AUTHORITY, Clinician
 

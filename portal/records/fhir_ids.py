@@ -14,7 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from audit import log as audit
-from portal.records.errors import RecordConflict
+from portal.core.errors import RecordConflict
 from portal.records.models import Clinician, FhirPatientId, Patient
 
 

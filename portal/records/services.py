@@ -10,18 +10,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from audit import log as audit
 from audit.canonical import canonical_json
+from portal.core.enqueue import enqueue_on_commit
+from portal.core.errors import InvalidRecord, RecordConflict, RecordNotFound
 from portal.records.clinicians import signer_resolve
-from portal.records.errors import InvalidRecord, RecordConflict, RecordNotFound
 from portal.records.ingest.payloads import (
     AIOutputPayload,
     PatientPayload,
@@ -42,7 +41,6 @@ from portal.records.models import (
 )
 
 T = TypeVar("T")
-logger = logging.getLogger(__name__)
 
 # By name, so that records does not import review (review reads records, not the reverse).
 COMPARE_TASK = "portal.review.tasks.compare_study"
@@ -93,14 +91,7 @@ def enqueue_comparison(study_id: int) -> None:
     A broker outage must not fail the ingestion that already committed: the periodic sweeper
     (``sweep_uncompared``) finds studies whose comparison never ran.
     """
-
-    def send() -> None:
-        try:
-            current_app.send_task(COMPARE_TASK, args=[study_id])
-        except Exception:  # noqa: BLE001 - any broker failure; the sweeper catches up
-            logger.warning("comparison for study %s not enqueued; the sweeper will retry", study_id)
-
-    transaction.on_commit(send)
+    enqueue_on_commit(COMPARE_TASK, [study_id], catch_up="the sweeper")
 
 
 def _insert_or_fetch(create: Callable[[], T], fetch: Callable[[], T | None]) -> tuple[T, bool]:

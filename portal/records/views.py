@@ -1,19 +1,16 @@
 """Pages of the record for the integration admin: the interface monitor and the clinician directory.
 
 Each view translates one request into one selector or service call; access is decided by
-:mod:`portal.accounts.roles` and every refusal is audited before the 403.
+:mod:`portal.accounts.roles` and every refusal is audited before the 403 (:mod:`portal.core.access`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -21,24 +18,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from audit import log as audit
 from portal.accounts import roles
+from portal.core.access import require
+from portal.core.errors import RecordError, RecordNotFound
 from portal.records import clinicians, selectors
-from portal.records.errors import RecordError, RecordNotFound
 from portal.records.ingest import channels
 from portal.records.models import InboundChannel, InboundOutcome
 
-
-def _require(request: HttpRequest, allowed: Callable[[object], bool]) -> None:
-    """403 (audited as access.denied) unless ``allowed(request.user)``."""
-    if allowed(request.user):
-        return
-    with transaction.atomic():
-        audit.record(
-            "access.denied",
-            actor=request.user,
-            context=audit.AuditContext.from_request(request),
-            details={"reason": "PermissionDenied"},
-        )
-    raise PermissionDenied
+# Every page here is the integration admin's; a refusal is audited before the 403 (portal.core.access).
+admin_only = require(roles.can_manage_interfaces, reason="PermissionDenied")
 
 
 class MonitorFilter(forms.Form):
@@ -63,9 +50,9 @@ class DirectoryFilter(forms.Form):
 
 @login_required
 @require_GET
+@admin_only
 def interfaces(request: HttpRequest) -> HttpResponse:
     """The interface monitor: per-channel counts and latency, and every refused message with its reason."""
-    _require(request, roles.can_manage_interfaces)
     query = MonitorFilter(request.GET)
     filters = query.cleaned_data if query.is_valid() else {}
     refused = selectors.refused_messages(
@@ -87,9 +74,9 @@ def interfaces(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+@admin_only
 def interface_replay(request: HttpRequest, pk: int) -> HttpResponse:
     """Send a logged message through its channel again (after its cause was fixed); idempotent."""
-    _require(request, roles.can_manage_interfaces)
     try:
         answer = channels.replay(
             message_id=pk, actor=request.user, context=audit.AuditContext.from_request(request)
@@ -108,9 +95,9 @@ def interface_replay(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
+@admin_only
 def clinician_directory(request: HttpRequest) -> HttpResponse:
     """Clinicians the feeds have named, and the radiologist account each is linked to."""
-    _require(request, roles.can_manage_interfaces)
     query = DirectoryFilter(request.GET)
     filters = query.cleaned_data if query.is_valid() else {}
     return render(
@@ -128,9 +115,9 @@ def clinician_directory(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+@admin_only
 def clinician_link(request: HttpRequest, pk: int) -> HttpResponse:
     """Link (or unlink) one clinician to a radiologist account; audited by the service."""
-    _require(request, roles.can_manage_interfaces)
     form = LinkForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a radiologist account.")

@@ -16,7 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from audit import log as audit
-from portal.records.errors import InvalidRecord, RecordNotFound
+from portal.core.errors import InvalidRecord, RecordNotFound
 from portal.records.ingest import dicom_store, fhir_store, store
 from portal.records.ingest.inbound import Answer, log_inbound
 from portal.records.models import InboundChannel, InboundMessage, InboundOutcome

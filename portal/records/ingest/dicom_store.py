@@ -18,8 +18,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from audit import log as audit
+from portal.core.errors import RecordError, RecordNotFound
 from portal.records import services
-from portal.records.errors import RecordError, RecordNotFound
 from portal.records.ingest.dicom_sr import DicomResult, read_dicom
 from portal.records.ingest.inbound import Answer
 from portal.records.ingest.payloads import TOO_LARGE, AdapterError, SignedReportPayload

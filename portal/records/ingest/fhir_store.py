@@ -16,8 +16,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from audit import log as audit
+from portal.core.errors import RecordError
 from portal.records import clinicians, fhir_ids, services
-from portal.records.errors import RecordError
 from portal.records.ingest import fhir, fhir_bundle, fhir_people
 from portal.records.ingest.fhir_bundle import BundleEntry
 from portal.records.ingest.fhir_outcome import operation_outcome

@@ -17,8 +17,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, OperationalError, transaction
 
 from audit import log as audit
+from portal.core.errors import RecordError
 from portal.records import services
-from portal.records.errors import RecordError
 from portal.records.ingest import hl7, hl7_ack
 from portal.records.ingest.hl7_text import MAX_MESSAGE_BYTES
 from portal.records.ingest.inbound import Answer

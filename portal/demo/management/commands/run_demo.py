@@ -24,6 +24,7 @@ from django.core.management.base import BaseCommand
 from rest_framework.authtoken.models import Token
 
 from portal.accounts.roles import Role
+from portal.core.workers import start_worker
 from portal.records.models import Study
 
 DEMO_USERS = [
@@ -63,6 +64,10 @@ class Command(BaseCommand):
                 verbosity=1,
             )
         call_command("compare_pending")
+        # A signed checkpoint from the first minute: the auditor's page and verify_audit vouch for the
+        # log at once instead of waiting for the worker's first scheduled checkpoint.
+        call_command("audit_checkpoint", verbosity=0)
+        call_command("verify_audit", verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         logins = self._demo_logins()
         if options["no_serve"]:
@@ -113,7 +118,12 @@ class Command(BaseCommand):
             f"  {token['token']}",
             f"  curl -H 'Authorization: Token {token['token']}' {url}api/v1/studies",
             "",
-            "Press Ctrl-C to stop the web server and the worker.",
+            "Next steps:",
+            "  logins and token    kept in var/demo-logins.json (readable by you only)",
+            "  stop                Ctrl-C here stops the web server and the worker together",
+            "  a command           in another terminal: .venv/bin/python manage.py verify_audit",
+            "                      (all commands: .venv/bin/python manage.py help; README 'Useful commands')",
+            "  start afresh        make clean-demo && make demo",
             "=" * 72,
         ]
         self.stdout.write("\n".join(lines))
@@ -122,7 +132,7 @@ class Command(BaseCommand):
         bin_dir = Path(sys.executable).parent
         env = os.environ.copy()
         web = subprocess.Popen(
-            [  # noqa: S603 - fixed argv, no shell
+            [  # fixed argv, no shell
                 str(bin_dir / "gunicorn"),
                 "portal.wsgi:application",
                 "--bind",
@@ -138,21 +148,12 @@ class Command(BaseCommand):
             ],
             env=env,
         )
-        worker = subprocess.Popen(
-            [  # noqa: S603
-                str(bin_dir / "celery"),
-                "-A",
-                "portal",
-                "worker",
-                "--beat",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "2",
-                "--schedule",
-                str(settings.VAR_DIR / "celerybeat-schedule"),
-            ],
+        worker = start_worker(
             env=env,
+            solo=False,
+            loglevel="INFO",
+            concurrency=2,
+            beat_schedule=settings.VAR_DIR / "celerybeat-schedule",
         )
         processes = [web, worker]
         self._print_banner(options, logins, time.monotonic() - started)
