@@ -97,14 +97,6 @@ def study_and_report(
     return store_report(report, actor=actor, context=context)
 
 
-def hl7_message(
-    raw: bytes | str, *, actor: AbstractBaseUser | None, context: audit.AuditContext
-) -> tuple[str, int]:
-    """Parse and store one ORU^R01; return the ACK text and the HTTP status to send it with."""
-    answer = hl7_answer(raw if isinstance(raw, bytes) else raw.encode("utf-8"), actor=actor, context=context)
-    return answer.body.decode("utf-8"), answer.status
-
-
 def _hl7_refusal(
     source: Any, code: str, error: AdapterError, status: int, outcome: str, control_id: str
 ) -> Answer:
@@ -160,10 +152,3 @@ def hl7_answer(
         records=(record_ref(ingested.record),),
         message_id=result.control_id,
     )
-
-
-def dicom_study(
-    payload: StudyPayload, *, actor: AbstractBaseUser | None, context: audit.AuditContext
-) -> services.Ingested:
-    """Store the study described by a DICOM header."""
-    return services.study_ingest(payload=payload, actor=actor, context=context)
