@@ -320,7 +320,7 @@ def api_latency(model_dir: Path, inputs: list[dict[str, Any]]) -> None:
     from audit.log import SYSTEM
     from inference import registry
     from portal.records import services
-    from portal.records.payloads import PatientPayload, StudyPayload
+    from portal.records.ingest.payloads import PatientPayload, StudyPayload
 
     setup_test_environment()
     old_name = connection.settings_dict["NAME"]

@@ -17,9 +17,12 @@ from django.db import transaction
 
 from audit.bulk import record_many
 from audit.log import SYSTEM, AuditContext
+from portal.records.clinicians import clinician_for_account
+from portal.records.ingest.payloads import AIOutputPayload, SignedReportPayload, StudyPayload
 from portal.records.models import (
     AIOutput,
     AIOutputOrigin,
+    Clinician,
     GroundTruthLabel,
     ModelVersion,
     Patient,
@@ -27,7 +30,6 @@ from portal.records.models import (
     Study,
     sha256_text,
 )
-from portal.records.payloads import AIOutputPayload, SignedReportPayload, StudyPayload
 from portal.records.services import compose_text, payload_hash, to_jsonable
 
 User = get_user_model()
@@ -92,7 +94,7 @@ def _import_batch(
     studies = _studies(fresh, patients, events)
     counts.studies += len(studies)
     outputs = _ai_outputs(fresh, studies, events)
-    reports = _signed_reports(fresh, studies, events)
+    reports = _signed_reports(fresh, studies, events, actor=actor, context=context)
     GroundTruthLabel.objects.bulk_create(
         [
             GroundTruthLabel(study=study, **label)
@@ -199,14 +201,16 @@ def _ai_outputs(fresh: list[ReportPair], studies: list[Study], events: list[dict
     return outputs
 
 
-def _signed_reports(fresh: list[ReportPair], studies: list[Study], events: list[dict]) -> list[SignedReport]:
-    """The batch's signed reports by their radiologists' accounts (each audited)."""
-    radiologists = {
-        u.username: u
-        for u in User.objects.filter(
-            username__in={p.signed_report.radiologist_username for p in fresh if p.signed_report}
-        )
-    }
+def _signed_reports(
+    fresh: list[ReportPair],
+    studies: list[Study],
+    events: list[dict],
+    *,
+    actor: AbstractBaseUser | None,
+    context: AuditContext,
+) -> list[SignedReport]:
+    """The batch's signed reports by their radiologists (account and clinician; each audited)."""
+    radiologists, clinicians = _signers(fresh, actor, context)
     reports = []
     for pair, study in zip(fresh, studies, strict=True):
         if (rep := pair.signed_report) is not None:
@@ -215,6 +219,7 @@ def _signed_reports(fresh: list[ReportPair], studies: list[Study], events: list[
                 SignedReport(
                     study=study,
                     radiologist=radiologists[rep.radiologist_username],
+                    clinician=clinicians[rep.radiologist_username],
                     sections=rep.sections,
                     text=text,
                     text_sha256=sha256_text(text),
@@ -231,11 +236,29 @@ def _signed_reports(fresh: list[ReportPair], studies: list[Study], events: list[
             "object_id": r.pk,
             "patient_id": r.study.patient_id,
             "study_id": r.study_id,
-            "details": {"radiologist_id": r.radiologist_id, "text_sha256": r.text_sha256, "amends": None},
+            "details": {
+                "radiologist_id": r.radiologist_id,
+                "clinician_id": r.clinician_id,
+                "text_sha256": r.text_sha256,
+                "amends": None,
+            },
         }
         for r in reports
     ]
     return reports
+
+
+def _signers(
+    pairs: list[ReportPair], actor: AbstractBaseUser | None, context: AuditContext
+) -> tuple[dict[str, AbstractBaseUser], dict[str, Clinician]]:
+    """The signing accounts of the pairs' reports by username, and the clinician standing for each."""
+    names = {p.signed_report.radiologist_username for p in pairs if p.signed_report}
+    accounts = {u.username: u for u in User.objects.filter(username__in=names)}
+    clinicians = {
+        name: clinician_for_account(user=user, actor=actor, context=context)
+        for name, user in accounts.items()
+    }
+    return accounts, clinicians
 
 
 def _model_versions(keys: set[tuple[str, str]], events: list[dict]) -> dict[tuple[str, str], ModelVersion]:

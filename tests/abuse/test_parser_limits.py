@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inference.compare import compare
-from portal.records import dicom, fhir, hl7
-from portal.records.payloads import AdapterError
+from portal.records.ingest import dicom, fhir, hl7
+from portal.records.ingest.payloads import AdapterError
 
 HANG_GUARD_MS = 20_000
 MAX_TEXT = 200_000  # CONCORDANCE_MAX_TEXT_CHARS, the longest report text ingestion accepts
