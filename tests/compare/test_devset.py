@@ -117,6 +117,7 @@ def test_the_mtsamples_reports_are_imaging_reports_of_several_modalities_as_plai
         assert report["sample"] and report["text"].strip(), report["id"]
         # The page's markup is gone and nothing of the page around the sample came with it.
         assert not re.search(r"<[a-zA-Z/]|&[a-z]+;|adsbygoogle|Keywords:", report["text"]), report["id"]
+        assert "\ufffd" not in report["text"], report["id"]  # the page's Windows-1252 read as such
 
 
 def test_the_stored_texts_are_verbatim_sections():

@@ -143,11 +143,19 @@ def _cat_blobs(git_dir: Path, blobs: list[str]) -> dict[str, bytes]:
     return contents
 
 
+def _decoded(raw: bytes) -> str:
+    # The site (IIS, no charset in its headers) serves Windows-1252: "Kager\x92s fat" is an apostrophe.
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", "replace")
+
+
 def _mtsamples_rows(git_dir: Path) -> list[dict[str, object]]:
     samples: dict[int, dict[str, object]] = {}
     for url, raw in _cached_pages(git_dir):
         query = {k.lower(): v[0] for k, v in urllib.parse.parse_qs(urllib.parse.urlparse(url).query).items()}
-        match = _PAGE_RE.search(raw.decode("utf-8", "replace")) if "sample" in query else None
+        match = _PAGE_RE.search(_decoded(raw)) if "sample" in query else None
         if match is None:
             continue
         number = int(query["sample"].split("-")[0])
