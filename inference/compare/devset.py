@@ -166,17 +166,42 @@ def with_text(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-#: Only these sections are edited: the indication asks a question, the comparison names a date.
-_EDITED_LINE_RE = re.compile(r"^(?:FINDINGS|IMPRESSION): ", re.M)
+#: Only the reading is edited: the indication asks a question, the comparison names a date, the exam line
+#: and the history say what was done and why. A report's sections run from its header to the next one;
+#: IU reports put each section on one line, MTSamples reports put the header on a line of its own.
+_EDITED_HEADER_RE = re.compile(
+    r"(?:FINDINGS?|IMPRESSIONS?|INTERPRETATION|CONCLUSIONS?|OPINION|TECHNIQUE AND FINDINGS)\s*:\s*"
+)
+_KEPT_HEADER_RE = re.compile(
+    r"(?:INDICATIONS?|COMPARISONS?|EXAM(?:INATION)?|HISTORY|CLINICAL[A-Z ]*|REASONS? FOR [A-Z ]+|"
+    r"TECHNIQUE|PROCEDURE|MEDICATIONS?|SYMPTOMS?)\s*:",
+    re.I,
+)
+
+
+def _edited_regions(text: str) -> list[tuple[int, int]]:
+    """Spans of the findings and impression sections (the whole text when it names neither)."""
+    regions: list[tuple[int, int]] = []
+    editing = not any(_EDITED_HEADER_RE.match(line) for line in text.splitlines())
+    cursor = 0
+    for line in text.splitlines(keepends=True):
+        start, end = cursor, cursor + len(line.rstrip("\n"))
+        cursor += len(line)
+        header = _EDITED_HEADER_RE.match(line)
+        if header:
+            editing, start = True, start + header.end()
+        elif _KEPT_HEADER_RE.match(line):
+            editing = False
+        if editing and start < end:
+            regions.append((start, end))
+    return regions
 
 
 def _sentences(text: str) -> list[tuple[int, int]]:
-    """Sentence spans of the findings and impression lines (the whole text when it has no such line)."""
-    lines = [(m.end(), text.find("\n", m.end())) for m in _EDITED_LINE_RE.finditer(text)]
-    regions = [(start, end if end >= 0 else len(text)) for start, end in lines] or [(0, len(text))]
+    """Sentence spans of the findings and impression sections."""
     return [
         (m.start(), m.end())
-        for start, end in regions
+        for start, end in _edited_regions(text)
         for m in _SENTENCE_RE.finditer(text, start, end)
         if m.group().strip()
     ]

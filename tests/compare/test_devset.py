@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from functools import cache
 
@@ -15,9 +16,12 @@ from inference.compare.model import CATEGORIES
 #: Floors on the real-text set, a little under the figures in docs/compare.md (which change as the
 #: engine improves): they catch a regression, they do not claim the aims of the issue are met.
 FLOORS = {
-    "tuned": {"recall": 0.90, "normal_false_alarm": 0.02, "wording_false_alarm": 0.01},
-    "held_out": {"recall": 0.65, "normal_false_alarm": 0.04, "wording_false_alarm": 0.01},
+    "tuned": {"recall": 0.90, "normal_false_alarm": 0.02, "wording_false_alarm": 0.015},
+    "held_out": {"recall": 0.65, "normal_false_alarm": 0.04, "wording_false_alarm": 0.025},
 }
+#: Section headers that name what was done and why, never the reading: edits must leave them alone.
+_KEPT_LINES = ("INDICATION:", "COMPARISON:", "EXAM:", "HISTORY:", "CLINICAL:", "REASON FOR EXAM:",
+               "TECHNIQUE:")  # fmt: skip
 EDIT_CATEGORIES = [c for c in CATEGORIES if c != "internal_contradiction"]
 
 
@@ -78,15 +82,42 @@ def _outside(text: str, spans: list) -> str:
     return " ".join(pieces)
 
 
-def test_edits_leave_the_indication_and_comparison_alone():
+def test_edits_leave_the_indication_comparison_exam_and_history_alone():
+    checked = Counter()
     for record in _records():
-        if record["kind"] != "edit" or record["source"] != "iu-openi":
+        if record["kind"] != "edit":
             continue
-        for text in (record["candidate"], record["reference"]):
-            head = [line for line in text.splitlines() if line.startswith(("INDICATION:", "COMPARISON:"))]
-            original = [line for line in record["reference" if text is record["candidate"] else "candidate"]
-                        .splitlines() if line.startswith(("INDICATION:", "COMPARISON:"))]  # fmt: skip
-            assert head == original, record["id"]
+        kept = [
+            [line for line in text.splitlines() if line.startswith(_KEPT_LINES)]
+            for text in (record["candidate"], record["reference"])
+        ]
+        assert kept[0] == kept[1], record["id"]
+        checked[record["source"]] += bool(kept[0])
+    assert checked["iu-openi"] > 1000 and checked["mtsamples"] > 50, checked
+
+
+def test_an_mtsamples_report_is_edited_in_its_findings_and_impression_only():
+    text = (
+        "EXAM:  CT head without contrast.\nHISTORY:  Fall with a small left subdural hematoma.\n"
+        "FINDINGS:\nThere is a small left subdural hematoma.\nRIGHT:\nNo fracture.\n"
+        "IMPRESSION:\nSmall left subdural hematoma."
+    )
+    sentences = [text[start:end].strip() for start, end in devset._sentences(text)]
+    assert sentences == ["There is a small left subdural hematoma.", "RIGHT:", "No fracture.",
+                         "Small left subdural hematoma."]  # fmt: skip
+    # A report without a findings or impression header is read whole.
+    assert devset._sentences("Normal arterial imaging of both legs.") == [(0, 37)]
+
+
+def test_the_mtsamples_reports_are_imaging_reports_of_several_modalities_as_plain_text():
+    reports = [r for r in devset.load_reports() if r["source"] == "mtsamples"]
+    assert len(reports) >= 100
+    assert {"CT", "MR", "US", "XR", "MG"} <= Counter(r["study"] for r in reports).keys()
+    for report in reports:
+        assert report["sample"] and report["text"].strip(), report["id"]
+        # The page's markup is gone and nothing of the page around the sample came with it.
+        assert not re.search(r"<[a-zA-Z/]|&[a-z]+;|adsbygoogle|Keywords:", report["text"]), report["id"]
+        assert "\ufffd" not in report["text"], report["id"]  # the page's Windows-1252 read as such
 
 
 def test_the_stored_texts_are_verbatim_sections():
