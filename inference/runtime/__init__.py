@@ -8,7 +8,8 @@ provenance stored beside each output.
 
 Settings: ``INFERENCE_THREADS`` (intra-op threads per session, default 1), ``INFERENCE_PROVIDERS``
 (default ``["CPUExecutionProvider"]``; ``CUDAExecutionProvider`` first when onnxruntime-gpu is
-installed), ``INFERENCE_BATCH_SIZE`` (micro-batch size, default 32), ``INFERENCE_GRAPH_OPTIMIZATION``
+installed), ``INFERENCE_BATCH_SIZE`` (most rows decoding at once, default 32; continuous batching),
+``INFERENCE_MEMORY_BUDGET_MB`` (KV cache of one call, default 64), ``INFERENCE_GRAPH_OPTIMIZATION``
 (none/basic/extended/all, default all).
 """
 
@@ -45,6 +46,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_NEW_TOKENS = 256
+#: KV cache per worker process: with the shipped model, 32 rows of ~100 tokens each (docs/runtime.md).
+DEFAULT_MEMORY_BUDGET_MB = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +78,12 @@ def providers() -> list[str]:
     wanted = list(getattr(settings, "INFERENCE_PROVIDERS", None) or ["CPUExecutionProvider"])
     available = set(ort.get_available_providers())
     return [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+
+
+def memory_budget_bytes() -> int | None:
+    """The KV-cache budget of one generate call (``INFERENCE_MEMORY_BUDGET_MB``; 0: unbounded)."""
+    megabytes = int(getattr(settings, "INFERENCE_MEMORY_BUDGET_MB", DEFAULT_MEMORY_BUDGET_MB))
+    return megabytes * 1024 * 1024 if megabytes > 0 else None
 
 
 def _check_runnable(model_version: ModelVersion, kind: str | None = None) -> None:
@@ -159,6 +168,7 @@ def generate(
         prompts,
         max_new_tokens=max_new_tokens_of(model_version),
         batch_size=int(getattr(settings, "INFERENCE_BATCH_SIZE", 32)),
+        memory_budget_bytes=memory_budget_bytes(),
     )
     return [
         Generation(

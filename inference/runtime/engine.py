@@ -24,6 +24,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from inference.runtime.batching import ContinuousBatcher
+
 RUNTIME_NAME = "concordance-greedy"
 RUNTIME_VERSION = "1"
 # Tokens tried as end-of-text when neither config names one (GPT-2, T5/BART, Llama spellings).
@@ -116,12 +118,6 @@ def session_options(*, threads: int, optimization: str = "all") -> ort.SessionOp
     return options
 
 
-def _rows(tensor: Any, index: np.ndarray) -> np.ndarray:
-    """The rows ``index`` of a KV-cache tensor (an onnxruntime value or a numpy array), as numpy."""
-    array = tensor if isinstance(tensor, np.ndarray) else tensor.numpy()
-    return np.ascontiguousarray(array[index])
-
-
 class DecoderEngine:
     """A causal decoder loaded once: its onnxruntime session, tokenizer and special tokens."""
 
@@ -158,6 +154,8 @@ class DecoderEngine:
         available = set(ort.get_available_providers())
         self.providers = [p for p in providers if p in available] or ["CPUExecutionProvider"]
         self.threads = threads
+        # Where the KV cache lives between steps: the GPU's memory when CUDA serves, else the CPU's.
+        self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
         self.session = ort.InferenceSession(
             str(directory / "model.onnx"),
             sess_options=session_options(threads=threads, optimization=optimization),
@@ -217,96 +215,101 @@ class DecoderEngine:
             )
         return min(max_new_tokens, room)
 
-    def generate_ids(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[list[int]]:
-        """Greedy continuation of each prompt in ONE batch, up to and including EOS."""
-        batch = len(prompts)
-        if batch == 0:
-            return []
-        budgets = [self.budget(len(p), max_new_tokens) for p in prompts]
-        width = max(len(p) for p in prompts)
-        input_ids = np.full((batch, width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((batch, width), dtype=np.int64)
-        for row, prompt in enumerate(prompts):
-            if not prompt:
-                raise EngineError("empty prompt")
-            input_ids[row, width - len(prompt) :] = prompt
-            mask[row, width - len(prompt) :] = 1
-        # The positions each row would have alone; padding gets 1, as transformers does.
-        positions = np.where(mask == 1, np.cumsum(mask, axis=1) - 1, 1).astype(np.int64)
-        lengths = mask.sum(axis=1)  # real tokens seen so far, per row
-        empty = np.zeros((batch, self.shape.kv_heads, 0, self.shape.head_dim), dtype=self.past_dtype)
-        past = [empty] * (2 * self.shape.layers)
-        rows = np.arange(batch)  # original index of each row still in the batch
-        answers: list[list[int]] = [[] for _ in range(batch)]
-        budget = np.array(budgets)
-        step = 0
-        # IO binding: the KV cache stays in onnxruntime's memory from one step to the next instead of
-        # being copied out to numpy and back each step (a copy that grows with the batch and the text).
+    @property
+    def kv_bytes_per_token(self) -> int:
+        """Bytes one cached token of one row takes in the KV cache (keys and values of every layer)."""
+        itemsize = np.dtype(self.past_dtype).itemsize
+        return 2 * self.shape.layers * self.shape.kv_heads * self.shape.head_dim * itemsize
+
+    def empty_past(self, rows: int) -> list[np.ndarray]:
+        """A KV cache of ``rows`` rows and no tokens, one array per past input."""
+        empty = np.zeros((rows, self.shape.kv_heads, 0, self.shape.head_dim), dtype=self.past_dtype)
+        return [empty] * len(self.past_input_names)
+
+    def step(
+        self, input_ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, past: Sequence[Any]
+    ) -> tuple[np.ndarray, list[Any]]:
+        """One run of the decoder: the last position's logits (rows x vocab, numpy) and the new cache.
+
+        I/O binding keeps the cache in onnxruntime's memory on the session's device (CPU, or the GPU
+        with CUDAExecutionProvider) from one step to the next instead of copying it out to numpy and
+        back each step. ``past`` holds numpy arrays or the onnxruntime values a previous step returned.
+        """
         binding = self.session.io_binding()
-        while len(rows):
-            binding.clear_binding_inputs()
-            binding.clear_binding_outputs()
-            binding.bind_cpu_input("input_ids", input_ids)
-            binding.bind_cpu_input("attention_mask", mask)
-            if self.uses_position_ids:
-                binding.bind_cpu_input("position_ids", positions)
-            for name, tensor in zip(self.past_input_names, past, strict=True):
-                if isinstance(tensor, np.ndarray):
-                    binding.bind_cpu_input(name, tensor)
-                else:
-                    binding.bind_ortvalue_input(name, tensor)
-            for name in self.output_names:
-                binding.bind_output(name, "cpu")
-            self.session.run_with_iobinding(binding)
-            logits_value, *past = binding.get_outputs()
-            logits = logits_value.numpy()
-            # Ties go to the lowest id, as torch.argmax does.
-            chosen = np.argmax(logits[:, -1, :], axis=-1)
-            step += 1
-            keep = []
-            for i, (row, token) in enumerate(zip(rows, chosen.tolist(), strict=True)):
-                answers[row].append(token)
-                if token not in self.eos_ids and step < budget[row]:
-                    keep.append(i)
-            if len(keep) < len(rows):
-                # Finished rows leave the batch: the others' numbers do not depend on them.
-                index = np.array(keep, dtype=np.int64)
-                rows, chosen, mask, lengths = rows[index], chosen[index], mask[index], lengths[index]
-                past = [_rows(tensor, index) for tensor in past]
-            if not len(rows):
-                break
-            input_ids = chosen.reshape(-1, 1).astype(np.int64)
-            positions = lengths.reshape(-1, 1).astype(np.int64)
-            mask = np.concatenate([mask, np.ones((len(rows), 1), dtype=np.int64)], axis=1)
-            lengths = lengths + 1
-        return answers
+        binding.bind_cpu_input("input_ids", input_ids)
+        binding.bind_cpu_input("attention_mask", mask)
+        if self.uses_position_ids:
+            binding.bind_cpu_input("position_ids", positions)
+        for name, tensor in zip(self.past_input_names, past, strict=True):
+            if isinstance(tensor, np.ndarray):
+                binding.bind_cpu_input(name, tensor)
+            else:
+                binding.bind_ortvalue_input(name, tensor)
+        binding.bind_output("logits", "cpu")  # argmax runs here; the cache stays on the device
+        for name in self.output_names[1:]:
+            binding.bind_output(name, self.device)
+        self.session.run_with_iobinding(binding)
+        logits_value, *present = binding.get_outputs()
+        return logits_value.numpy()[:, -1, :], present
+
+    def generate_ids(
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        *,
+        max_rows: int | None = None,
+        memory_budget_bytes: int | None = None,
+    ) -> list[list[int]]:
+        """Greedy continuation of each prompt, up to and including EOS, with continuous batching.
+
+        At most ``max_rows`` rows run at once (default: all); a finished row leaves at once and a
+        waiting prompt takes its place. ``memory_budget_bytes`` bounds the KV cache (see
+        :mod:`inference.runtime.batching`). The answers do not depend on either setting.
+        """
+        if any(not prompt for prompt in prompts):
+            raise EngineError("empty prompt")
+        budgets = [self.budget(len(p), max_new_tokens) for p in prompts]
+        batcher = ContinuousBatcher(
+            self, max_rows=max_rows or max(1, len(prompts)), memory_budget_bytes=memory_budget_bytes
+        )
+        return batcher.run([list(p) for p in prompts], budgets)
 
     def generate(
-        self, prompts: Sequence[str], *, max_new_tokens: int | None = None, batch_size: int = 32
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int | None = None,
+        batch_size: int = 32,
+        memory_budget_bytes: int | None = None,
     ) -> list[tuple[Completion, float]]:
-        """Complete every prompt; returns each completion with its share of its micro-batch's wall time (ms).
+        """Complete every prompt; returns each completion with its share of the call's wall time (ms).
 
-        Prompts are sorted by length and cut into micro-batches of ``batch_size`` (less padding); the
-        answers are returned in the order of ``prompts``. The text does not depend on either choice.
+        Prompts are admitted shortest first (less padding), at most ``batch_size`` running at once; the
+        answers are returned in the order of ``prompts``. The text depends on neither choice.
         """
         limit = max_new_tokens or self.default_max_new_tokens
         encoded = self.encode(prompts)
         for ids in encoded:
             self.budget(len(ids), limit)  # refuse an overlong prompt before any work is done
+        if not encoded:
+            return []
         order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i]), i))
+        began = time.perf_counter()
+        generated = self.generate_ids(
+            [encoded[i] for i in order],
+            limit,
+            max_rows=max(1, batch_size),
+            memory_budget_bytes=memory_budget_bytes,
+        )
+        share_ms = (time.perf_counter() - began) * 1000 / len(encoded)
         results: list[tuple[Completion, float] | None] = [None] * len(encoded)
-        for start in range(0, len(order), max(1, batch_size)):
-            chunk = order[start : start + max(1, batch_size)]
-            began = time.perf_counter()
-            generated = self.generate_ids([encoded[i] for i in chunk], limit)
-            share_ms = (time.perf_counter() - began) * 1000 / len(chunk)
-            for index, ids in zip(chunk, generated, strict=True):
-                answer = [t for t in ids if t not in self.eos_ids]
-                completion = Completion(
-                    text=self.decode(answer),
-                    token_ids=tuple(ids),
-                    prompt_tokens=len(encoded[index]),
-                    completion_tokens=len(ids),
-                )
-                results[index] = (completion, share_ms)
+        for index, ids in zip(order, generated, strict=True):
+            answer = [t for t in ids if t not in self.eos_ids]
+            completion = Completion(
+                text=self.decode(answer),
+                token_ids=tuple(ids),
+                prompt_tokens=len(encoded[index]),
+                completion_tokens=len(ids),
+            )
+            results[index] = (completion, share_ms)
         return [r for r in results if r is not None]

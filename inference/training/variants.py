@@ -1,0 +1,193 @@
+"""Derived versions of a registered model: the same weights in a fused graph, or int8 weights.
+
+Either is registered as its OWN model version (new name:version, its own file hashes, ``parent`` the
+version it came from, its own evaluation in the card): a draft must name the bytes that wrote it.
+
+* ``fused`` (GPT-2 only): the graph of :mod:`inference.training.fused_graph`. Adopted only when its
+  greedy answers are identical, token for token, to the parent's on the evaluation prompts; otherwise
+  nothing is written or registered.
+* ``int8``: dynamic quantisation of the parent's graph with optimum's ``ORTQuantizer`` (int8 weights,
+  activations quantised per call). Its answers may differ from the parent's: the card records how
+  often and how much (the discrepancy engine's significant findings against the parent's drafts).
+
+The evaluation prompts are ``report_draft`` prompts of a synthetic department (seed 2026, not a
+training seed), the same the benchmark uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from audit import log as audit
+from inference import registry
+from inference.compare import compare
+from inference.prompts import build_prompt
+from inference.runtime.engine import DecoderEngine
+from portal.records.models import ModelStatus, ModelVersion
+from portal.records.synthetic.generate import generate_department
+
+from .common import TrainingError, default_out_dir, label_check, library_versions
+
+VARIANTS = ("fused", "int8")
+EVAL_SEED = 2026
+COPIED_FILES = ("config.json", "generation_config.json", "tokenizer.json")
+
+
+class VariantError(TrainingError):
+    """The variant cannot be built or would not be faithful; nothing was written or registered."""
+
+
+@dataclass(frozen=True)
+class VariantRequest:
+    """What ``optimise_model`` was asked: which version, which variant, the new version's label."""
+
+    model_version: ModelVersion
+    variant: str
+    version: str
+    eval_prompts: int = 24
+    activate: bool = False
+
+
+def evaluation_prompts(engine: DecoderEngine, count: int) -> list[str]:
+    """``count`` synthetic ``report_draft`` prompts that leave room for a full answer."""
+    prompts = []
+    for study in generate_department(studies=count * 3, seed=EVAL_SEED).studies:
+        prompt = build_prompt("report_draft", study.ai_inputs)
+        if len(engine.encode([prompt])[0]) + engine.default_max_new_tokens <= (
+            engine.shape.max_positions or 10**9
+        ):
+            prompts.append(prompt)
+        if len(prompts) == count:
+            break
+    return prompts
+
+
+def _build_graph(variant: str, source: Path, staging: Path) -> dict[str, Any]:
+    """Write the variant's ``model.onnx`` into ``staging``; returns what the card records of it."""
+    config = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    if variant == "fused":
+        from .fused_graph import GRAPH_NAME, FusionError, fuse_graph_file  # needs onnx (train extra)
+
+        try:
+            fuse_graph_file(source / "model.onnx", config, staging / "model.onnx")
+        except FusionError as exc:
+            raise VariantError(str(exc)) from exc
+        return {"graph": GRAPH_NAME, "quantisation": "fp32"}
+    from optimum.onnxruntime import ORTQuantizer  # the train extra
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    with tempfile.TemporaryDirectory(prefix="quantise-") as scratch:
+        shutil.copyfile(source / "model.onnx", Path(scratch) / "model.onnx")
+        shutil.copyfile(source / "config.json", Path(scratch) / "config.json")
+        quantizer = ORTQuantizer.from_pretrained(scratch, file_name="model.onnx")
+        settings = AutoQuantizationConfig.avx2(is_static=False, per_channel=False)
+        quantizer.quantize(save_dir=Path(scratch) / "out", quantization_config=settings)
+        (graph,) = sorted((Path(scratch) / "out").glob("*.onnx"))
+        shutil.copyfile(graph, staging / "model.onnx")
+    return {"graph": "optimum ORTQuantizer dynamic int8 (avx2, per tensor)", "quantisation": "int8"}
+
+
+def _evaluate(parent: DecoderEngine, variant: DecoderEngine, count: int) -> dict[str, Any]:
+    """How the variant's greedy drafts compare with the parent's on the evaluation prompts."""
+    prompts = evaluation_prompts(parent, count)
+    ours = [c.text for c, _ in variant.generate(prompts)]
+    theirs = [c.text for c, _ in parent.generate(prompts)]
+    significant = [len(compare(a, b).significant) for a, b in zip(ours, theirs, strict=True)]
+    return {
+        "prompts": len(prompts),
+        "prompt_source": f"synthetic department, seed {EVAL_SEED}, report_draft",
+        "identical_to_parent_share": sum(a == b for a, b in zip(ours, theirs, strict=True)) / len(prompts),
+        "drafts_with_significant_discrepancy_vs_parent_share": sum(n > 0 for n in significant) / len(prompts),
+        "significant_discrepancies_vs_parent": sum(significant),
+    }
+
+
+def _card(
+    request: VariantRequest, built: dict[str, Any], evaluation: dict[str, Any], directory: Path
+) -> dict:
+    parent = request.model_version
+    card = dict(parent.card or {})
+    card.update(
+        {
+            "name": parent.name,
+            "version": request.version,
+            "quantisation": built["quantisation"],
+            "graph": built["graph"],
+            "lineage": {
+                **(parent.lineage or {}),
+                "parent": {
+                    "name": parent.name,
+                    "version": parent.version,
+                    "artifact_sha256": parent.artifact_sha256,
+                },
+                "derived_by": f"optimise_model {parent.name}:{parent.version} --variant {request.variant}",
+            },
+            "metrics": {**(parent.metrics or {}), "variant_evaluation": evaluation},
+            "libraries": library_versions(),
+        }
+    )
+    card.pop("samples", None)  # the parent's samples are not this version's outputs
+    card["files"] = {p.name: registry.file_sha256(p) for p in sorted(directory.iterdir()) if p.is_file()}
+    return card
+
+
+def variant_build(
+    *, request: VariantRequest, actor: AbstractBaseUser | None, context: audit.AuditContext
+) -> ModelVersion:
+    """Build, check, evaluate and register the variant (see module doc); raises :class:`VariantError`."""
+    parent = request.model_version
+    if request.variant not in VARIANTS:
+        raise VariantError(f"Unknown variant {request.variant[:40]!r}; use one of {', '.join(VARIANTS)}.")
+    label_check("version", request.version)
+    if (
+        request.version == parent.version
+        or ModelVersion.objects.filter(name=parent.name, version=request.version).exists()
+    ):
+        raise VariantError(f"{parent.name} {request.version} exists: a variant is a version of its own.")
+    if not parent.is_runnable or parent.architecture != "causal":
+        raise VariantError(f"{parent.name} {parent.version} is not a runnable causal model here.")
+    if (parent.quantisation or "fp32") != "fp32":
+        raise VariantError("Variants are made from an fp32 version.")
+    registry.verify_artifacts(parent)
+    source = registry.artifact_dir_of(parent)
+    directory = default_out_dir(parent.name, request.version).resolve()
+    if directory.exists():
+        raise VariantError(f"{directory} already exists.")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=directory.parent))
+    try:
+        built = _build_graph(request.variant, source, staging)
+        for name in COPIED_FILES:
+            if (source / name).is_file():
+                shutil.copyfile(source / name, staging / name)
+        evaluation = _evaluate(DecoderEngine(source), DecoderEngine(staging), request.eval_prompts)
+        if request.variant == "fused" and evaluation["identical_to_parent_share"] != 1.0:
+            raise VariantError("The fused graph's drafts differ from the parent's; it is not adopted.")
+        card = _card(request, built, evaluation, staging)
+        (staging / registry.CARD_FILE).write_text(
+            json.dumps(card, indent=2, sort_keys=True), encoding="utf-8"
+        )
+        staging.chmod(0o755)  # mkdtemp makes it private; workers must read it
+        os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    try:
+        return registry.model_version_register_directory(
+            directory=directory,
+            parent=parent,
+            status=ModelStatus.ACTIVE if request.activate else ModelStatus.CANDIDATE,
+            actor=actor,
+            context=context,
+        )
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
