@@ -40,7 +40,10 @@ def _playwright_sync():
 def browser() -> Iterator[object]:
     """One headless Chromium for the whole run (Debian's, not a downloaded build)."""
     if not Path(CHROMIUM).exists():
-        raise RuntimeError(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium")
+        raise RuntimeError(
+            f"Chromium not found at {CHROMIUM}: run .ci/ensure-chromium (make test does), or install it"
+            " as root with apt-get install -y chromium"
+        )
     # Playwright's sync API keeps an event loop in this thread; Django refuses ORM calls from a thread
     # with a running loop unless told that this synchronous use is intended (test code only).
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
