@@ -111,6 +111,8 @@ class ContinuousBatcher:
         self.memory_budget_bytes = memory_budget_bytes
         #: The most rows that ran at once, and how many evictions the budget forced (for tests, benches).
         self.peak_rows = 0
+        # The largest cache a step of several rows ran with (a single row runs whatever its size).
+        self.peak_cache_bytes = 0
         self.evictions = 0
         self.prompts: Sequence[Sequence[int]] = ()
         self.budgets: list[int] = []
@@ -141,6 +143,9 @@ class ContinuousBatcher:
             if running is None:
                 continue
             self.peak_rows = max(self.peak_rows, len(running))
+            if len(running) > 1:
+                step_bytes = self.cache_bytes(len(running), running.width + 1)
+                self.peak_cache_bytes = max(self.peak_cache_bytes, step_bytes)
             running = self._decode(running)
             if running is not None:
                 running = self._evict_over_budget(running, waiting, admitted)
