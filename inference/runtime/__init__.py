@@ -31,7 +31,9 @@ from inference.runtime.engine import (
     DecoderEngine,
     EngineError,
     PromptTooLong,
+    TextEngine,
 )
+from inference.runtime.seq2seq import Seq2SeqEngine
 from portal.records.models import ModelVersion
 
 __all__ = [
@@ -64,7 +66,9 @@ class ModelNotRunnable(Exception):
     """This version cannot run here: no local artifacts, unsupported architecture, or kind not served."""
 
 
-_sessions: dict[tuple[int, str], DecoderEngine] = {}
+_sessions: dict[tuple[int, str], TextEngine] = {}
+#: The engine class serving each registry architecture.
+ENGINES: dict[str, type[TextEngine]] = {"causal": DecoderEngine, "seq2seq": Seq2SeqEngine}
 _lock = threading.Lock()
 
 
@@ -90,10 +94,10 @@ def _check_runnable(model_version: ModelVersion, kind: str | None = None) -> Non
     label = f"{model_version.name} {model_version.version}"
     if not model_version.is_runnable:
         raise ModelNotRunnable(f"{label} has no local artifacts; it ran elsewhere and cannot run here")
-    if model_version.architecture != "causal":
+    if model_version.architecture not in ENGINES:
         raise ModelNotRunnable(
-            f"{label} is a {model_version.architecture or 'unknown'} model; this runtime serves causal "
-            "decoders only (seq2seq support is not built yet)"
+            f"{label} is a {model_version.architecture or 'unknown'} model; this runtime serves "
+            f"{' and '.join(ENGINES)} models"
         )
     if kind is not None and model_version.kinds and kind not in model_version.kinds:
         raise ModelNotRunnable(
@@ -101,7 +105,7 @@ def _check_runnable(model_version: ModelVersion, kind: str | None = None) -> Non
         )
 
 
-def load(model_version: ModelVersion) -> DecoderEngine:
+def load(model_version: ModelVersion) -> TextEngine:
     """The process's engine for this version: verified and loaded on first use, then cached.
 
     Keyed by primary key AND artifact digest, so a re-registered directory never reuses a stale session.
@@ -117,7 +121,7 @@ def load(model_version: ModelVersion) -> DecoderEngine:
         if engine is None:
             verify_artifacts(model_version)
             try:
-                engine = DecoderEngine(
+                engine = ENGINES[model_version.architecture](
                     artifact_dir_of(model_version),
                     threads=threads(),
                     providers=providers(),

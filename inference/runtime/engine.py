@@ -118,8 +118,11 @@ def session_options(*, threads: int, optimization: str = "all") -> ort.SessionOp
     return options
 
 
-class DecoderEngine:
-    """A causal decoder loaded once: its onnxruntime session, tokenizer and special tokens."""
+class TextEngine:
+    """What every served model shares: tokenizer, special tokens, providers, and the generate loop.
+
+    Subclasses load their sessions and implement :meth:`budget` and :meth:`generate_ids`.
+    """
 
     def __init__(
         self,
@@ -127,25 +130,22 @@ class DecoderEngine:
         *,
         threads: int = 1,
         providers: Sequence[str] = ("CPUExecutionProvider",),
-        optimization: str = "all",
     ) -> None:
         directory = Path(directory)
-        config = _read_json(directory / "config.json")
+        self.config = _read_json(directory / "config.json")
         generation = _read_json(directory / "generation_config.json")
-        if config.get("is_encoder_decoder"):
-            raise EngineError("encoder-decoder (seq2seq) models are not supported by this runtime yet")
-        self.shape = DecoderShape.from_config(config)
+        self.generation_config = generation
         self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         self.eos_ids = frozenset(
             _ids(generation.get("eos_token_id"))
-            or _ids(config.get("eos_token_id"))
+            or _ids(self.config.get("eos_token_id"))
             or self._token(_EOS_SPELLINGS)
         )
         if not self.eos_ids:
             raise EngineError("the model names no end-of-text token")
         pad = (
             _ids(generation.get("pad_token_id"))
-            or _ids(config.get("pad_token_id"))
+            or _ids(self.config.get("pad_token_id"))
             or self._token(_PAD_SPELLINGS)
         )
         # Padded positions are masked out, so any id works; EOS is what transformers falls back to.
@@ -156,12 +156,105 @@ class DecoderEngine:
         self.threads = threads
         # Where the KV cache lives between steps: the GPU's memory when CUDA serves, else the CPU's.
         self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
-        self.session = ort.InferenceSession(
-            str(directory / "model.onnx"),
-            sess_options=session_options(threads=threads, optimization=optimization),
+
+    def _token(self, spellings: Sequence[str]) -> list[int]:
+        for spelling in spellings:
+            token_id = self.tokenizer.token_to_id(spelling)
+            if token_id is not None:
+                return [token_id]
+        return []
+
+    def open_session(self, path: Path, optimization: str) -> ort.InferenceSession:
+        """An onnxruntime session of one graph with this engine's threads and providers."""
+        return ort.InferenceSession(
+            str(path),
+            sess_options=session_options(threads=self.threads, optimization=optimization),
             providers=self.providers,
         )
-        inputs = {i.name: i for i in self.session.get_inputs()}
+
+    # --- tokens ------------------------------------------------------------------------------------
+
+    def encode(self, prompts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each prompt (with the tokenizer's own post-processing, as in training)."""
+        return [encoding.ids for encoding in self.tokenizer.encode_batch(list(prompts))]
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """The answer text: special tokens dropped, surrounding whitespace trimmed."""
+        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True).strip()
+
+    def budget(self, prompt_tokens: int, max_new_tokens: int) -> int:
+        """How many tokens may be generated after a prompt of this length; :class:`PromptTooLong`."""
+        raise NotImplementedError
+
+    def generate_ids(
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        *,
+        max_rows: int | None = None,
+        memory_budget_bytes: int | None = None,
+    ) -> list[list[int]]:
+        """Greedy answer ids of each prompt (EOS included when reached), in order."""
+        raise NotImplementedError
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int | None = None,
+        batch_size: int = 32,
+        memory_budget_bytes: int | None = None,
+    ) -> list[tuple[Completion, float]]:
+        """Complete every prompt; returns each completion with its share of the call's wall time (ms).
+
+        Prompts are run shortest first (less padding), at most ``batch_size`` rows at once; the
+        answers are returned in the order of ``prompts``. The text depends on neither choice.
+        """
+        limit = max_new_tokens or self.default_max_new_tokens
+        encoded = self.encode(prompts)
+        for ids in encoded:
+            self.budget(len(ids), limit)  # refuse an overlong prompt before any work is done
+        if not encoded:
+            return []
+        order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i]), i))
+        began = time.perf_counter()
+        generated = self.generate_ids(
+            [encoded[i] for i in order],
+            limit,
+            max_rows=max(1, batch_size),
+            memory_budget_bytes=memory_budget_bytes,
+        )
+        share_ms = (time.perf_counter() - began) * 1000 / len(encoded)
+        results: list[tuple[Completion, float] | None] = [None] * len(encoded)
+        for index, ids in zip(order, generated, strict=True):
+            answer = [t for t in ids if t not in self.eos_ids]
+            completion = Completion(
+                text=self.decode(answer),
+                token_ids=tuple(ids),
+                prompt_tokens=len(encoded[index]),
+                completion_tokens=len(ids),
+            )
+            results[index] = (completion, share_ms)
+        return [r for r in results if r is not None]
+
+
+class DecoderEngine(TextEngine):
+    """A causal decoder loaded once: its onnxruntime session, tokenizer and special tokens."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        threads: int = 1,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        optimization: str = "all",
+    ) -> None:
+        super().__init__(directory, threads=threads, providers=providers)
+        if self.config.get("is_encoder_decoder"):
+            raise EngineError("an encoder-decoder (seq2seq) model: serve it with Seq2SeqEngine")
+        self.shape = DecoderShape.from_config(self.config)
+        self.decoder = self.open_session(Path(directory) / "model.onnx", optimization)
+        inputs = {i.name: i for i in self.decoder.get_inputs()}
         if "input_ids" not in inputs or "attention_mask" not in inputs:
             raise EngineError("model.onnx lacks input_ids or attention_mask")
         self.past_names = [
@@ -177,32 +270,13 @@ class DecoderEngine:
         self.past_input_names = [name for pair in self.past_names for name in pair]
         self.uses_position_ids = "position_ids" in inputs
         self.past_dtype = _ORT_DTYPES.get(inputs[self.past_names[0][0]].type, np.float32)
-        outputs = [o.name for o in self.session.get_outputs()]
+        outputs = [o.name for o in self.decoder.get_outputs()]
         self.present_names = [
             (f"present.{layer}.key", f"present.{layer}.value") for layer in range(self.shape.layers)
         ]
         self.output_names = ["logits", *[name for pair in self.present_names for name in pair]]
         if any(name not in outputs for name in self.output_names):
             raise EngineError("model.onnx lacks logits or present.* outputs")
-
-    def _token(self, spellings: Sequence[str]) -> list[int]:
-        for spelling in spellings:
-            token_id = self.tokenizer.token_to_id(spelling)
-            if token_id is not None:
-                return [token_id]
-        return []
-
-    # --- tokens ------------------------------------------------------------------------------------
-
-    def encode(self, prompts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each prompt (with the tokenizer's own post-processing, as in training)."""
-        return [encoding.ids for encoding in self.tokenizer.encode_batch(list(prompts))]
-
-    def decode(self, token_ids: Sequence[int]) -> str:
-        """The answer text: special tokens dropped, surrounding whitespace trimmed."""
-        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True).strip()
-
-    # --- decoding ----------------------------------------------------------------------------------
 
     def budget(self, prompt_tokens: int, max_new_tokens: int) -> int:
         """How many tokens may be generated after a prompt of this length (context window permitting)."""
@@ -235,7 +309,7 @@ class DecoderEngine:
         with CUDAExecutionProvider) from one step to the next instead of copying it out to numpy and
         back each step. ``past`` holds numpy arrays or the onnxruntime values a previous step returned.
         """
-        binding = self.session.io_binding()
+        binding = self.decoder.io_binding()
         binding.bind_cpu_input("input_ids", input_ids)
         binding.bind_cpu_input("attention_mask", mask)
         if self.uses_position_ids:
@@ -248,7 +322,7 @@ class DecoderEngine:
         binding.bind_output("logits", "cpu")  # argmax runs here; the cache stays on the device
         for name in self.output_names[1:]:
             binding.bind_output(name, self.device)
-        self.session.run_with_iobinding(binding)
+        self.decoder.run_with_iobinding(binding)
         logits_value, *present = binding.get_outputs()
         return logits_value.numpy()[:, -1, :], present
 
@@ -273,43 +347,3 @@ class DecoderEngine:
             self, max_rows=max_rows or max(1, len(prompts)), memory_budget_bytes=memory_budget_bytes
         )
         return batcher.run([list(p) for p in prompts], budgets)
-
-    def generate(
-        self,
-        prompts: Sequence[str],
-        *,
-        max_new_tokens: int | None = None,
-        batch_size: int = 32,
-        memory_budget_bytes: int | None = None,
-    ) -> list[tuple[Completion, float]]:
-        """Complete every prompt; returns each completion with its share of the call's wall time (ms).
-
-        Prompts are admitted shortest first (less padding), at most ``batch_size`` running at once; the
-        answers are returned in the order of ``prompts``. The text depends on neither choice.
-        """
-        limit = max_new_tokens or self.default_max_new_tokens
-        encoded = self.encode(prompts)
-        for ids in encoded:
-            self.budget(len(ids), limit)  # refuse an overlong prompt before any work is done
-        if not encoded:
-            return []
-        order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i]), i))
-        began = time.perf_counter()
-        generated = self.generate_ids(
-            [encoded[i] for i in order],
-            limit,
-            max_rows=max(1, batch_size),
-            memory_budget_bytes=memory_budget_bytes,
-        )
-        share_ms = (time.perf_counter() - began) * 1000 / len(encoded)
-        results: list[tuple[Completion, float] | None] = [None] * len(encoded)
-        for index, ids in zip(order, generated, strict=True):
-            answer = [t for t in ids if t not in self.eos_ids]
-            completion = Completion(
-                text=self.decode(answer),
-                token_ids=tuple(ids),
-                prompt_tokens=len(encoded[index]),
-                completion_tokens=len(ids),
-            )
-            results[index] = (completion, share_ms)
-        return [r for r in results if r is not None]
