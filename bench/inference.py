@@ -45,10 +45,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 os.environ.setdefault("CONCORDANCE_TLS", "0")
-ENGINES = ("pytorch", "optimum", "runtime", "fused", "int8")
-DEFAULT_ENGINES = ("pytorch", "optimum", "runtime", "fused")
+ENGINES = ("pytorch", "optimum", "runtime", "fused", "static", "int8")
+DEFAULT_ENGINES = ("pytorch", "optimum", "runtime", "fused", "static")
 #: Engines that are this project's runtime, each on its own graph of the same weights.
-RUNTIME_ENGINES = ("runtime", "fused", "int8")
+RUNTIME_ENGINES = ("runtime", "fused", "static", "int8")
 
 
 # --- the parent: model, prompts, one subprocess per engine, the table ---------------------------------
@@ -140,18 +140,19 @@ def variant_dirs(model_dir: Path, scratch: Path, engines: list[str]) -> dict[str
     from inference.training.variants import COPIED_FILES, _build_graph
 
     dirs = {"runtime": model_dir, "optimum": model_dir}
-    for variant in ("fused", "int8"):
+    for variant in ("fused", "static", "int8"):
         if variant not in engines:
             continue
         target = scratch / variant
         target.mkdir()
         for name in COPIED_FILES:
             shutil.copyfile(model_dir / name, target / name)
-        if variant == "fused":
+        if variant in ("fused", "static"):
             fuse_graph_file(
                 model_dir / "model.onnx",
                 json.loads((model_dir / "config.json").read_text()),
                 target / "model.onnx",
+                static_cache=variant == "static",
             )
         else:
             _build_graph("int8", model_dir, target)
@@ -470,6 +471,7 @@ def _load_by_path(name: str, relative: str) -> Any:
 def _runtime_engine(spec: dict[str, Any], name: str):
     # By file path: the package __init__ would set up Django; the engine itself needs none of it.
     _load_by_path("inference.runtime.batching", "inference/runtime/batching.py")
+    _load_by_path("inference.runtime.static_cache", "inference/runtime/static_cache.py")
     module = _load_by_path("concordance_engine", "inference/runtime/engine.py")
     engine = module.DecoderEngine(Path(spec["model_dirs"][name]), threads=spec["threads"])
     assert "torch" not in sys.modules, "the runtime must not import torch"

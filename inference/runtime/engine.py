@@ -25,6 +25,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from inference.runtime.batching import ContinuousBatcher
+from inference.runtime.static_cache import SlotBatcher
 
 RUNTIME_NAME = "concordance-greedy"
 RUNTIME_VERSION = "1"
@@ -255,8 +256,12 @@ class DecoderEngine(TextEngine):
         self.shape = DecoderShape.from_config(self.config)
         self.decoder = self.open_session(Path(directory) / "model.onnx", optimization)
         inputs = {i.name: i for i in self.decoder.get_inputs()}
-        if "input_ids" not in inputs or "attention_mask" not in inputs:
+        # GroupQueryAttention graphs keep a static cache written in place (inference.runtime.static_cache).
+        self.static_cache = "seqlens_k" in inputs and "total_sequence_length" in inputs
+        if "input_ids" not in inputs or not (self.static_cache or "attention_mask" in inputs):
             raise EngineError("model.onnx lacks input_ids or attention_mask")
+        if self.static_cache and "position_ids" not in inputs:
+            raise EngineError("a static-cache model.onnx must take position_ids")
         self.past_names = [
             (f"past_key_values.{layer}.key", f"past_key_values.{layer}.value")
             for layer in range(self.shape.layers)
@@ -326,6 +331,33 @@ class DecoderEngine(TextEngine):
         logits_value, *present = binding.get_outputs()
         return logits_value.numpy()[:, -1, :], present
 
+    def new_cache(self, rows: int, length: int) -> list[np.ndarray]:
+        """A static KV cache: ``rows`` slots of ``length`` tokens, one array per past input."""
+        shape = (rows, self.shape.kv_heads, length, self.shape.head_dim)
+        return [np.zeros(shape, dtype=self.past_dtype) for _ in self.past_input_names]
+
+    def static_step(
+        self, input_ids: np.ndarray, positions: np.ndarray, cached: np.ndarray, cache: Sequence[np.ndarray]
+    ) -> np.ndarray:
+        """One run of a static-cache decoder: the last position's logits; the cache is written in place.
+
+        ``cached`` holds the tokens already in each row's cache; ``cache`` the rows' views (contiguous),
+        bound as both past input and present output, so onnxruntime appends to them where they lie.
+        """
+        lengths = (cached + input_ids.shape[1]).astype(np.int32)
+        binding = self.decoder.io_binding()
+        binding.bind_output("logits", "cpu")
+        binding.bind_cpu_input("input_ids", input_ids)
+        binding.bind_cpu_input("position_ids", positions)
+        binding.bind_cpu_input("seqlens_k", lengths - 1)
+        binding.bind_cpu_input("total_sequence_length", np.array(int(lengths.max()), dtype=np.int32))
+        for past, present, array in zip(self.past_input_names, self.output_names[1:], cache, strict=True):
+            value = ort.OrtValue.ortvalue_from_numpy(array)
+            binding.bind_ortvalue_input(past, value)
+            binding.bind_ortvalue_output(present, value)
+        self.decoder.run_with_iobinding(binding)
+        return binding.get_outputs()[0].numpy()[:, -1, :]
+
     def generate_ids(
         self,
         prompts: Sequence[Sequence[int]],
@@ -343,7 +375,7 @@ class DecoderEngine(TextEngine):
         if any(not prompt for prompt in prompts):
             raise EngineError("empty prompt")
         budgets = [self.budget(len(p), max_new_tokens) for p in prompts]
-        batcher = ContinuousBatcher(
-            self, max_rows=max_rows or max(1, len(prompts)), memory_budget_bytes=memory_budget_bytes
-        )
+        rows = max_rows or max(1, len(prompts))
+        batcher_class = SlotBatcher if self.static_cache else ContinuousBatcher
+        batcher = batcher_class(self, max_rows=rows, memory_budget_bytes=memory_budget_bytes)
         return batcher.run([list(p) for p in prompts], budgets)

@@ -109,8 +109,9 @@ def _gpt2_parameter_names(layers: int) -> list[str]:
 class _GraphBuilder:
     """Collects nodes and initialisers; weights are looked up by their Hugging Face names."""
 
-    def __init__(self, weights: Mapping[str, np.ndarray]) -> None:
+    def __init__(self, weights: Mapping[str, np.ndarray], *, static_cache: bool = False) -> None:
         self.weights = weights
+        self.static_cache = static_cache
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self._stored: set[str] = set()
@@ -158,17 +159,39 @@ def _layer(
     """
     p, h = f"transformer.h.{layer}.", f"h{layer}"
     qkv = g.node("MatMul", [normed, g.param(p + "attn.c_attn.weight")], [f"{h}.qkv"])
-    g.node("Split", [qkv, "split3"], [f"{h}.q", f"{h}.k", f"{h}.v"], axis=-1)
-    attention_inputs = [f"{h}.q", f"{h}.k", f"{h}.v", g.param(p + "attn.c_attn.bias"), "key_padding_mask", ""]
-    attention_inputs += [f"past_key_values.{layer}.key", f"past_key_values.{layer}.value"]
-    attention = g.node(
-        "MultiHeadAttention",
-        attention_inputs,
-        [f"{h}.attn", f"present.{layer}.key", f"present.{layer}.value"],
-        domain=_MS_DOMAIN,
-        num_heads=heads,
-        unidirectional=1,
-    )
+    present = [f"present.{layer}.key", f"present.{layer}.value"]
+    past = [f"past_key_values.{layer}.key", f"past_key_values.{layer}.value"]
+    if g.static_cache:
+        # Packed QKV (GPT-2 lays it out [q | k | v], as GroupQueryAttention reads it); the new keys and
+        # values are written into the preallocated cache in place, at each row's own length.
+        packed = g.node("Add", [qkv, g.param(p + "attn.c_attn.bias")], [f"{h}.qkvb"])
+        attention = g.node(
+            "GroupQueryAttention",
+            [packed, "", "", *past, "seqlens_k", "total_sequence_length"],
+            [f"{h}.attn", *present],
+            domain=_MS_DOMAIN,
+            num_heads=heads,
+            kv_num_heads=heads,
+        )
+    else:
+        g.node("Split", [qkv, "split3"], [f"{h}.q", f"{h}.k", f"{h}.v"], axis=-1)
+        inputs = [
+            f"{h}.q",
+            f"{h}.k",
+            f"{h}.v",
+            g.param(p + "attn.c_attn.bias"),
+            "key_padding_mask",
+            "",
+            *past,
+        ]
+        attention = g.node(
+            "MultiHeadAttention",
+            inputs,
+            [f"{h}.attn", *present],
+            domain=_MS_DOMAIN,
+            num_heads=heads,
+            unidirectional=1,
+        )
     projected = g.node("MatMul", [attention, g.param(p + "attn.c_proj.weight")], [f"{h}.proj"])
     mlp_in, middle = g.skip_norm(projected, residual, p + "ln_2", p + "attn.c_proj.bias", f"{h}.mid", eps)
     fc = g.node("MatMul", [mlp_in, g.param(p + "mlp.c_fc.weight")], [f"{h}.fc"])
@@ -189,34 +212,47 @@ def _check_config(config: Mapping[str, Any]) -> None:
         raise FusionError("only GPT-2 with the standard attention scale is fused here")
 
 
-def _io(layers: int, heads: int, head_dim: int, vocab: int) -> tuple[list[Any], list[Any]]:
-    """The optimum export's inputs and outputs (names and symbolic shapes)."""
+def _io(
+    layers: int, heads: int, head_dim: int, vocab: int, static_cache: bool
+) -> tuple[list[Any], list[Any]]:
+    """The graph's inputs and outputs (names and symbolic shapes).
+
+    The optimum export's, or with ``static_cache`` the cache layout of GroupQueryAttention: no
+    attention mask but each row's length (``seqlens_k``: cached + new tokens - 1, int32) and the
+    batch's longest (``total_sequence_length``), and a cache as long as the context window whose
+    present outputs are bound to the same memory as the past inputs.
+    """
     tensor = helper.make_tensor_value_info
     batch, step, total = "batch_size", "sequence_length", "total_sequence_length"
-    inputs = [
-        tensor("input_ids", TensorProto.INT64, [batch, step]),
-        tensor("attention_mask", TensorProto.INT64, [batch, total]),
-        tensor("position_ids", TensorProto.INT64, [batch, step]),
-    ]
+    inputs = [tensor("input_ids", TensorProto.INT64, [batch, step])]
+    if static_cache:
+        inputs.append(tensor("seqlens_k", TensorProto.INT32, [batch]))
+        inputs.append(tensor("total_sequence_length", TensorProto.INT32, []))
+        total = "max_sequence_length"
+    else:
+        inputs.append(tensor("attention_mask", TensorProto.INT64, [batch, total]))
+    inputs.append(tensor("position_ids", TensorProto.INT64, [batch, step]))
     outputs = [tensor("logits", TensorProto.FLOAT, [batch, 1, vocab])]
+    cache = [batch, heads, "max_sequence_length" if static_cache else "past_sequence_length", head_dim]
     for layer in range(layers):
         for part in ("key", "value"):
-            past = [batch, heads, "past_sequence_length", head_dim]
-            inputs.append(tensor(f"past_key_values.{layer}.{part}", TensorProto.FLOAT, past))
-            outputs.append(
-                tensor(f"present.{layer}.{part}", TensorProto.FLOAT, [batch, heads, total, head_dim])
-            )
+            inputs.append(tensor(f"past_key_values.{layer}.{part}", TensorProto.FLOAT, cache))
+            present = [batch, heads, total, head_dim]
+            outputs.append(tensor(f"present.{layer}.{part}", TensorProto.FLOAT, present))
     return inputs, outputs
 
 
-def gpt2_fused_model(weights: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> onnx.ModelProto:
+def gpt2_fused_model(
+    weights: Mapping[str, np.ndarray], config: Mapping[str, Any], *, static_cache: bool = False
+) -> onnx.ModelProto:
     """The fused graph (see module doc) of a GPT-2 with these Hugging Face-named weights and config."""
     _check_config(config)
     layers, heads, width = int(config["n_layer"]), int(config["n_head"]), int(config["n_embd"])
     eps = float(config.get("layer_norm_epsilon", 1e-5))
-    g = _GraphBuilder(weights)
-    g.ints("split3", [width, width, width])
-    g.node("Cast", ["attention_mask"], ["key_padding_mask"], to=TensorProto.INT32)
+    g = _GraphBuilder(weights, static_cache=static_cache)
+    if not static_cache:
+        g.ints("split3", [width, width, width])
+        g.node("Cast", ["attention_mask"], ["key_padding_mask"], to=TensorProto.INT32)
     tokens = g.node("Gather", [g.param("transformer.wte.weight"), "input_ids"], ["tok"])
     places = g.node("Gather", [g.param("transformer.wpe.weight"), "position_ids"], ["pos"])
     residual = g.node("Add", [tokens, places], ["h_in"])
@@ -236,7 +272,7 @@ def gpt2_fused_model(weights: Mapping[str, np.ndarray], config: Mapping[str, Any
     head = g.param("lm_head.weight_t", np.asarray(weights["transformer.wte.weight"]).T)
     g.node("MatMul", [last, head], ["logits"])
     vocab = int(weights["transformer.wte.weight"].shape[0])
-    inputs, outputs = _io(layers, heads, width // heads, vocab)
+    inputs, outputs = _io(layers, heads, width // heads, vocab, static_cache)
     graph = helper.make_graph(g.nodes, GRAPH_NAME, inputs, outputs, initializer=g.initializers)
     model = helper.make_model(
         graph,
@@ -247,7 +283,9 @@ def gpt2_fused_model(weights: Mapping[str, np.ndarray], config: Mapping[str, Any
     return model
 
 
-def fuse_graph_file(source: Path, config: Mapping[str, Any], target: Path) -> None:
+def fuse_graph_file(
+    source: Path, config: Mapping[str, Any], target: Path, *, static_cache: bool = False
+) -> None:
     """Write the fused graph of the GPT-2 export at ``source`` to ``target`` (same weights)."""
     weights = gpt2_weights_from_onnx(onnx.load(str(source)), int(config["n_layer"]))
-    onnx.save(gpt2_fused_model(weights, config), str(target))
+    onnx.save(gpt2_fused_model(weights, config, static_cache=static_cache), str(target))
