@@ -28,8 +28,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-#: The graph name recorded in a card, so a reader knows which layout the model.onnx has.
+#: The graph names recorded in a card, so a reader knows which layout the model.onnx has.
 GRAPH_NAME = "gpt2-fused-mha"
+STATIC_GRAPH_NAME = "gpt2-fused-gqa-static-cache"
 OPSET = 17
 _MS_DOMAIN = "com.microsoft"
 
@@ -273,7 +274,8 @@ def gpt2_fused_model(
     g.node("MatMul", [last, head], ["logits"])
     vocab = int(weights["transformer.wte.weight"].shape[0])
     inputs, outputs = _io(layers, heads, width // heads, vocab, static_cache)
-    graph = helper.make_graph(g.nodes, GRAPH_NAME, inputs, outputs, initializer=g.initializers)
+    name = STATIC_GRAPH_NAME if static_cache else GRAPH_NAME
+    graph = helper.make_graph(g.nodes, name, inputs, outputs, initializer=g.initializers)
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(_MS_DOMAIN, 1)],

@@ -3,7 +3,8 @@
 Either is registered as its OWN model version (new name:version, its own file hashes, ``parent`` the
 version it came from, its own evaluation in the card): a draft must name the bytes that wrote it.
 
-* ``fused`` (GPT-2 only): the graph of :mod:`inference.training.fused_graph`. Adopted only when its
+* ``fused`` (GPT-2 only): the fused graph of :mod:`inference.training.fused_graph` with the static
+  KV cache (GroupQueryAttention; the fastest measured, docs/benchmarks.md). Adopted only when its
   greedy answers are identical, token for token, to the parent's on the evaluation prompts; otherwise
   nothing is written or registered.
 * ``int8``: dynamic quantisation of the parent's graph with onnxruntime's quantiser (the one optimum's
@@ -75,13 +76,13 @@ def _build_graph(variant: str, source: Path, staging: Path) -> dict[str, Any]:
     """Write the variant's ``model.onnx`` into ``staging``; returns what the card records of it."""
     config = json.loads((source / "config.json").read_text(encoding="utf-8"))
     if variant == "fused":
-        from .fused_graph import GRAPH_NAME, FusionError, fuse_graph_file  # needs onnx (train extra)
+        from .fused_graph import STATIC_GRAPH_NAME, FusionError, fuse_graph_file  # onnx: train extra
 
         try:
-            fuse_graph_file(source / "model.onnx", config, staging / "model.onnx")
+            fuse_graph_file(source / "model.onnx", config, staging / "model.onnx", static_cache=True)
         except FusionError as exc:
             raise VariantError(str(exc)) from exc
-        return {"graph": GRAPH_NAME, "quantisation": "fp32"}
+        return {"graph": STATIC_GRAPH_NAME, "quantisation": "fp32"}
     # onnxruntime's dynamic quantiser, which optimum's ORTQuantizer wraps: called directly because
     # ORTQuantizer cannot type the contrib ops of an optimised graph (SkipLayerNormalization...).
     from onnx import TensorProto

@@ -91,3 +91,68 @@ def test_an_empty_prompt_is_refused(engine_and_prompts):
     engine, prompts, _ = engine_and_prompts
     with pytest.raises(runtime.engine.EngineError):
         engine.generate_ids([prompts[0], []], 4)
+
+
+# --- the static KV cache (GroupQueryAttention graph, slots written in place) -----------------------
+
+
+@pytest.fixture
+def static_engine(engine_and_prompts, tmp_path):
+    """The tiny model's fused graph with a static cache, as an engine, beside the original's answers."""
+    onnx = pytest.importorskip("onnx")  # noqa: F841 - the train extra builds the graph
+    import json
+    import shutil
+
+    from inference.runtime.engine import DecoderEngine
+    from inference.training.fused_graph import fuse_graph_file
+    from tests.model_fixtures import build_tiny_model
+
+    source = build_tiny_model().artifact_dir
+    for name in ("config.json", "generation_config.json", "tokenizer.json"):
+        shutil.copyfile(source / name, tmp_path / name)
+    config = json.loads((source / "config.json").read_text())
+    fuse_graph_file(source / "model.onnx", config, tmp_path / "model.onnx", static_cache=True)
+    _, prompts, alone = engine_and_prompts
+    return DecoderEngine(tmp_path), prompts, alone
+
+
+@pytest.mark.parametrize("max_rows", [1, 3, 32])
+def test_the_static_cache_gives_the_same_answers_in_any_company(static_engine, max_rows):
+    engine, prompts, alone = static_engine
+    assert engine.static_cache
+    assert engine.generate_ids(prompts, TINY_MAX_NEW_TOKENS, max_rows=max_rows) == alone
+    assert engine.generate_ids(prompts[::-1], TINY_MAX_NEW_TOKENS, max_rows=max_rows) == alone[::-1]
+
+
+def test_the_static_cache_slots_fit_the_memory_budget(static_engine):
+    from inference.runtime.static_cache import SlotBatcher, slot_count
+
+    engine, prompts, alone = static_engine
+    budgets = [engine.budget(len(p), TINY_MAX_NEW_TOKENS) for p in prompts]
+    length = max(len(p) + b for p, b in zip(prompts, budgets, strict=True))
+    one_slot = length * engine.kv_bytes_per_token
+    assert slot_count(32, length, engine.kv_bytes_per_token, 3 * one_slot) == 3
+    assert slot_count(32, length, engine.kv_bytes_per_token, 1) == 1  # one row always runs
+    assert slot_count(4, length, engine.kv_bytes_per_token, None) == 4
+    batcher = SlotBatcher(engine, max_rows=32, memory_budget_bytes=3 * one_slot)
+    assert batcher.run(prompts, budgets) == alone
+    assert batcher.peak_rows == 3 and batcher.cache_bytes <= 3 * one_slot
+
+
+def test_a_static_cache_graph_without_position_ids_is_refused(static_engine, tmp_path):
+    import onnx
+
+    from inference.runtime.engine import DecoderEngine, EngineError
+
+    model = onnx.load(str(tmp_path / "model.onnx"))
+    kept = [i for i in model.graph.input if i.name != "position_ids"]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.json", "generation_config.json", "tokenizer.json"):
+        (broken / name).write_bytes((tmp_path / name).read_bytes())
+    onnx.save(model, str(broken / "model.onnx"))
+    with pytest.raises(Exception) as failure:  # onnxruntime refuses the graph, or the engine does
+        DecoderEngine(broken)
+    assert failure.type is EngineError or "position_ids" in str(failure.value)

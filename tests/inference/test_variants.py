@@ -39,7 +39,7 @@ def test_the_fused_graph_is_its_own_version_and_writes_the_parents_drafts(tiny_m
     )
     assert fused.artifact_sha256 != tiny_model_version.artifact_sha256
     assert fused.artifacts["tokenizer.json"] == tiny_model_version.artifacts["tokenizer.json"]
-    assert fused.card["graph"] == "gpt2-fused-mha" and fused.quantisation == "fp32"
+    assert fused.card["graph"] == "gpt2-fused-gqa-static-cache" and fused.quantisation == "fp32"
     assert fused.metrics["variant_evaluation"]["identical_to_parent_share"] == 1.0
     inputs = varied_inputs(12)
     assert [g.text for g in runtime.generate(fused, "report_draft", inputs)] == [
@@ -130,3 +130,23 @@ def test_the_command_registers_a_variant_and_refuses_bad_requests(tiny_model_ver
         call_command(
             "optimise_model", reference, "--variant", "fused", "--version", "0.0.4", "--eval-prompts", "0"
         )
+
+
+def test_the_fused_static_cache_graph_writes_what_transformers_writes(tiny_model_version):
+    torch = pytest.importorskip("torch")
+    from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from inference.prompts import build_prompt
+    from tests.model_fixtures import TINY_MAX_NEW_TOKENS, build_tiny_model
+
+    fused = build(tiny_model_version, "fused", "0.0.1-fused")
+    files = build_tiny_model()
+    model = GPT2LMHeadModel.from_pretrained(files.torch_dir).eval()
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(files.torch_dir)
+    inputs = varied_inputs(8)
+    for x, generation in zip(inputs, runtime.generate(fused, "report_draft", inputs), strict=True):
+        encoded = tokenizer(build_prompt("report_draft", x), return_tensors="pt")
+        with torch.no_grad():
+            output = model.generate(**encoded, max_new_tokens=TINY_MAX_NEW_TOKENS, do_sample=False)
+        new_tokens = output[0, encoded["input_ids"].shape[1] :].tolist()
+        assert generation.text == tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
