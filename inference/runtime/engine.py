@@ -262,6 +262,10 @@ class DecoderEngine(TextEngine):
             raise EngineError("model.onnx lacks input_ids or attention_mask")
         if self.static_cache and "position_ids" not in inputs:
             raise EngineError("a static-cache model.onnx must take position_ids")
+        if self.static_cache and self.device != "cpu":
+            # Its cache is host memory bound in place; on a GPU the concatenating graph keeps the
+            # cache in device memory instead (bench/gpu_inference.py).
+            raise EngineError("a static-cache graph is served on CPU only; use the fused MHA graph on GPU")
         self.past_names = [
             (f"past_key_values.{layer}.key", f"past_key_values.{layer}.value")
             for layer in range(self.shape.layers)
