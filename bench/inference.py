@@ -65,7 +65,7 @@ def fitting_inputs(model_dir: Path, count: int, max_new_tokens: int, seed: int) 
     from tokenizers import Tokenizer
 
     from inference.prompts import build_prompt
-    from portal.records.synthetic.generate import generate_department
+    from portal.demo.synthetic.generate import generate_department
 
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     config = json.loads((model_dir / "config.json").read_text())

@@ -49,7 +49,7 @@ def prepare(env: dict[str, str]) -> str:
     code = (
         "from django.contrib.auth.models import User, Group\n"
         "from rest_framework.authtoken.models import Token\n"
-        "from portal.records.synthetic import generate_department\n"
+        "from portal.demo.synthetic import generate_department\n"
         "u,_=User.objects.get_or_create(username='bench_ris')\n"
         "u.groups.add(Group.objects.get(name='integration'))\n"
         "g=Group.objects.get(name='radiologist')\n"
@@ -75,8 +75,8 @@ def payloads(n: int, seed: int) -> list[tuple[dict, dict, dict]]:
     import django
 
     django.setup()
-    from portal.records.management.commands.seed_demo import study_pairs
-    from portal.records.synthetic import generate_department
+    from portal.demo.management.commands.seed_demo import study_pairs
+    from portal.demo.synthetic import generate_department
 
     def iso(value) -> str | None:  # noqa: ANN001
         return value.isoformat() if value is not None else None
@@ -167,8 +167,8 @@ def bulk(env: dict[str, str], n: int, seed: int) -> float:
     code = (
         "import time\n"
         "from portal.records import bulk\n"
-        "from portal.records.management.commands.seed_demo import study_pairs\n"
-        "from portal.records.synthetic import generate_department\n"
+        "from portal.demo.management.commands.seed_demo import study_pairs\n"
+        "from portal.demo.synthetic import generate_department\n"
         f"pairs=list(study_pairs(generate_department(studies={n}, seed={seed})))\n"
         "t=time.perf_counter(); c=bulk.import_pairs(pairs); print(time.perf_counter()-t, c.studies)\n"
     )

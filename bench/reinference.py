@@ -47,6 +47,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 os.environ.setdefault("CONCORDANCE_TLS", "0")
 
+from portal.core.workers import start_worker  # noqa: E402  (path set up above)
+
 _workers: list[subprocess.Popen] = []
 
 
@@ -97,28 +99,13 @@ def start_workers(count: int, env: dict[str, str], log_dir: Path, timeout: float
         logs.append(log)
         with log.open("a") as handle:
             _workers.append(
-                subprocess.Popen(  # noqa: S603 - this interpreter, fixed argv
-                    [
-                        sys.executable,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "portal",
-                        "worker",
-                        "--pool",
-                        "solo",
-                        "--loglevel",
-                        "INFO",
-                        "--hostname",
-                        f"bench{index}@%h",
-                        "--without-heartbeat",
-                        "--without-gossip",
-                        "--without-mingle",
-                    ],
-                    cwd=ROOT,
+                start_worker(
                     env=env,
+                    cwd=ROOT,
                     stdout=handle,
                     stderr=subprocess.STDOUT,
+                    loglevel="INFO",
+                    hostname=f"bench{index}@%h",
                 )
             )
     deadline = time.monotonic() + timeout

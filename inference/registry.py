@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 
 from audit import log as audit
 from audit.canonical import canonical_json
-from portal.records.errors import InvalidRecord, RecordConflict
+from portal.core.errors import InvalidRecord, RecordConflict
 from portal.records.models import AIOutputKind, ModelStatus, ModelVersion, Specialty
 
 logger = logging.getLogger(__name__)

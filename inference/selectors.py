@@ -11,24 +11,37 @@ from django.utils import timezone
 
 from inference.models import ChunkStatus, ReinferenceResult, ReinferenceRun, ResultStatus
 from inference.reinference.summary import latency_percentiles, rate, side_summary
-from portal.records.errors import InvalidRecord
+from portal.core.errors import InvalidRecord, RecordError
 from portal.records.models import ModelVersion
 
 _REFERENCE = re.compile(r"^(?P<name>[^:\s]{1,128}):(?P<version>[^:\s]{1,64})$")
 
 
-def model_version_by_reference(reference: str | int) -> ModelVersion:
-    """The version named ``"NAME:VERSION"`` or by its id; :class:`InvalidRecord` (400) when there is none."""
-    if isinstance(reference, int) and not isinstance(reference, bool):
+def model_version_by_reference(
+    reference: str | int,
+    *,
+    allow_id: bool = True,
+    field: str = "model",
+    error: type[RecordError] = InvalidRecord,
+) -> ModelVersion:
+    """The ONE reading of a model reference: ``"NAME:VERSION"``, or (``allow_id``) the version's id.
+
+    A malformed or unknown reference raises ``error`` on ``field``: 400 (:class:`InvalidRecord`) where the
+    reference is a parameter of the request, 404 (:class:`RecordNotFound`) where it names a resource.
+    """
+    if allow_id and isinstance(reference, str) and reference.isascii() and reference.isdigit():
+        reference = int(reference) if len(reference) < 19 else -1
+    if allow_id and isinstance(reference, int) and not isinstance(reference, bool):
         mv = ModelVersion.objects.filter(pk=reference).first()
-    elif isinstance(reference, str) and reference.isascii() and reference.isdigit() and len(reference) < 19:
-        mv = ModelVersion.objects.filter(pk=int(reference)).first()
+        missing = "No model version has this id."
     elif isinstance(reference, str) and (match := _REFERENCE.match(reference)):
         mv = ModelVersion.objects.filter(name=match["name"], version=match["version"]).first()
+        missing = "No model version has this name and version."
     else:
-        raise InvalidRecord("model must be NAME:VERSION or a model version id", field="model")
+        accepted = "NAME:VERSION or a model version id" if allow_id else "NAME:VERSION"
+        raise error(f"A model is given as {accepted}.", field=field)
     if mv is None:
-        raise InvalidRecord("unknown model version", field="model")
+        raise error(missing, field=field)
     return mv
 
 

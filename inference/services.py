@@ -18,12 +18,10 @@ import os
 import socket
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -49,9 +47,10 @@ from inference.registry import ArtifactIntegrityError, verify_artifacts
 from inference.reinference.cohort import CohortFilter, select_cohort, split
 from inference.reinference.summary import categories_of
 from inference.selectors import model_version_by_reference
-from portal.records.errors import InvalidRecord, RecordConflict
+from portal.core.enqueue import enqueue_on_commit
+from portal.core.errors import InvalidRecord, RecordConflict
+from portal.core.signals import stored_comparisons_wanted
 from portal.records.models import AIOutput, AIOutputKind, ModelVersion, SignedReport, sha256_text
-from portal.review.models import Comparison, Discrepancy
 
 logger = logging.getLogger(__name__)
 
@@ -81,18 +80,7 @@ def worker_identity() -> str:
 
 def _dispatch(chunk_ids: Sequence[int]) -> None:
     """After commit, send one task per chunk. A broker failure is logged; the reaper re-sends later."""
-    ids = list(chunk_ids)
-    if not ids:
-        return
-
-    def send() -> None:
-        for chunk_id in ids:
-            try:
-                current_app.signature(CHUNK_TASK, args=[chunk_id]).apply_async()
-            except Exception:  # noqa: BLE001 - any broker failure; the reaper catches up
-                logger.warning("re-inference chunk %s not enqueued; the reaper will re-send it", chunk_id)
-
-    transaction.on_commit(send)
+    enqueue_on_commit(CHUNK_TASK, chunk_ids, catch_up="the reaper")
 
 
 # --- Creating and cancelling runs ------------------------------------------------------------------
@@ -366,28 +354,16 @@ def _generate(mv: ModelVersion, kind: str, outcomes: list[_Outcome]) -> float:
 
 
 def _original_figures(outcomes: list[_Outcome]) -> dict[int, tuple[str, int, int, dict[str, dict[str, int]]]]:
-    """Per study, the original output's comparison with the same report: stored row, else the engine."""
+    """Per study, the original output's comparison with the same report: stored row, else the engine.
+
+    The stored rows belong to the review app (above this one): asked for by a signal, not imported.
+    """
     pairs = {(o.original.pk, o.reference.pk): o.study_id for o in outcomes}
-    stored = Comparison.objects.filter(
-        candidate_id__in={c for c, _r in pairs}, reference_id__in={r for _c, r in pairs}
-    ).values_list(
-        "pk", "candidate_id", "reference_id", "radpeer_suggested", "significant_count", "minor_count"
-    )
     figures: dict[int, tuple[str, int, int, dict[str, dict[str, int]]]] = {}
-    by_comparison: dict[int, int] = {}
-    for pk, candidate_id, reference_id, radpeer, significant, minor in stored:
-        study_id = pairs.get((candidate_id, reference_id))
-        if study_id is not None:
-            figures[study_id] = (radpeer, significant, minor, {})
-            by_comparison[pk] = study_id
-    found: dict[int, list[dict[str, str]]] = defaultdict(list)
-    for comparison_id, category, significance in Discrepancy.objects.filter(
-        comparison_id__in=list(by_comparison)
-    ).values_list("comparison_id", "category", "significance"):
-        found[by_comparison[comparison_id]].append({"category": category, "significance": significance})
-    for study_id, discrepancies in found.items():
-        radpeer, significant, minor, _ = figures[study_id]
-        figures[study_id] = (radpeer, significant, minor, categories_of(discrepancies))
+    for _receiver, answer in stored_comparisons_wanted.send(sender=__name__, pairs=set(pairs)):
+        for pair, (radpeer, significant, minor, discrepancies) in answer.items():
+            if pair in pairs:
+                figures[pairs[pair]] = (radpeer, significant, minor, categories_of(discrepancies))
     for outcome in outcomes:
         if outcome.study_id not in figures:
             result = compare(outcome.original.text, outcome.reference.text)

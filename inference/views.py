@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -31,25 +30,14 @@ from inference.compare import RADPEER_SCORES
 from inference.models import ReinferenceRun
 from inference.reinference.cohort import MAX_SAMPLE, MAX_SEED, CohortFilter
 from portal.accounts import roles
-from portal.records.errors import InvalidRecord, RecordConflict
+from portal.core.access import deny
+from portal.core.errors import InvalidRecord, RecordConflict
 from portal.records.models import AIOutputKind, ModelStatus, ModelVersion, Specialty
 
 RUNS_PER_PAGE = 25
 RESULTS_PER_PAGE = 25
 #: How often the run page asks for fresh progress while the run is active (htmx ``every`` syntax).
 POLL_EVERY = "1s"
-
-
-def _deny(request: HttpRequest, *, reason: str) -> NoReturn:
-    """Audit a refusal, then refuse with 403."""
-    with transaction.atomic():
-        audit.record(
-            "access.denied",
-            actor=request.user,
-            context=audit.AuditContext.from_request(request),
-            details={"reason": reason},
-        )
-    raise PermissionDenied
 
 
 def _cursor(request: HttpRequest, name: str) -> int | None:
@@ -258,11 +246,11 @@ def _runs_page(request: HttpRequest, form: RunForm | None, *, status: int = 200)
 def runs(request: HttpRequest) -> HttpResponse:
     """GET lists runs (and shows the launch form to QA chairs and admins); POST launches a run."""
     if not roles.can_view_reinference(request.user):
-        _deny(request, reason="reinference.view")
+        deny(request, reason="reinference.view")
     may_run = roles.can_run_reinference(request.user)
     if request.method == "POST":
         if not may_run:
-            _deny(request, reason="reinference.run")
+            deny(request, reason="reinference.run")
         form = RunForm(request.POST, versions=_runnable_versions())
         if form.is_valid():
             try:
@@ -299,7 +287,7 @@ def _progress_context(run: ReinferenceRun) -> dict[str, Any]:
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One run: live progress, cancel button, and once results exist the summary, charts and results."""
     if not roles.can_view_reinference(request.user):
-        _deny(request, reason="reinference.view")
+        deny(request, reason="reinference.view")
     run = _run_or_404(pk)
     after = _cursor(request, "after")
     context = _progress_context(run)
@@ -334,7 +322,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def run_progress(request: HttpRequest, pk: int) -> HttpResponse:
     """The progress partial the run page polls (it stops polling once the run has ended)."""
     if not roles.can_view_reinference(request.user):
-        _deny(request, reason="reinference.view")
+        deny(request, reason="reinference.view")
     run = _run_or_404(pk)
     return render(request, "inference/_progress.html", _progress_context(run))
 
@@ -344,7 +332,7 @@ def run_progress(request: HttpRequest, pk: int) -> HttpResponse:
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     """Cancel a queued or running run (QA chair, admin); a run that has ended says so."""
     if not roles.can_run_reinference(request.user):
-        _deny(request, reason="reinference.cancel")
+        deny(request, reason="reinference.cancel")
     run = _run_or_404(pk)
     try:
         services.reinference_run_cancel(
@@ -382,7 +370,7 @@ def _scalars(data: dict[str, Any]) -> list[tuple[str, str]]:
 def models(request: HttpRequest) -> HttpResponse:
     """Registered model versions: status, kinds, specialties, headline metrics and the artifact hash."""
     if not roles.can_view_models(request.user):
-        _deny(request, reason="models.view")
+        deny(request, reason="models.view")
     versions = list(ModelVersion.objects.select_related("parent").order_by("name", "-pk"))
     return render(
         request,
@@ -396,7 +384,7 @@ def models(request: HttpRequest) -> HttpResponse:
 def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The model card: lineage, metrics, settings, every artifact file with its SHA-256, integrity now."""
     if not roles.can_view_models(request.user):
-        _deny(request, reason="models.view")
+        deny(request, reason="models.view")
     mv = _model_or_404(pk)
     problems = registry.integrity_problems(mv) if mv.is_runnable else None
     return render(
@@ -421,7 +409,7 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def model_activate(request: HttpRequest, pk: int) -> HttpResponse:
     """Make this version the one that serves its specialties and kinds (the registry audits it)."""
     if not roles.can_manage_models(request.user):
-        _deny(request, reason="models.activate")
+        deny(request, reason="models.activate")
     mv = _model_or_404(pk)
     try:
         registry.model_version_activate(

@@ -120,6 +120,7 @@ INSTALLED_APPS = [
     "portal.review",
     "portal.legal",
     "inference",
+    "portal.demo",
 ]
 
 MIDDLEWARE = [
@@ -236,7 +237,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "portal.records.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "portal.core.api_errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,

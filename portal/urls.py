@@ -1,23 +1,34 @@
-"""Top-level URLs: pages, the API under /api/v1/, its OpenAPI schema, and authentication."""
+"""Top-level URLs: pages, the API under /api/v1/, its OpenAPI schema, and authentication.
+
+This is the wiring on top of every app: it hands ``audit`` (which imports no domain app) the access
+rules of :mod:`portal.accounts` for its page and its proof API.
+"""
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from audit import urls as audit_urls
+from audit.api import urls as audit_api_urls
 from portal import views
+from portal.accounts import roles
+from portal.accounts.permissions import CanReadProofs
+from portal.core.access import require
 from portal.review.api.views import CompareView
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("audit/", views.audit_status, name="audit-status"),
+    path(
+        "audit/",
+        include(audit_urls.urlpatterns_for(require(roles.can_view_audit_status, reason="PermissionDenied"))),
+    ),
     path("accounts/", include("portal.accounts.urls")),
     path("review/", include("portal.review.urls")),
     path("", include("inference.urls")),  # /reinference/ and /models/
-    path("", include("portal.legal.page_urls")),  # /legal/
+    path("", include("portal.legal.urls")),  # /legal/
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/compare", CompareView.as_view(), name="api-compare"),
-    path("api/v1/legal/", include("portal.legal.urls")),
-    path("api/v1/audit/", include("portal.legal.audit_urls")),
-    path("api/v1/", include("inference.api.run_urls")),
+    path("api/v1/legal/", include("portal.legal.api.urls")),
+    path("api/v1/audit/", include(audit_api_urls.urlpatterns_for(CanReadProofs))),
     path("api/v1/", include("inference.api.urls")),
     path("api/v1/", include("portal.records.api.urls")),
 ]

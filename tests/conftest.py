@@ -75,18 +75,6 @@ def now() -> dt.datetime:
     return dt.datetime(2026, 3, 4, 12, 0, tzinfo=dt.UTC)
 
 
-def _database_url(settings_dict: dict) -> str:
-    """The URL of the database the tests run on (the test database, once created)."""
-    if settings_dict["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{settings_dict['NAME']}"
-    user = settings_dict.get("USER") or ""
-    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    host = settings_dict.get("HOST") or "127.0.0.1"
-    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
-    return f"postgresql://{auth}{host}{port}/{settings_dict['NAME']}"
-
-
 @pytest.fixture(scope="module")
 def celery_worker_process(django_db_setup, django_db_blocker):
     """A real Celery worker process on the configured broker, pointed at the test database.
@@ -98,34 +86,17 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     """
     import os
     import subprocess
-    import sys
     import time
 
     from django.db import connection
 
     from portal.celery import app
+    from portal.core.workers import database_url, start_worker
 
     app.control.purge()
     env = os.environ.copy()
-    env["DATABASE_URL"] = _database_url(connection.settings_dict)
-    process = subprocess.Popen(  # noqa: S603 - fixed argv
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "WARNING",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        env=env,
-    )
+    env["DATABASE_URL"] = database_url(connection.settings_dict)
+    process = start_worker(env=env)
     time.sleep(3)  # let it connect; tests poll for results anyway
     if process.poll() is not None:
         raise RuntimeError(f"the Celery worker exited at start with code {process.returncode}")

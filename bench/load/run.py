@@ -33,6 +33,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from portal.core.workers import worker_argv  # noqa: E402  (path set up above)
+
 PREPARE = """
 import json
 from django.contrib.auth.models import Group, User
@@ -171,23 +173,7 @@ class Bench:
                 "warning",
             ]
         )
-        self.spawn(
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "portal",
-                "worker",
-                "--pool",
-                "solo",
-                "--loglevel",
-                "WARNING",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-            ]
-        )
+        self.spawn(worker_argv(python=python))
         self.spawn(
             [
                 python,

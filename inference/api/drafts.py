@@ -2,7 +2,7 @@
 
 Synchronous: the reporting system (or a radiologist's client) waits for the text, which is stored as an
 AI output with its provenance before it is returned. Errors map centrally
-(:mod:`portal.records.api.errors`): bad inputs 400, unknown study or model 404, no serving model 409,
+(:mod:`portal.core.api_errors`): bad inputs 400, unknown study or model 404, no serving model 409,
 oversized 413, a model failing its integrity check 503.
 """
 
@@ -20,9 +20,10 @@ from rest_framework.views import APIView
 
 from audit import log as audit
 from inference.runtime import drafting
+from inference.selectors import model_version_by_reference
 from portal.accounts.permissions import CanDraft
+from portal.core.errors import RecordError, RecordNotFound
 from portal.records.api.serializers import AIOutputOutput, BoundedJSONField
-from portal.records.errors import RecordError
 from portal.records.models import AIOutputKind
 
 # A draft request is a handful of findings; anything near the general JSON cap is not one.
@@ -86,7 +87,9 @@ class DraftCreate(APIView):
         data = serializer.validated_data
         study = drafting.find_study(data["study"])
         model_version = (
-            drafting.find_model_version(data["model_version"]) if "model_version" in data else None
+            model_version_by_reference(data["model_version"], field="model_version", error=RecordNotFound)
+            if "model_version" in data
+            else None
         )
         output = drafting.draft_create(
             study=study,

@@ -25,7 +25,7 @@ from inference import selectors, services
 from inference.models import ReinferenceResult, ReinferenceRun, ResultStatus, RunStatus
 from inference.reinference.cohort import MAX_SAMPLE, MAX_SEED, CohortFilter
 from portal.accounts.permissions import CanRunReinference, CanViewReinference
-from portal.records.api.views import IdCursorPagination
+from portal.core.pagination import IdCursorPagination
 from portal.records.models import AIOutputKind, Specialty
 
 

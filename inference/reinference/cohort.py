@@ -19,7 +19,7 @@ from typing import Any
 from django.db.models import Case, Exists, IntegerField, OuterRef, QuerySet, Subquery, Value, When
 from django.utils import timezone
 
-from portal.records.errors import InvalidRecord
+from portal.core.errors import InvalidRecord
 from portal.records.models import (
     AIOutput,
     AIOutputKind,

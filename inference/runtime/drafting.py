@@ -19,8 +19,8 @@ from django.utils import timezone
 from audit import log as audit
 from inference import registry, runtime
 from inference.prompts import PromptError, build_prompt
+from portal.core.errors import InvalidRecord, RecordError, RecordNotFound
 from portal.records import services
-from portal.records.errors import InvalidRecord, RecordError, RecordNotFound
 from portal.records.models import AIOutput, AIOutputKind, ModelStatus, ModelVersion, Study
 from portal.records.payloads import AIOutputPayload
 
@@ -78,19 +78,6 @@ def find_study(reference: str) -> Study:
     if study is None:
         raise RecordNotFound("No study with this accession number or id.", field="study")
     return study
-
-
-def find_model_version(reference: str) -> ModelVersion:
-    """A model version by id or by ``name:version``; :class:`RecordNotFound` otherwise."""
-    mv = None
-    if _as_id(reference) is not None:
-        mv = ModelVersion.objects.filter(pk=_as_id(reference)).first()
-    elif ":" in reference:
-        name, _, version = reference.rpartition(":")
-        mv = ModelVersion.objects.filter(name=name, version=version).first()
-    if mv is None:
-        raise RecordNotFound("No model version with this id or name:version.", field="model_version")
-    return mv
 
 
 def complete_inputs(study: Study, inputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,13 +12,13 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 
 from audit import log as audit
 from portal.accounts import roles, second_factor
+from portal.core.access import deny
 
 LAST_ACTIVITY_KEY = "concordance_last_activity"
 # Requests a page makes on its own (progress polling, the session check) send this header; they must
@@ -139,11 +139,4 @@ class ApiOnlyAccountsMiddleware:
             or not roles.is_api_only(request.user)
         ):
             return self.get_response(request)
-        with transaction.atomic():
-            audit.record(
-                "access.denied",
-                actor=request.user,
-                context=audit.AuditContext.from_request(request),
-                details={"reason": "api_only_account"},
-            )
-        raise PermissionDenied("This account may use the API only.")
+        deny(request, reason="api_only_account", message="This account may use the API only.")

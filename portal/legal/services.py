@@ -14,24 +14,25 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit import immutability
 from audit import log as audit
 from inference.models import ReinferenceResult
 from portal.accounts import roles
+from portal.core.enqueue import enqueue_on_commit
+from portal.core.errors import InvalidRecord, RecordConflict, RecordError, RecordNotFound
 from portal.legal.export import scope as export_scope
 from portal.legal.export.builder import build_package
 from portal.legal.export.deid import PROFILE as DEID_PROFILE
 from portal.legal.export.errors import ExportCancelled, ExportForbidden
 from portal.legal.export.scope import ExportScope
+from portal.legal.holds import holds_covering
 from portal.legal.models import ExportPackage, ExportStatus, HoldScope, LegalHold
-from portal.records.errors import InvalidRecord, RecordConflict, RecordError, RecordNotFound
 from portal.records.models import AIOutput, GroundTruthLabel, Patient, SignedReport, Study
 from portal.review.models import Assignment, Comparison, Discrepancy, DiscrepancyVerdict, Feedback, Review
 
@@ -166,24 +167,9 @@ def legal_hold_release(
     return locked
 
 
-def active_holds() -> QuerySet[LegalHold]:
-    """Holds not yet released."""
-    return LegalHold.objects.filter(released_at__isnull=True)
-
-
 def holds_blocking(study: Study) -> list[LegalHold]:
-    """The active holds that cover ``study``: by its patient, by membership, or by its acquisition date.
-
-    Dates are compared in the portal's time zone (settings.TIME_ZONE), as counsel reads them. A study
-    without an acquisition date is covered by no date-range hold.
-    """
-    covers = Q(scope=HoldScope.PATIENT, patient_id=study.patient_id) | Q(
-        scope=HoldScope.STUDIES, studies=study
-    )
-    if study.study_datetime is not None:
-        day = timezone.localtime(study.study_datetime).date()
-        covers |= Q(scope=HoldScope.DATE_RANGE, date_from__lte=day, date_to__gte=day)
-    return list(active_holds().filter(covers).distinct().order_by("id"))
+    """The active holds that keep ``study`` from the purge (coverage: :mod:`portal.legal.holds`)."""
+    return list(LegalHold.objects.filter(pk__in=holds_covering([study])[study.pk]).order_by("id"))
 
 
 # --- Retention purge -------------------------------------------------------------------------------
@@ -340,13 +326,8 @@ def _export_details(package: ExportPackage, **extra: object) -> dict:
 
 
 def _enqueue_export(package_pk: int) -> None:
-    def send() -> None:
-        try:
-            current_app.send_task(EXPORT_TASK, args=[package_pk])
-        except Exception:  # noqa: BLE001 - broker down: the stale-job reaper re-sends queued jobs
-            logger.warning("export %s not enqueued; the reaper will retry", package_pk)
-
-    transaction.on_commit(send)
+    """After commit, send the export job; a broker outage is caught up by the stale-job reaper."""
+    enqueue_on_commit(EXPORT_TASK, [package_pk], catch_up="the stale-job reaper")
 
 
 @transaction.atomic

@@ -1,14 +1,15 @@
-"""URLs of the legal-hold and legal-export API (mounted at /api/v1/legal/)."""
+"""URLs of the legal page (mounted at the site root): search, holds and export packages."""
 
 from django.urls import path
 
-from portal.legal import api
+from portal.legal import views
 
 urlpatterns = [
-    path("holds", api.HoldListCreate.as_view(), name="api-legal-holds"),
-    path("holds/<int:pk>/release", api.HoldRelease.as_view(), name="api-legal-hold-release"),
-    path("exports", api.ExportListCreate.as_view(), name="api-legal-exports"),
-    path("exports/<int:pk>", api.ExportDetail.as_view(), name="api-legal-export"),
-    path("exports/<int:pk>/cancel", api.ExportCancel.as_view(), name="api-legal-export-cancel"),
-    path("exports/<int:pk>/download", api.ExportDownload.as_view(), name="api-legal-export-download"),
+    path("legal/", views.legal, name="legal"),
+    path("legal/search", views.search, name="legal-search"),
+    path("legal/holds", views.hold_place, name="legal-hold-place"),
+    path("legal/holds/<int:pk>/release", views.hold_release, name="legal-hold-release"),
+    path("legal/exports", views.exports, name="legal-exports"),
+    path("legal/exports/request", views.export_request, name="legal-export-request"),
+    path("legal/exports/<int:pk>/cancel", views.export_cancel, name="legal-export-cancel"),
 ]

@@ -10,26 +10,26 @@ background request, so it does not keep an idle session alive) while a package i
 from __future__ import annotations
 
 import re
-from typing import Any, NoReturn
+from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from audit import log as audit
 from portal.accounts import roles
+from portal.core.access import deny
+from portal.core.errors import InvalidRecord, RecordConflict
 from portal.legal import services
 from portal.legal.export import scope as export_scope
 from portal.legal.export.errors import ExportForbidden
 from portal.legal.export.scope import MAX_ACCESSIONS, ExportScope
+from portal.legal.holds import holds_covering
 from portal.legal.models import ExportPackage, HoldScope, LegalHold
-from portal.records.errors import InvalidRecord, RecordConflict
 from portal.records.models import ModelVersion, Study
 
 SEARCH_LIMIT = 200
@@ -39,21 +39,9 @@ POLL_EVERY = "2s"
 _SPLIT = re.compile(r"[\s,;]+")
 
 
-def _deny(request: HttpRequest, *, reason: str) -> NoReturn:
-    """Audit a refusal, then refuse with 403."""
-    with transaction.atomic():
-        audit.record(
-            "access.denied",
-            actor=request.user,
-            context=audit.AuditContext.from_request(request),
-            details={"reason": reason},
-        )
-    raise PermissionDenied
-
-
 def _require_page(request: HttpRequest) -> None:
     if not roles.can_use_legal_page(request.user):
-        _deny(request, reason="legal.page")
+        deny(request, reason="legal.page")
 
 
 # --- Forms ----------------------------------------------------------------------------------------------
@@ -192,24 +180,6 @@ def _add_error(form: forms.Form, exc: InvalidRecord | RecordConflict | ExportFor
 # --- Reads ----------------------------------------------------------------------------------------------
 
 
-def _held_flags(studies: list[Study]) -> dict[int, bool]:
-    """Which of ``studies`` an active hold covers, in three queries whatever the number of studies."""
-    active = services.active_holds()
-    patient_ids = set(active.filter(scope=HoldScope.PATIENT).values_list("patient_id", flat=True))
-    member_ids = set(
-        LegalHold.studies.through.objects.filter(
-            legalhold__in=active.filter(scope=HoldScope.STUDIES), study_id__in=[s.pk for s in studies]
-        ).values_list("study_id", flat=True)
-    )
-    ranges = list(active.filter(scope=HoldScope.DATE_RANGE).values_list("date_from", "date_to"))
-    flags = {}
-    for study in studies:
-        day = timezone.localtime(study.study_datetime).date() if study.study_datetime else None
-        in_range = day is not None and any(start <= day <= end for start, end in ranges)
-        flags[study.pk] = study.patient_id in patient_ids or study.pk in member_ids or in_range
-    return flags
-
-
 def _exports() -> list[ExportPackage]:
     return list(ExportPackage.objects.select_related("requested_by").order_by("-pk")[:EXPORTS_SHOWN])
 
@@ -248,7 +218,7 @@ def _page(
             object_type="legal_hold",
             details={"ids": [hold.pk for hold in holds]},
         )
-    flags = _held_flags(results) if results else {}
+    flags = {pk: bool(ids) for pk, ids in holds_covering(results).items()} if results else {}
     for study in results or []:
         study.is_held = flags[study.pk]  # type: ignore[attr-defined]
     context = {
@@ -315,7 +285,7 @@ def hold_place(request: HttpRequest) -> HttpResponse:
     """Place a legal hold (counsel, admin)."""
     _require_page(request)
     if not roles.can_manage_holds(request.user):
-        _deny(request, reason="legal_hold.place")
+        deny(request, reason="legal_hold.place")
     form = HoldForm(request.POST)
     if form.is_valid():
         try:
@@ -340,7 +310,7 @@ def hold_release(request: HttpRequest, pk: int) -> HttpResponse:
     """Release an active hold with a reason (counsel, admin)."""
     _require_page(request)
     if not roles.can_manage_holds(request.user):
-        _deny(request, reason="legal_hold.release")
+        deny(request, reason="legal_hold.release")
     hold = LegalHold.objects.filter(pk=pk).first()
     if hold is None:
         raise Http404
@@ -368,7 +338,7 @@ def export_request(request: HttpRequest) -> HttpResponse:
     """Request a legal export package; a worker builds it and the list shows its progress."""
     _require_page(request)
     if not roles.can_export_packages(request.user):
-        _deny(request, reason="export.request")
+        deny(request, reason="export.request")
     form = ExportForm(request.POST)
     if form.is_valid():
         try:
@@ -396,7 +366,7 @@ def exports(request: HttpRequest) -> HttpResponse:
     """The export list partial (polled while a package is queued or building)."""
     _require_page(request)
     if not roles.can_export_packages(request.user):
-        _deny(request, reason="export.list")
+        deny(request, reason="export.list")
     return render(request, "legal/_exports.html", {**_exports_context(), "can_export": True})
 
 
@@ -406,7 +376,7 @@ def export_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     """Cancel a queued or building export (no partial package is ever left visible)."""
     _require_page(request)
     if not roles.can_export_packages(request.user):
-        _deny(request, reason="export.cancel")
+        deny(request, reason="export.cancel")
     package = ExportPackage.objects.filter(pk=pk).first()
     if package is None:
         raise Http404

@@ -137,7 +137,7 @@ ISSUE_CODES: dict[str, str] = {
     CONFLICT: "conflict",
     DUPLICATE: "duplicate",
     NOT_FOUND: "not-found",
-    # Codes of the record services' own errors (``portal.records.errors``) end up here too.
+    # Codes of the record services' own errors (``portal.core.errors``) end up here too.
     "invalid": "invalid",
     "unavailable": "transient",
 }

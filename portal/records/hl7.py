@@ -102,7 +102,7 @@ ERR_CODES: dict[str, tuple[str, str]] = {
     DUPLICATE: ("205", "Duplicate key identifier"),
     CONFLICT: ("207", "Application internal error"),
     TOO_LARGE: ("207", "Application internal error"),
-    # Codes of the record services' own errors (``portal.records.errors``) end up here too.
+    # Codes of the record services' own errors (``portal.core.errors``) end up here too.
     "invalid": ("207", "Application internal error"),
 }
 _UNSUPPORTED_BY_FIELD = {

@@ -13,8 +13,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, transaction
 
 from audit import log as audit
+from portal.core.errors import RecordError
 from portal.records import hl7, services
-from portal.records.errors import RecordError
 from portal.records.payloads import AdapterError, AIOutputPayload, StudyPayload
 
 logger = logging.getLogger(__name__)

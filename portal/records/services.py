@@ -10,11 +10,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from celery import current_app
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -22,7 +20,8 @@ from django.db import IntegrityError, transaction
 from audit import log as audit
 from audit.canonical import canonical_json
 from portal.accounts.roles import Role
-from portal.records.errors import InvalidRecord, RecordConflict, RecordNotFound
+from portal.core.enqueue import enqueue_on_commit
+from portal.core.errors import InvalidRecord, RecordConflict, RecordNotFound
 from portal.records.models import (
     AIOutput,
     AIOutputKind,
@@ -43,7 +42,6 @@ from portal.records.payloads import (
 )
 
 T = TypeVar("T")
-logger = logging.getLogger(__name__)
 
 # By name, so that records does not import review (review reads records, not the reverse).
 COMPARE_TASK = "portal.review.tasks.compare_study"
@@ -87,14 +85,7 @@ def enqueue_comparison(study_id: int) -> None:
     A broker outage must not fail the ingestion that already committed: the periodic sweeper
     (``sweep_uncompared``) finds studies whose comparison never ran.
     """
-
-    def send() -> None:
-        try:
-            current_app.send_task(COMPARE_TASK, args=[study_id])
-        except Exception:  # noqa: BLE001 - any broker failure; the sweeper catches up
-            logger.warning("comparison for study %s not enqueued; the sweeper will retry", study_id)
-
-    transaction.on_commit(send)
+    enqueue_on_commit(COMPARE_TASK, [study_id], catch_up="the sweeper")
 
 
 def _insert_or_fetch(create: Callable[[], T], fetch: Callable[[], T | None]) -> tuple[T, bool]:

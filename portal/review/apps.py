@@ -11,5 +11,8 @@ class ReviewConfig(AppConfig):
 
     def ready(self) -> None:
         from audit import immutability
+        from portal.core.signals import stored_comparisons_wanted
+        from portal.review.receivers import stored_comparisons
 
         immutability.register("review_review", "review_discrepancyverdict")
+        stored_comparisons_wanted.connect(stored_comparisons, dispatch_uid="review.stored_comparisons")

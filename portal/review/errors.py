@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portal.records.errors import InvalidRecord, RecordError, RecordNotFound
+from portal.core.errors import InvalidRecord, RecordError, RecordNotFound
 
 
 class InvalidReview(InvalidRecord):

@@ -15,8 +15,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import generate_uid
 
 from audit.models import AuditEvent
+from portal.demo.synthetic import generate_department, write_dicom
 from portal.records.models import Patient, Study
-from portal.records.synthetic import generate_department, write_dicom
 from tests.factories import study_json
 
 pytestmark = pytest.mark.django_db

@@ -148,7 +148,7 @@ def test_hostile_text_from_every_standard_is_escaped_on_every_page(hostile_cases
 
 
 def test_a_hostile_dicom_file_name_is_never_shown_or_used_as_a_path(ris, personas, tmp_path):
-    from portal.records.synthetic import generate_department, write_dicom
+    from portal.demo.synthetic import generate_department, write_dicom
 
     department = generate_department(studies=1, seed=7)
     study = department.studies[0]

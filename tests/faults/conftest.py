@@ -31,6 +31,7 @@ import pytest
 import requests
 from psycopg import sql
 
+from portal.core.workers import start_worker
 from tests.factories import ai_output_json, signed_report_json, study_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,24 +189,7 @@ class Stack:
 
     # --- processes -------------------------------------------------------------------------------
     def start_worker(self, *, queues: str | None = None) -> subprocess.Popen:
-        argv = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "WARNING",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-        if queues:
-            argv += ["-Q", queues]
-        worker = subprocess.Popen(argv, cwd=ROOT, env=self.env)  # noqa: S603 - fixed argv
+        worker = start_worker(env=self.env, cwd=ROOT, queues=queues)
         self.processes.append(worker)
         return worker
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from inference import runtime
+from portal.demo.synthetic import generate_department
 from portal.records.models import ModelStatus
-from portal.records.synthetic import generate_department
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from audit.log import SYSTEM
 from audit.models import AuditEvent
 from inference import registry
 from inference.registry import ArtifactIntegrityError
-from portal.records.errors import InvalidRecord, RecordConflict
+from portal.core.errors import InvalidRecord, RecordConflict
 from portal.records.models import ModelStatus, ModelVersion
 
 pytestmark = pytest.mark.django_db

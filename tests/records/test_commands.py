@@ -17,10 +17,10 @@ from django.core.management.base import CommandError
 from pydicom.data import get_testdata_file
 
 from audit.models import AuditEvent
+from portal.demo.synthetic import generate_department, write_dicom
 from portal.records.management.commands.mllp_listen import listen
 from portal.records.mllp import send_mllp
 from portal.records.models import SignedReport, Study
-from portal.records.synthetic import generate_department, write_dicom
 from tests.adapters.conftest import build_oru
 
 SIGNED_BY_ALICE = {32: "alice"}

@@ -10,8 +10,8 @@ from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from pydicom.data import get_testdata_file
 
 from audit.models import AuditEvent
+from portal.demo.synthetic import generate_department, write_dicom
 from portal.records.models import Patient, Study
-from portal.records.synthetic import generate_department, write_dicom
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import pytest
 
 from inference.reinference.cohort import CohortFilter, sample, select_cohort, split
 from inference.reinference.summary import categories_of, latency_percentiles, percentile, side_summary
-from portal.records.errors import InvalidRecord
+from portal.core.errors import InvalidRecord
 from portal.records.models import AIOutput, SignedReport
 
 

@@ -39,7 +39,7 @@ def test_reinfer_creates_a_run_by_name_and_version(make_cohort, tiny_model_versi
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--model", "nope:1"], "unknown model"),
+        (["--model", "nope:1"], "No model version has this name and version"),
         (["--model", "@MODEL", "--specialty", "neuro"], "cohort is empty"),
         (["--model", "@MODEL", "--from", "2026-13-01"], "YYYY-MM-DD"),
         (["--model", "@MODEL", "--from", "2026-02-01", "--to", "2026-01-01"], "date_from"),

@@ -15,7 +15,7 @@ from inference import runtime, selectors, services, tasks
 from inference.models import ChunkStatus, ReinferenceChunk, ReinferenceResult, ReinferenceRun, RunStatus
 from inference.registry import model_version_register_directory
 from inference.reinference.cohort import CohortFilter
-from portal.records.errors import InvalidRecord, RecordConflict
+from portal.core.errors import InvalidRecord, RecordConflict
 from portal.records.models import AIOutput
 from portal.review.services import comparison_create
 from tests.model_fixtures import build_tiny_model
@@ -341,7 +341,7 @@ def test_a_corrupted_model_is_refused_at_creation(make_cohort, corruptible_versi
 
 def test_bad_requests_write_nothing(make_cohort, tiny_model_version, other_version):
     make_cohort(2, other_version, specialty="chest")
-    with pytest.raises(InvalidRecord, match="unknown model"):
+    with pytest.raises(InvalidRecord, match="No model version has this name and version"):
         _create("nope:1")
     with pytest.raises(InvalidRecord, match="NAME:VERSION"):
         _create("no version")

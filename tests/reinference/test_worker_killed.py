@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -22,47 +21,19 @@ from inference import services
 from inference.models import ChunkStatus, ReinferenceChunk, ReinferenceResult, ReinferenceRun
 from inference.reinference.cohort import CohortFilter
 from portal.celery import app
+from portal.core.workers import database_url, start_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
 LEASE_SECONDS = "3"
 
 
-def _database_url() -> str:
-    settings_dict = connection.settings_dict
-    if settings_dict["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{settings_dict['NAME']}"
-    user = settings_dict.get("USER") or ""
-    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    host = settings_dict.get("HOST") or "127.0.0.1"
-    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
-    return f"postgresql://{auth}{host}{port}/{settings_dict['NAME']}"
-
-
 def _start_worker() -> subprocess.Popen:
     """A worker started exactly as the shared fixture starts one, with a short lease."""
     env = os.environ.copy()
-    env["DATABASE_URL"] = _database_url()
+    env["DATABASE_URL"] = database_url(connection.settings_dict)
     env["REINFERENCE_LEASE_SECONDS"] = LEASE_SECONDS
-    return subprocess.Popen(  # noqa: S603 - fixed argv
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "WARNING",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        env=env,
-    )
+    return start_worker(env=env)
 
 
 def _leased_by(run: ReinferenceRun, pid: int):

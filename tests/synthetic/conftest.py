@@ -2,7 +2,7 @@
 
 import pytest
 
-from portal.records.synthetic import Department, generate_department
+from portal.demo.synthetic import Department, generate_department
 
 
 @pytest.fixture(scope="session")

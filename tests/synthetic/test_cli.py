@@ -1,10 +1,10 @@
-"""``python -m portal.records.synthetic`` writes labelled pairs and DICOM files."""
+"""``python -m portal.demo.synthetic`` writes labelled pairs and DICOM files."""
 
 import json
 
 import pytest
 
-from portal.records.synthetic.__main__ import main
+from portal.demo.synthetic.__main__ import main
 
 
 def test_it_writes_one_pair_per_study(tmp_path):

@@ -4,7 +4,7 @@ import re
 from collections import Counter
 from datetime import UTC, datetime
 
-from portal.records.synthetic import (
+from portal.demo.synthetic import (
     MODALITIES,
     PERIOD_END,
     PERIOD_START,

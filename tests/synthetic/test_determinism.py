@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from portal.records.synthetic import Department, generate_department
+from portal.demo.synthetic import Department, generate_department
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 DIGEST_SCRIPT = """
 import hashlib, json
 from dataclasses import asdict
-from portal.records.synthetic import generate_department
+from portal.demo.synthetic import generate_department
 data = json.dumps(asdict(generate_department(studies=150, seed=42)), sort_keys=True)
 print(hashlib.sha256(data.encode()).hexdigest())
 """

@@ -4,7 +4,7 @@ import pydicom
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
 
-from portal.records.synthetic import write_dicom
+from portal.demo.synthetic import write_dicom
 
 
 def test_it_round_trips_the_header(small_department, tmp_path):

@@ -3,7 +3,7 @@
 import re
 from collections import Counter
 
-from portal.records.synthetic import PERTURBATION_CATEGORIES, Finding, labelled_pairs, load_catalog
+from portal.demo.synthetic import PERTURBATION_CATEGORIES, Finding, labelled_pairs, load_catalog
 
 CHANGE_WORDS = re.compile(r"\b(new|increased|decreased|unchanged|stable|resolved|resolution)\b", re.I)
 HEDGE = re.compile(r"\b(possible|cannot exclude|cannot be excluded|suspicious for|questionable)\b", re.I)

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from audit import log as audit
 from inference.training.common import TrainingError
 from inference.training.external import ExternalRequest, external_model_register
-from portal.records.errors import RecordError
+from portal.core.errors import RecordError
 from portal.records.models import AIOutputKind, Specialty
 
 

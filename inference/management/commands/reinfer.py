@@ -13,7 +13,7 @@ from audit import log as audit
 from inference import selectors, services
 from inference.models import ReinferenceRun, RunStatus
 from inference.reinference.cohort import CohortFilter
-from portal.records.errors import RecordError
+from portal.core.errors import RecordError
 from portal.records.models import AIOutputKind
 
 

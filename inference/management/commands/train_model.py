@@ -21,7 +21,7 @@ from inference.training.pipeline import (
     model_build,
 )
 from inference.training.trainer import TrainSettings
-from portal.records.errors import RecordError
+from portal.core.errors import RecordError
 from portal.records.models import Specialty
 
 

@@ -33,8 +33,8 @@ from portal.legal.export import auditlog, fhir, loadfile, pdf, records
 from portal.legal.export.deid import Deidentifier, Identity
 from portal.legal.export.scope import ExportScope, resolve
 from portal.legal.export.zipwriter import PackageWriter
-from portal.legal.models import ExportPackage, LegalHold
-from portal.records.models import Study
+from portal.legal.holds import hold_ids_covering
+from portal.legal.models import ExportPackage
 
 CHUNK = 200
 VERIFY_MD = Path(__file__).with_name("VERIFY.md")
@@ -146,7 +146,8 @@ def _write(package: ExportPackage, writer: PackageWriter, heartbeat: Heartbeat) 
             timelines.append(_timeline(bundle))
         done = min(len(study_ids), start + CHUNK)
         heartbeat(done, total)
-    for hold_id in _holds_touching(study_ids, refs.patient_ids):
+    # Released holds too: the package shows the matter's whole hold history (portal.legal.holds).
+    for hold_id in sorted(hold_ids_covering(study_ids, include_released=True)):
         refs.add("legal_hold", hold_id)
 
     # 2. audit/
@@ -271,25 +272,6 @@ def _remember(bundle: records.StudyBundle, refs: auditlog.ScopeRefs, counts: dic
     for result in bundle.reinference:
         refs.add("reinference_run", result.run_id)
         counts["reinference_results"] += 1
-
-
-def _holds_touching(study_ids: list[int], patient_ids: set[int]) -> set[int]:
-    """Legal holds naming a study or patient of the scope, or whose date range covers one of its studies."""
-    found: set[int] = set(
-        LegalHold.objects.filter(patient_id__in=sorted(patient_ids)).values_list("id", flat=True)
-    )
-    date_holds = list(LegalHold.objects.filter(scope="date_range").only("id", "date_from", "date_to"))
-    for start in range(0, len(study_ids), 500):
-        chunk = study_ids[start : start + 500]
-        found.update(LegalHold.objects.filter(studies__in=chunk).values_list("id", flat=True))
-        for hold in date_holds:
-            if hold.pk in found:
-                continue
-            begin = timezone.make_aware(dt.datetime.combine(hold.date_from, dt.time.min))
-            end = timezone.make_aware(dt.datetime.combine(hold.date_to + dt.timedelta(days=1), dt.time.min))
-            if Study.objects.filter(pk__in=chunk, study_datetime__gte=begin, study_datetime__lt=end).exists():
-                found.add(hold.pk)
-    return found
 
 
 def _shown_scope(package: ExportPackage, deid: Identity) -> dict[str, Any]:

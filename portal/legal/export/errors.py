@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portal.records.errors import RecordError
+from portal.core.errors import RecordError
 
 
 class ExportForbidden(RecordError):

@@ -14,8 +14,9 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from portal.records.errors import InvalidRecord
-from portal.records.models import AIOutput, ModelVersion, Patient, Study
+from inference.selectors import model_version_by_reference
+from portal.core.errors import InvalidRecord
+from portal.records.models import AIOutput, Patient, Study
 
 MAX_ACCESSIONS = 10_000
 
@@ -61,17 +62,6 @@ def _day_start(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
-def model_version_of(text: str) -> ModelVersion:
-    """The registered model version named ``name:version``; InvalidRecord otherwise."""
-    name, sep, version = text.rpartition(":")
-    if not sep or not name or not version:
-        raise InvalidRecord("A model is given as NAME:VERSION.", field="model")
-    found = ModelVersion.objects.filter(name=name, version=version).first()
-    if found is None:
-        raise InvalidRecord("No model version has this name and version.", field="model")
-    return found
-
-
 def resolve(scope: ExportScope) -> QuerySet[Study]:
     """The studies the scope covers, ordered by id. Raises InvalidRecord for empty or unknown criteria.
 
@@ -112,7 +102,7 @@ def resolve(scope: ExportScope) -> QuerySet[Study]:
             raise InvalidRecord(f"Unknown accession numbers: {shown}.", field="accession_numbers")
         named |= Q(accession_number__in=wanted)
     if scope.model is not None:
-        version = model_version_of(scope.model)
+        version = model_version_by_reference(scope.model, allow_id=False)
         named |= Q(pk__in=AIOutput.objects.filter(model_version=version).values("study_id"))
 
     only_dates = scope.patient_mrn is None and not scope.accession_numbers and scope.model is None

@@ -20,10 +20,10 @@ from rest_framework.views import APIView
 
 from audit import log as audit
 from portal.accounts.permissions import CanIngest
+from portal.core.errors import RecordError
 from portal.records import dicom, fhir, ingest
 from portal.records.api.serializers import StudyOutput
 from portal.records.api.views import ingested_response
-from portal.records.errors import RecordError
 from portal.records.payloads import TOO_LARGE, AdapterError
 
 

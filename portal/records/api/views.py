@@ -9,7 +9,6 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,9 +16,10 @@ from rest_framework.views import APIView
 from audit import log as audit
 from portal.accounts import roles
 from portal.accounts.permissions import CanIngest, CanReadRecords
+from portal.core.errors import InvalidRecord
+from portal.core.pagination import IdCursorPagination
 from portal.records import services
 from portal.records.api import serializers as s
-from portal.records.errors import InvalidRecord
 from portal.records.models import AIOutput, SignedReport, Study
 
 
@@ -29,14 +29,6 @@ def ingested_response(result: services.Ingested, serializer_class: type) -> Resp
         serializer_class(result.record).data,
         status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
     )
-
-
-class IdCursorPagination(CursorPagination):
-    """Keyset pagination on the primary key: stable under concurrent inserts, O(1) per page."""
-
-    ordering = "-id"
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 class AuditedReadMixin:

@@ -13,9 +13,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit import log as audit
+from portal.core.errors import RecordError
 from portal.legal import services
 from portal.legal.models import ExportStatus
-from portal.records.errors import RecordError
 
 
 def _date(value: str) -> dt.date:

@@ -19,9 +19,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit import log as audit
 from portal.accounts.roles import can_ingest
+from portal.core.errors import RecordError
 from portal.records import ingest
 from portal.records.dicom import iter_dicom_files, read_study_header
-from portal.records.errors import RecordError
 from portal.records.payloads import AdapterError
 
 

@@ -1,4 +1,4 @@
-"""Domain errors of the record services, raised once and mapped to HTTP/FHIR/HL7 answers centrally."""
+"""Domain errors of the services of every app, raised once and mapped to HTTP/FHIR/HL7 answers centrally."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m portal.records.synthetic --studies 50 --seed 1 --pairs out.jsonl``."""
+"""Command line: ``python -m portal.demo.synthetic --studies 50 --seed 1 --pairs out.jsonl``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from . import generate_department, labelled_pairs, write_dicom
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Generate a department; write labelled pairs (JSON Lines) and optionally DICOM files."""
-    parser = argparse.ArgumentParser(prog="python -m portal.records.synthetic", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m portal.demo.synthetic", description=__doc__)
     parser.add_argument("--studies", type=int, default=50, help="number of studies (default 50)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument("--pairs", type=Path, help="write labelled pairs here as JSON Lines")

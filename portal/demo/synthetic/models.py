@@ -2,7 +2,7 @@
 
 Everything here is plain data: no Django, no database. The ``seed_demo`` command maps these onto the
 models in :mod:`portal.records.models`; the discrepancy engine's evaluation reads
-:func:`portal.records.synthetic.labelled_pairs`.
+:func:`portal.demo.synthetic.labelled_pairs`.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class StudyRecord:
 
     ``signed_sections`` has the keys ``indication``, ``comparison``, ``findings`` and ``impression``;
     ``signed_text`` joins them under headers in the radiologist's style. ``ai_inputs`` is what the
-    drafting model considered (see :func:`portal.records.synthetic.render_ai_draft`) and
+    drafting model considered (see :func:`portal.demo.synthetic.render_ai_draft`) and
     ``ai_draft_text`` is its rendering. ``laterality`` is the side of a one-sided study (a left knee),
     ``None`` otherwise. Dicts are plain ``dict`` so they serialise straight to JSON; treat them as
     read-only.

@@ -24,6 +24,7 @@ from django.core.management.base import BaseCommand
 from rest_framework.authtoken.models import Token
 
 from portal.accounts.roles import Role
+from portal.core.workers import start_worker
 from portal.records.models import Study
 
 DEMO_USERS = [
@@ -131,7 +132,7 @@ class Command(BaseCommand):
         bin_dir = Path(sys.executable).parent
         env = os.environ.copy()
         web = subprocess.Popen(
-            [  # noqa: S603 - fixed argv, no shell
+            [  # fixed argv, no shell
                 str(bin_dir / "gunicorn"),
                 "portal.wsgi:application",
                 "--bind",
@@ -147,21 +148,12 @@ class Command(BaseCommand):
             ],
             env=env,
         )
-        worker = subprocess.Popen(
-            [  # noqa: S603
-                str(bin_dir / "celery"),
-                "-A",
-                "portal",
-                "worker",
-                "--beat",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "2",
-                "--schedule",
-                str(settings.VAR_DIR / "celerybeat-schedule"),
-            ],
+        worker = start_worker(
             env=env,
+            solo=False,
+            loglevel="INFO",
+            concurrency=2,
+            beat_schedule=settings.VAR_DIR / "celerybeat-schedule",
         )
         processes = [web, worker]
         self._print_banner(options, logins, time.monotonic() - started)

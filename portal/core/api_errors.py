@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from audit import log as audit
-from portal.records.errors import RecordError
+from portal.core.access import record_denial
+from portal.core.errors import RecordError
 
 FHIR_ISSUE_CODES = {
     400: "invalid",
@@ -56,7 +56,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response = drf_exception_handler(exc, context)
     request = context.get("request")
     if request is not None and isinstance(exc, exceptions.PermissionDenied | exceptions.NotAuthenticated):
-        _audit_denial(request, exc)
+        record_denial(request, reason=type(exc).__name__)
     if response is not None and request is not None and request.path.startswith("/api/v1/fhir/"):
         detail = (
             response.data.get("detail", "Request refused.") if isinstance(response.data, dict) else "Refused."
@@ -73,16 +73,3 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         }
         response.content_type = "application/fhir+json"
     return response
-
-
-def _audit_denial(request: Any, exc: Exception) -> None:
-    """Every refused request is an audit event: who tried what, from where."""
-    user = getattr(request, "user", None)
-    actor = user if user is not None and user.is_authenticated else None
-    with transaction.atomic():
-        audit.record(
-            "access.denied",
-            actor=actor,
-            context=audit.AuditContext.from_request(request),
-            details={"reason": type(exc).__name__},
-        )

@@ -1,0 +1,1 @@
+"""The audit log's REST API (checkpoints and proofs)."""

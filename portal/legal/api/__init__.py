@@ -1,0 +1,1 @@
+"""The legal REST API: holds and export packages."""
