@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--engines", default=",".join(DEFAULT_ENGINES), help=f"of {', '.join(ENGINES)}")
     parser.add_argument("--memory-budget-mb", type=int, default=64, help="runtime KV-cache budget (0: none)")
     parser.add_argument("--api", type=int, default=50, help="POST /api/v1/drafts requests to time (0: skip)")
-    parser.add_argument("--api-engine", default="fused", choices=RUNTIME_ENGINES, help="graph the API runs")
+    parser.add_argument("--api-engine", default="static", choices=RUNTIME_ENGINES, help="graph the API runs")
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
