@@ -12,8 +12,8 @@ version it came from, its own evaluation in the card): a draft must name the byt
   the parent's: the card records how often and how much (the discrepancy engine's significant
   findings against the parent's drafts).
 
-The evaluation prompts are ``report_draft`` prompts of a synthetic department (seed 2026, not a
-training seed), the same the benchmark uses.
+The evaluation prompts are built from the inputs of the latest stored ``report_draft`` outputs: what
+the department's model is really asked.
 """
 
 from __future__ import annotations
@@ -31,15 +31,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from audit import log as audit
 from inference import registry
 from inference.compare import compare
-from inference.prompts import build_prompt
+from inference.prompts import PromptError, build_prompt
 from inference.runtime.engine import DecoderEngine
-from portal.records.models import ModelStatus, ModelVersion
-from portal.records.synthetic.generate import generate_department
+from portal.records.models import AIOutput, AIOutputKind, ModelStatus, ModelVersion
 
 from .common import TrainingError, default_out_dir, label_check, library_versions
 
 VARIANTS = ("fused", "int8")
-EVAL_SEED = 2026
 COPIED_FILES = ("config.json", "generation_config.json", "tokenizer.json")
 
 
@@ -59,16 +57,29 @@ class VariantRequest:
 
 
 def evaluation_prompts(engine: DecoderEngine, count: int) -> list[str]:
-    """``count`` synthetic ``report_draft`` prompts that leave room for a full answer."""
-    prompts = []
-    for study in generate_department(studies=count * 3, seed=EVAL_SEED).studies:
-        prompt = build_prompt("report_draft", study.ai_inputs)
-        if len(engine.encode([prompt])[0]) + engine.default_max_new_tokens <= (
-            engine.shape.max_positions or 10**9
-        ):
+    """Prompts of the ``count`` latest stored ``report_draft`` outputs that leave room for an answer.
+
+    What the department's drafting model is really asked (the stored inputs are exactly what a model
+    saw); raises :class:`VariantError` when there is none to evaluate on.
+    """
+    window = engine.shape.max_positions or 10**9
+    prompts: list[str] = []
+    stored = (
+        AIOutput.objects.filter(kind=AIOutputKind.REPORT_DRAFT)
+        .order_by("-pk")
+        .values_list("inputs", flat=True)
+    )
+    for inputs in stored[: count * 3].iterator():
+        try:
+            prompt = build_prompt("report_draft", inputs)
+        except PromptError:
+            continue
+        if len(engine.encode([prompt])[0]) + engine.default_max_new_tokens <= window:
             prompts.append(prompt)
         if len(prompts) == count:
             break
+    if not prompts:
+        raise VariantError("No stored report drafts to evaluate the variant on (seed or ingest some first).")
     return prompts
 
 
@@ -106,7 +117,7 @@ def _evaluate(parent: DecoderEngine, variant: DecoderEngine, count: int) -> dict
     significant = [len(compare(a, b).significant) for a, b in zip(ours, theirs, strict=True)]
     return {
         "prompts": len(prompts),
-        "prompt_source": f"synthetic department, seed {EVAL_SEED}, report_draft",
+        "prompt_source": "the inputs of the latest stored report_draft AI outputs",
         "identical_to_parent_share": sum(a == b for a, b in zip(ours, theirs, strict=True)) / len(prompts),
         "drafts_with_significant_discrepancy_vs_parent_share": sum(n > 0 for n in significant) / len(prompts),
         "significant_discrepancies_vs_parent": sum(significant),

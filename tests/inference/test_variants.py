@@ -10,9 +10,10 @@ from django.core.management import CommandError, call_command
 from audit.log import SYSTEM
 from inference import registry, runtime
 from inference.training.variants import VariantError, VariantRequest, variant_build
-from portal.records.errors import InvalidRecord, RecordConflict
+from portal.core.errors import InvalidRecord, RecordConflict
 from portal.records.models import ModelVersion
 from tests.inference.test_runtime import varied_inputs
+from tests.reinference.conftest import make_cohort  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -23,6 +24,13 @@ onnx = pytest.importorskip("onnx")  # the train extra; installed by make test
 def _private_var_dir(settings, tmp_path):
     """Variants are written under VAR_DIR/models: each test gets its own."""
     settings.VAR_DIR = tmp_path / "var"
+
+
+@pytest.fixture(autouse=True)
+def _stored_drafts(request, make_cohort):  # noqa: F811
+    """Stored report drafts: the variants are evaluated on their inputs."""
+    if "tiny_model_version" in request.fixturenames:
+        make_cohort(6, request.getfixturevalue("tiny_model_version"))
 
 
 def build(parent: ModelVersion, variant: str, version: str) -> ModelVersion:
@@ -150,3 +158,14 @@ def test_the_fused_static_cache_graph_writes_what_transformers_writes(tiny_model
             output = model.generate(**encoded, max_new_tokens=TINY_MAX_NEW_TOKENS, do_sample=False)
         new_tokens = output[0, encoded["input_ids"].shape[1] :].tolist()
         assert generation.text == tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+
+
+def test_without_stored_drafts_there_is_nothing_to_evaluate_and_nothing_is_written(
+    tiny_model_version, tmp_path
+):
+    from portal.records.models import AIOutput
+
+    AIOutput.objects.all()._raw_delete(AIOutput.objects.db)  # the trigger forbids a plain DELETE
+    with pytest.raises(VariantError, match="No stored report drafts"):
+        build(tiny_model_version, "fused", "0.0.1-fused")
+    assert not list((tmp_path / "var").rglob("*.onnx"))

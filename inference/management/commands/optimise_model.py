@@ -12,10 +12,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from audit import log as audit
-from inference.runtime.drafting import find_model_version
+from inference.selectors import model_version_by_reference
 from inference.training.common import TrainingError
 from inference.training.variants import VARIANTS, VariantRequest, variant_build
-from portal.records.errors import RecordError
+from portal.core.errors import RecordError
 
 
 class Command(BaseCommand):
@@ -40,7 +40,7 @@ class Command(BaseCommand):
             raise CommandError("--eval-prompts must be between 1 and 500")
         try:
             request = VariantRequest(
-                model_version=find_model_version(options["model"]),
+                model_version=model_version_by_reference(options["model"]),
                 variant=options["variant"],
                 version=options["model_version"],
                 eval_prompts=options["eval_prompts"],
