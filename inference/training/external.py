@@ -16,9 +16,7 @@ file behind.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,14 @@ from inference.runtime import ENGINES
 from inference.runtime.engine import TextEngine
 from portal.records.models import AIOutputKind, ModelStatus, ModelVersion, Specialty
 
-from .common import TrainingError, default_out_dir, default_version, label_check, library_versions
+from .common import (
+    TrainingError,
+    default_out_dir,
+    default_version,
+    label_check,
+    library_versions,
+    staged_directory,
+)
 
 #: Weight files optimum can read; a directory with none of them holds no model.
 WEIGHT_FILES = (
@@ -171,9 +176,7 @@ def external_model_register(
         directory = default_out_dir(name, version).resolve()
         if directory.exists():
             raise ExternalModelError(f"{directory} already exists.")
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=directory.parent))
-        try:
+        with staged_directory(directory) as staging:
             try:
                 if config.get("is_encoder_decoder"):
                     seq2seq_onnx_export(source, staging)
@@ -196,11 +199,6 @@ def external_model_register(
             (staging / registry.CARD_FILE).write_text(
                 json.dumps(card, indent=2, sort_keys=True), encoding="utf-8"
             )
-            staging.chmod(0o755)  # mkdtemp makes it private; workers must read it
-            os.replace(staging, directory)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         written.append(directory)
     try:
         return registry.model_version_register(

@@ -19,9 +19,7 @@ the department's model is really asked.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,7 @@ from inference.prompts import PromptError, build_prompt
 from inference.runtime.engine import DecoderEngine
 from portal.records.models import AIOutput, AIOutputKind, ModelStatus, ModelVersion
 
-from .common import TrainingError, default_out_dir, label_check, library_versions
+from .common import TrainingError, default_out_dir, label_check, library_versions, staged_directory
 
 VARIANTS = ("fused", "int8")
 COPIED_FILES = ("config.json", "generation_config.json", "tokenizer.json")
@@ -175,9 +173,7 @@ def variant_build(
     directory = default_out_dir(parent.name, request.version).resolve()
     if directory.exists():
         raise VariantError(f"{directory} already exists.")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=directory.parent))
-    try:
+    with staged_directory(directory) as staging:
         built = _build_graph(request.variant, source, staging)
         for name in COPIED_FILES:
             if (source / name).is_file():
@@ -189,11 +185,6 @@ def variant_build(
         (staging / registry.CARD_FILE).write_text(
             json.dumps(card, indent=2, sort_keys=True), encoding="utf-8"
         )
-        staging.chmod(0o755)  # mkdtemp makes it private; workers must read it
-        os.replace(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     try:
         return registry.model_version_register_directory(
             directory=directory,

@@ -160,12 +160,12 @@ def test_the_fused_static_cache_graph_writes_what_transformers_writes(tiny_model
         assert generation.text == tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
 
 
-def test_without_stored_drafts_there_is_nothing_to_evaluate_and_nothing_is_written(
-    tiny_model_version, tmp_path
-):
+def test_without_stored_drafts_there_is_nothing_to_evaluate_and_nothing_is_written(tiny_copy, tmp_path):
     from portal.records.models import AIOutput
 
-    AIOutput.objects.all()._raw_delete(AIOutput.objects.db)  # the trigger forbids a plain DELETE
+    parent = registry.model_version_register_directory(directory=tiny_copy, actor=None, context=SYSTEM)
+    assert not AIOutput.objects.exists()
     with pytest.raises(VariantError, match="No stored report drafts"):
-        build(tiny_model_version, "fused", "0.0.1-fused")
+        build(parent, "fused", "0.0.1-fused")
     assert not list((tmp_path / "var").rglob("*.onnx"))
+    assert ModelVersion.objects.count() == 1
