@@ -1,14 +1,18 @@
 """Greedy decoding over onnxruntime, numpy and tokenizers: no torch, no optimum, no Django.
 
 A worker imports this instead of optimum's ORTModel: optimum imports torch (~3 s and ~400 MB per
-process) for a loop this module does in a few dozen lines. The decoder is an optimum export
-(text-generation-with-past): inputs ``input_ids``, ``attention_mask``, optionally ``position_ids`` and
-``past_key_values.{i}.key|value``; outputs ``logits`` and ``present.{i}.key|value``.
+process) for a loop this module does in a few dozen lines. :class:`TextEngine` holds what every served
+model shares (tokenizer, special tokens, providers, the ``generate`` loop); :class:`DecoderEngine` runs
+a causal decoder: an optimum export (text-generation-with-past: inputs ``input_ids``,
+``attention_mask``, optionally ``position_ids`` and ``past_key_values.{i}.key|value``; outputs
+``logits`` and ``present.{i}.key|value``), or the fused graph with a static cache (``seqlens_k``,
+``total_sequence_length`` instead of the mask). Encoder-decoder models: :mod:`.seq2seq`.
 
 Reproducibility is the point: the same prompt gives the same tokens whatever the batch size and
-whatever the other prompts in the batch. Batches are left-padded, masked, and given the position ids
-each row would have alone (as transformers does), finished rows leave the batch, and everything runs in
-fp32 with a fixed thread count. Tests check it against every prompt alone and against transformers.
+whatever the other prompts in the batch. Rows are left-padded, masked and given the position ids each
+row would have alone (as transformers does) in :mod:`.batching`, or each keeps its own slot of a static
+cache in :mod:`.static_cache`; everything runs in fp32 with a fixed thread count. Tests check it
+against every prompt alone and against transformers.
 """
 
 from __future__ import annotations
@@ -90,7 +94,8 @@ def _read_json(path: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _ids(value: Any) -> list[int]:
+def token_ids_of(value: Any) -> list[int]:
+    """A config's token id or list of ids, as a list (empty when absent)."""
     if value is None:
         return []
     return [int(v) for v in (value if isinstance(value, list) else [value])]
@@ -138,15 +143,15 @@ class TextEngine:
         self.generation_config = generation
         self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         self.eos_ids = frozenset(
-            _ids(generation.get("eos_token_id"))
-            or _ids(self.config.get("eos_token_id"))
+            token_ids_of(generation.get("eos_token_id"))
+            or token_ids_of(self.config.get("eos_token_id"))
             or self._token(_EOS_SPELLINGS)
         )
         if not self.eos_ids:
             raise EngineError("the model names no end-of-text token")
         pad = (
-            _ids(generation.get("pad_token_id"))
-            or _ids(self.config.get("pad_token_id"))
+            token_ids_of(generation.get("pad_token_id"))
+            or token_ids_of(self.config.get("pad_token_id"))
             or self._token(_PAD_SPELLINGS)
         )
         # Padded positions are masked out, so any id works; EOS is what transformers falls back to.

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from inference.runtime.engine import EngineError, PromptTooLong, TextEngine, _ids
+from inference.runtime.engine import EngineError, PromptTooLong, TextEngine, token_ids_of
 
 ENCODER_FILE = "encoder_model.onnx"
 
@@ -42,7 +42,7 @@ class Seq2SeqEngine(TextEngine):
             raise EngineError("config.json does not describe an encoder-decoder model")
         if not (directory / ENCODER_FILE).is_file():
             raise EngineError(f"a seq2seq model needs {ENCODER_FILE} beside model.onnx")
-        start = _ids(self.generation_config.get("decoder_start_token_id")) or _ids(
+        start = token_ids_of(self.generation_config.get("decoder_start_token_id")) or token_ids_of(
             self.config.get("decoder_start_token_id")
         )
         if not start:
