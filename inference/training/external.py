@@ -134,6 +134,43 @@ def _card(
     }
 
 
+def _export_hugging_face(
+    request: ExternalRequest, source: Path, kinds: list[str], name: str, version: str, existing_card: dict
+) -> tuple[Path, dict[str, Any]]:
+    """Export a Hugging Face model directory (causal or encoder-decoder) to ONNX under the model store;
+    all or nothing."""
+    config = hf_check(source)
+    from .export import onnx_export, seq2seq_onnx_export  # the train extra, as in hf_check
+
+    directory = default_out_dir(name, version).resolve()
+    if directory.exists():
+        raise ExternalModelError(f"{directory} already exists.")
+    with staged_directory(directory) as staging:
+        try:
+            if config.get("is_encoder_decoder"):
+                seq2seq_onnx_export(source, staging)
+                optimised = False  # onnxruntime optimises it when it loads it
+            else:
+                optimised = onnx_export(source, staging, optimisation_required=False)
+        except Exception as exc:  # optimum raises many types for a model it cannot export
+            raise ExternalModelError(f"optimum could not export the model: {str(exc)[:200]}") from exc
+        shutil.copyfile(source / "tokenizer.json", staging / "tokenizer.json")
+        layout_check(staging)
+        card = existing_card or _card(
+            request,
+            kinds,
+            name,
+            version,
+            staging,
+            "a Hugging Face model directory exported here with optimum",
+        )
+        card = {**card, "name": name, "version": version, "graph_optimised": optimised}
+        (staging / registry.CARD_FILE).write_text(
+            json.dumps(card, indent=2, sort_keys=True), encoding="utf-8"
+        )
+    return directory, card
+
+
 def external_model_register(
     *, request: ExternalRequest, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> ModelVersion:
@@ -170,35 +207,7 @@ def external_model_register(
         else:
             card = existing_card
     else:
-        config = hf_check(source)
-        from .export import onnx_export, seq2seq_onnx_export  # the train extra, as in hf_check
-
-        directory = default_out_dir(name, version).resolve()
-        if directory.exists():
-            raise ExternalModelError(f"{directory} already exists.")
-        with staged_directory(directory) as staging:
-            try:
-                if config.get("is_encoder_decoder"):
-                    seq2seq_onnx_export(source, staging)
-                    optimised = False  # onnxruntime optimises it when it loads it
-                else:
-                    optimised = onnx_export(source, staging, optimisation_required=False)
-            except Exception as exc:  # optimum raises many types for a model it cannot export
-                raise ExternalModelError(f"optimum could not export the model: {str(exc)[:200]}") from exc
-            shutil.copyfile(source / "tokenizer.json", staging / "tokenizer.json")
-            layout_check(staging)
-            card = existing_card or _card(
-                request,
-                kinds,
-                name,
-                version,
-                staging,
-                "a Hugging Face model directory exported here with optimum",
-            )
-            card = {**card, "name": name, "version": version, "graph_optimised": optimised}
-            (staging / registry.CARD_FILE).write_text(
-                json.dumps(card, indent=2, sort_keys=True), encoding="utf-8"
-            )
+        directory, card = _export_hugging_face(request, source, kinds, name, version, existing_card)
         written.append(directory)
     try:
         return registry.model_version_register(
