@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from audit.log import SYSTEM
-from inference import runtime, services
+from inference import runtime
 from inference.models import ReinferenceRun, RunStatus
 from inference.prompts import build_prompt
+from inference.reinference import chunks, runs
 from inference.reinference.cohort import CohortFilter
 from inference.training.external import ExternalRequest, external_model_register
 from tests.inference.test_runtime import varied_inputs
@@ -127,11 +128,11 @@ def test_a_hospital_model_is_exported_registered_drafts_and_reproduces(arch, tmp
     assert [g.text for g in runtime.generate(mv, "report_draft", inputs)] == expected
 
     make_cohort(4, mv)
-    run = services.reinference_run_create(
+    run = runs.reinference_run_create(
         model_version=mv, cohort=CohortFilter(), chunk_size=2, actor=None, context=SYSTEM
     )
     for chunk in run.chunks.order_by("index").values_list("pk", flat=True):
-        services.reinference_chunk_process(chunk_id=chunk)
+        chunks.reinference_chunk_process(chunk_id=chunk)
     run = ReinferenceRun.objects.get(pk=run.pk)
     assert run.status == RunStatus.COMPLETED, run.status
     assert (run.total, run.done, run.failed) == (4, 4, 0), [(r.status, r.error) for r in run.results.all()]
