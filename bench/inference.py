@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,7 +45,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 os.environ.setdefault("CONCORDANCE_TLS", "0")
-ENGINES = ("pytorch", "optimum", "runtime")
+ENGINES = ("pytorch", "optimum", "runtime", "fused", "static", "int8")
+DEFAULT_ENGINES = ("pytorch", "optimum", "runtime", "fused", "static")
+#: Engines that are this project's runtime, each on its own graph of the same weights.
+RUNTIME_ENGINES = ("runtime", "fused", "static", "int8")
 
 
 # --- the parent: model, prompts, one subprocess per engine, the table ---------------------------------
@@ -87,16 +91,15 @@ def torch_weights_from_onnx(onnx_dir: Path, out_dir: Path) -> None:
     import onnx
     import onnxruntime as ort
     import torch
-    from onnx import numpy_helper
     from transformers import AutoConfig, GPT2LMHeadModel
+
+    from inference.training.fused_graph import gpt2_weights_from_onnx
 
     config = AutoConfig.from_pretrained(onnx_dir)
     if config.model_type != "gpt2":
         raise SystemExit(f"cannot rebuild PyTorch weights for model type {config.model_type!r}")
     model = GPT2LMHeadModel(config).eval()
-    graph = onnx.load(str(onnx_dir / "model.onnx")).graph
-    weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    found = _gpt2_parameters(graph, weights, config.n_layer)
+    found = gpt2_weights_from_onnx(onnx.load(str(onnx_dir / "model.onnx")), config.n_layer)
     state = model.state_dict()
     missing = []
     for name, tensor in state.items():
@@ -131,50 +134,50 @@ def torch_weights_from_onnx(onnx_dir: Path, out_dir: Path) -> None:
     print(f"rebuilt PyTorch weights from the ONNX initialisers (max logit gap {gap:.2e})", file=sys.stderr)
 
 
-def _gpt2_parameters(graph: Any, weights: dict[str, Any], layers: int) -> dict[str, Any]:
-    """GPT-2 parameters in an optimised ONNX graph: by name, else by where the fused nodes use them.
+def variant_dirs(model_dir: Path, scratch: Path, engines: list[str]) -> dict[str, Path]:
+    """The artifact directory each ONNX engine runs: the model as given, its fused graph, its int8 graph."""
+    from inference.training.fused_graph import fuse_graph_file
+    from inference.training.variants import COPIED_FILES, _build_graph
 
-    The optimiser merges identical initialisers (untrained biases and norms) under one name and folds
-    biases and layer norms into fused nodes (Gemm, FastGelu, SkipLayerNormalization), so each is found
-    from the node that consumes its matrix, and the norms from their order in the graph.
-    """
-    from onnx import helper
+    dirs = {"runtime": model_dir, "optimum": model_dir}
+    for variant in ("fused", "static", "int8"):
+        if variant not in engines:
+            continue
+        target = scratch / variant
+        target.mkdir()
+        for name in COPIED_FILES:
+            shutil.copyfile(model_dir / name, target / name)
+        if variant in ("fused", "static"):
+            fuse_graph_file(
+                model_dir / "model.onnx",
+                json.loads((model_dir / "config.json").read_text()),
+                target / "model.onnx",
+                static_cache=variant == "static",
+            )
+        else:
+            _build_graph("int8", model_dir, target)
+        card = (
+            json.loads((model_dir / "card.json").read_text()) if (model_dir / "card.json").is_file() else {}
+        )
+        card = {k: v for k, v in card.items() if k != "files"}  # the graph differs: no stale hashes
+        card["version"] = f"{card.get('version', '0')}-{variant}"
+        card["quantisation"] = "int8" if variant == "int8" else card.get("quantisation", "fp32")
+        (target / "card.json").write_text(json.dumps(card))
+        dirs[variant] = target
+    return dirs
 
-    found = {name: value for name, value in weights.items() if name.startswith("transformer.")}
-    consumers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
 
-    def bias_after(matrix: str) -> Any:
-        node = consumers[matrix][0]
-        if node.op_type == "Gemm":
-            if any(a.name == "transB" and helper.get_attribute_value(a) for a in node.attribute):
-                raise SystemExit(f"{matrix} is used transposed; cannot rebuild")
-            return weights.get(node.input[2])
-        follower = consumers[node.output[0]][0]
-        if follower.op_type == "Add":
-            return next((weights[i] for i in follower.input if i in weights), None)
-        if follower.op_type in ("FastGelu", "BiasGelu"):
-            return weights.get(follower.input[1])
-        if follower.op_type == "SkipLayerNormalization" and len(follower.input) > 4:
-            return weights.get(follower.input[4])
-        return None
+def optimised_node_count(graph: Path) -> int:
+    """Nodes of the graph as onnxruntime runs it (after its own optimisation): kernels per step."""
+    import onnx
+    import onnxruntime as ort
 
-    for layer in range(layers):
-        for module in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
-            matrix = f"transformer.h.{layer}.{module}.weight"
-            if matrix in consumers:
-                found[f"transformer.h.{layer}.{module}.bias"] = bias_after(matrix)
-    norms = [n for n in graph.node if n.op_type in ("LayerNormalization", "SkipLayerNormalization")]
-    names = [f"transformer.h.{layer}.{which}" for layer in range(layers) for which in ("ln_1", "ln_2")]
-    names.append("transformer.ln_f")
-    if len(norms) == len(names):
-        for node, name in zip(norms, names, strict=True):
-            offset = 1 if node.op_type == "LayerNormalization" else 2
-            found[f"{name}.weight"] = weights.get(node.input[offset])
-            found[f"{name}.bias"] = weights.get(node.input[offset + 1])
-    return {k: v for k, v in found.items() if v is not None}
+    with tempfile.TemporaryDirectory(prefix="bench-kernels-") as scratch:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(Path(scratch) / "optimised.onnx")
+        ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        return len(onnx.load(options.optimized_model_filepath).graph.node)
 
 
 def run_worker(engine: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -202,8 +205,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=int, default=32, help="prompts timed one by one at batch 1")
     parser.add_argument("--batches", default="1,8,32")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--engines", default=",".join(DEFAULT_ENGINES), help=f"of {', '.join(ENGINES)}")
+    parser.add_argument("--memory-budget-mb", type=int, default=64, help="runtime KV-cache budget (0: none)")
     parser.add_argument("--api", type=int, default=50, help="POST /api/v1/drafts requests to time (0: skip)")
+    parser.add_argument("--api-engine", default="static", choices=RUNTIME_ENGINES, help="graph the API runs")
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -235,8 +240,12 @@ def main(argv: list[str] | None = None) -> None:
     prompts = [
         build_prompt("report_draft", x) for x in fitting_inputs(model_dir, args.prompts, max_new, 2026)
     ]
+    model_dirs = variant_dirs(model_dir, Path(scratch.name), [*engines, args.api_engine])
     spec = {
         "model_dir": str(model_dir),
+        "model_dirs": {engine: str(path) for engine, path in model_dirs.items()},
+        "kernels": {engine: optimised_node_count(path / "model.onnx") for engine, path in model_dirs.items()},
+        "memory_budget_mb": args.memory_budget_mb,
         "torch_dir": str(torch_dir) if torch_dir else "",
         "prompts": prompts,
         "latency": min(args.latency, len(prompts)),
@@ -245,10 +254,12 @@ def main(argv: list[str] | None = None) -> None:
         "max_new_tokens": max_new,
     }
     results = {engine: run_worker(engine, spec) for engine in engines}
-    scratch.cleanup()
     report(model_dir, note, spec, results, " ".join(["bench/inference.py", *(argv or sys.argv[1:])]))
     if args.api:
-        api_latency(model_dir, fitting_inputs(model_dir, args.api + 1, max_new, 2027))
+        api_dir = model_dirs.get(args.api_engine, model_dir)
+        print(f"# the API below serves the {args.api_engine} graph ({api_dir.name})")
+        api_latency(api_dir, fitting_inputs(model_dir, args.api + 1, max_new, 2027))
+    scratch.cleanup()
 
 
 def report(model_dir: Path, note: str, spec: dict, results: dict[str, dict], command: str) -> None:
@@ -268,7 +279,7 @@ def report(model_dir: Path, note: str, spec: dict, results: dict[str, dict], com
         f"# {len(spec['prompts'])} report_draft prompts, max_new_tokens {spec['max_new_tokens']}, "
         f"mean answer {statistics.mean(tokens):.1f} tokens, {spec['threads']} thread(s) per process"
     )
-    header = ["engine", "clock", "import+load s", "b1 p50 ms", "b1 p95 ms"]
+    header = ["engine", "kernels/step", "clock", "import+load s", "b1 p50 ms", "b1 p95 ms"]
     header += [f"reports/s b{b}" for b in spec["batches"]] + ["peak RSS MB", "same as PyTorch b1"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -283,6 +294,7 @@ def report(model_dir: Path, note: str, spec: dict, results: dict[str, dict], com
         for clock, prefix, rate in (("cpu", "cpu_", "cpu_throughput"), ("wall", "", "throughput")):
             row = [
                 engine,
+                str(spec["kernels"].get(engine, "-")),
                 clock,
                 f"{r['import_s']:.2f}",
                 f"{r[prefix + 'p50_ms']:.1f}",
@@ -292,16 +304,20 @@ def report(model_dir: Path, note: str, spec: dict, results: dict[str, dict], com
                 same,
             ]
             print("| " + " | ".join(row) + " |")
-    if "pytorch" in results and "runtime" in results:
-        torch_r, ours = results["pytorch"], results["runtime"]
+    for ours_name in [e for e in RUNTIME_ENGINES if e in results and "pytorch" in results]:
+        torch_r, ours = results["pytorch"], results[ours_name]
         speedup = torch_r["cpu_p50_ms"] / ours["cpu_p50_ms"]
         print(
-            f"# runtime vs PyTorch eager (CPU time): batch-1 latency p50 {speedup:.1f}x faster; "
+            f"# {ours_name} vs PyTorch eager (CPU time): batch-1 latency p50 {speedup:.1f}x faster; "
             + ", ".join(
                 f"b{b} throughput {ours['cpu_throughput'][str(b)] / torch_r['cpu_throughput'][str(b)]:.1f}x"
                 for b in spec["batches"]
             )
         )
+    print(
+        f"# runtime engines: continuous batching (at most bN rows at once), KV-cache budget "
+        f"{spec['memory_budget_mb']} MB; 'kernels/step': nodes of the graph onnxruntime runs"
+    )
     print("# 'same as PyTorch b1': share of texts byte-identical to PyTorch fp32 at batch 1, per batch size")
 
 
@@ -384,10 +400,24 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since it started its program (``VmHWM``).
+
+    Not ``ru_maxrss``: Linux keeps that high-water mark across ``execve``, so a worker forked from a
+    parent that had imported torch reported the parent's ~500 MB whatever it used itself.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def worker(engine: str, spec: dict[str, Any]) -> dict[str, Any]:
     began = time.perf_counter()
-    if engine == "runtime":
-        generate, encode_decode = _runtime_engine(spec)
+    if engine in RUNTIME_ENGINES:
+        generate, encode_decode = _runtime_engine(spec, engine)
     else:
         generate, encode_decode = _torch_like_engine(engine, spec)
     loaded = time.perf_counter()
@@ -407,8 +437,11 @@ def worker(engine: str, spec: dict[str, Any]) -> dict[str, Any]:
     for batch in spec["batches"]:
         start, cpu = time.perf_counter(), time.process_time()
         answers: list[list[int]] = []
-        for i in range(0, len(prompts), batch):
-            answers += generate(prompts[i : i + batch], limit)
+        if engine in RUNTIME_ENGINES:  # continuous batching: every prompt, at most `batch` rows at once
+            answers = generate(prompts, limit, batch)
+        else:  # transformers' generate: static batches
+            for i in range(0, len(prompts), batch):
+                answers += generate(prompts[i : i + batch], limit)
         throughput[str(batch)] = len(prompts) / (time.perf_counter() - start)
         cpu_throughput[str(batch)] = len(prompts) / (time.process_time() - cpu)
         texts[str(batch)] = [decode(a) for a in answers]
@@ -423,22 +456,30 @@ def worker(engine: str, spec: dict[str, Any]) -> dict[str, Any]:
         "cpu_throughput": cpu_throughput,
         "texts": texts,
         "completion_tokens": tokens,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
-def _runtime_engine(spec: dict[str, Any]):
-    # By file path: the package __init__ would set up Django; the engine itself needs none of it.
-    location = ROOT / "inference" / "runtime" / "engine.py"
-    module_spec = importlib.util.spec_from_file_location("concordance_engine", location)
+def _load_by_path(name: str, relative: str) -> Any:
+    module_spec = importlib.util.spec_from_file_location(name, ROOT / relative)
     module = importlib.util.module_from_spec(module_spec)
-    sys.modules["concordance_engine"] = module
+    sys.modules[name] = module
     module_spec.loader.exec_module(module)
-    engine = module.DecoderEngine(Path(spec["model_dir"]), threads=spec["threads"])
-    assert "torch" not in sys.modules, "the runtime must not import torch"
+    return module
 
-    def generate(batch: list[list[int]], limit: int) -> list[list[int]]:
-        return [[t for t in ids if t not in engine.eos_ids] for ids in engine.generate_ids(batch, limit)]
+
+def _runtime_engine(spec: dict[str, Any], name: str):
+    # By file path: the package __init__ would set up Django; the engine itself needs none of it.
+    _load_by_path("inference.runtime.batching", "inference/runtime/batching.py")
+    _load_by_path("inference.runtime.static_cache", "inference/runtime/static_cache.py")
+    module = _load_by_path("concordance_engine", "inference/runtime/engine.py")
+    engine = module.DecoderEngine(Path(spec["model_dirs"][name]), threads=spec["threads"])
+    assert "torch" not in sys.modules, "the runtime must not import torch"
+    budget = spec["memory_budget_mb"] * 1024 * 1024 or None
+
+    def generate(batch: list[list[int]], limit: int, rows: int | None = None) -> list[list[int]]:
+        answers = engine.generate_ids(batch, limit, max_rows=rows, memory_budget_bytes=budget)
+        return [[t for t in ids if t not in engine.eos_ids] for ids in answers]
 
     return generate, (lambda text: engine.encode([text])[0], engine.decode)
 
@@ -469,7 +510,7 @@ def _torch_like_engine(engine: str, spec: dict[str, Any]):
             model_dir, session_options=options, provider="CPUExecutionProvider", use_cache=True
         )
 
-    def generate(batch: list[list[int]], limit: int) -> list[list[int]]:
+    def generate(batch: list[list[int]], limit: int, rows: int | None = None) -> list[list[int]]:
         width = max(len(p) for p in batch)
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)

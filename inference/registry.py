@@ -119,6 +119,16 @@ def _check_card_hashes(card: dict[str, Any], hashes: dict[str, str]) -> None:
         raise ArtifactIntegrityError(f"files differ from the model card: {', '.join(wrong[:5])}")
 
 
+def _check_card_quantisation(card: dict[str, Any], quantisation: str) -> None:
+    """A quantised graph is never registered as the fp32 model: the card and the row must agree."""
+    declared = card.get("quantisation")
+    if isinstance(declared, str) and declared != quantisation:
+        raise InvalidRecord(
+            f"The model card says {declared[:20]!r} weights; they cannot be registered as {quantisation!r}.",
+            field="quantisation",
+        )
+
+
 def _overlaps(a: list[str], b: list[str]) -> bool:
     """Two lists of scope overlap when either is unrestricted (empty) or they share a value."""
     return not a or not b or bool(set(a) & set(b))
@@ -216,6 +226,7 @@ def model_version_register(
     if status not in ModelStatus.values:
         raise InvalidRecord(f"Unknown model status {status!r}.", field="status")
     hashes = _model_files(directory, card)
+    _check_card_quantisation(card, quantisation)
     digest = artifacts_digest(hashes)
     existing = ModelVersion.objects.select_for_update().filter(name=name, version=version).first()
     if existing is not None and existing.artifacts:

@@ -8,7 +8,8 @@ provenance stored beside each output.
 
 Settings: ``INFERENCE_THREADS`` (intra-op threads per session, default 1), ``INFERENCE_PROVIDERS``
 (default ``["CPUExecutionProvider"]``; ``CUDAExecutionProvider`` first when onnxruntime-gpu is
-installed), ``INFERENCE_BATCH_SIZE`` (micro-batch size, default 32), ``INFERENCE_GRAPH_OPTIMIZATION``
+installed), ``INFERENCE_BATCH_SIZE`` (most rows decoding at once, default 32; continuous batching),
+``INFERENCE_MEMORY_BUDGET_MB`` (KV cache of one call, default 64), ``INFERENCE_GRAPH_OPTIMIZATION``
 (none/basic/extended/all, default all).
 """
 
@@ -30,7 +31,9 @@ from inference.runtime.engine import (
     DecoderEngine,
     EngineError,
     PromptTooLong,
+    TextEngine,
 )
+from inference.runtime.seq2seq import Seq2SeqEngine
 from portal.records.models import ModelVersion
 
 __all__ = [
@@ -45,6 +48,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_NEW_TOKENS = 256
+#: KV cache per worker process: with the shipped model, 32 rows of ~100 tokens each (docs/runtime.md).
+DEFAULT_MEMORY_BUDGET_MB = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +66,9 @@ class ModelNotRunnable(Exception):
     """This version cannot run here: no local artifacts, unsupported architecture, or kind not served."""
 
 
-_sessions: dict[tuple[int, str], DecoderEngine] = {}
+_sessions: dict[tuple[int, str], TextEngine] = {}
+#: The engine class serving each registry architecture.
+ENGINES: dict[str, type[TextEngine]] = {"causal": DecoderEngine, "seq2seq": Seq2SeqEngine}
 _lock = threading.Lock()
 
 
@@ -77,14 +84,20 @@ def providers() -> list[str]:
     return [p for p in wanted if p in available] or ["CPUExecutionProvider"]
 
 
+def memory_budget_bytes() -> int | None:
+    """The KV-cache budget of one generate call (``INFERENCE_MEMORY_BUDGET_MB``; 0: unbounded)."""
+    megabytes = int(getattr(settings, "INFERENCE_MEMORY_BUDGET_MB", DEFAULT_MEMORY_BUDGET_MB))
+    return megabytes * 1024 * 1024 if megabytes > 0 else None
+
+
 def _check_runnable(model_version: ModelVersion, kind: str | None = None) -> None:
     label = f"{model_version.name} {model_version.version}"
     if not model_version.is_runnable:
         raise ModelNotRunnable(f"{label} has no local artifacts; it ran elsewhere and cannot run here")
-    if model_version.architecture != "causal":
+    if model_version.architecture not in ENGINES:
         raise ModelNotRunnable(
-            f"{label} is a {model_version.architecture or 'unknown'} model; this runtime serves causal "
-            "decoders only (seq2seq support is not built yet)"
+            f"{label} is a {model_version.architecture or 'unknown'} model; this runtime serves "
+            f"{' and '.join(ENGINES)} models"
         )
     if kind is not None and model_version.kinds and kind not in model_version.kinds:
         raise ModelNotRunnable(
@@ -92,7 +105,7 @@ def _check_runnable(model_version: ModelVersion, kind: str | None = None) -> Non
         )
 
 
-def load(model_version: ModelVersion) -> DecoderEngine:
+def load(model_version: ModelVersion) -> TextEngine:
     """The process's engine for this version: verified and loaded on first use, then cached.
 
     Keyed by primary key AND artifact digest, so a re-registered directory never reuses a stale session.
@@ -108,7 +121,7 @@ def load(model_version: ModelVersion) -> DecoderEngine:
         if engine is None:
             verify_artifacts(model_version)
             try:
-                engine = DecoderEngine(
+                engine = ENGINES[model_version.architecture](
                     artifact_dir_of(model_version),
                     threads=threads(),
                     providers=providers(),
@@ -159,6 +172,7 @@ def generate(
         prompts,
         max_new_tokens=max_new_tokens_of(model_version),
         batch_size=int(getattr(settings, "INFERENCE_BATCH_SIZE", 32)),
+        memory_budget_bytes=memory_budget_bytes(),
     )
     return [
         Generation(

@@ -1,14 +1,18 @@
 """Greedy decoding over onnxruntime, numpy and tokenizers: no torch, no optimum, no Django.
 
 A worker imports this instead of optimum's ORTModel: optimum imports torch (~3 s and ~400 MB per
-process) for a loop this module does in a few dozen lines. The decoder is an optimum export
-(text-generation-with-past): inputs ``input_ids``, ``attention_mask``, optionally ``position_ids`` and
-``past_key_values.{i}.key|value``; outputs ``logits`` and ``present.{i}.key|value``.
+process) for a loop this module does in a few dozen lines. :class:`TextEngine` holds what every served
+model shares (tokenizer, special tokens, providers, the ``generate`` loop); :class:`DecoderEngine` runs
+a causal decoder: an optimum export (text-generation-with-past: inputs ``input_ids``,
+``attention_mask``, optionally ``position_ids`` and ``past_key_values.{i}.key|value``; outputs
+``logits`` and ``present.{i}.key|value``), or the fused graph with a static cache (``seqlens_k``,
+``total_sequence_length`` instead of the mask). Encoder-decoder models: :mod:`.seq2seq`.
 
 Reproducibility is the point: the same prompt gives the same tokens whatever the batch size and
-whatever the other prompts in the batch. Batches are left-padded, masked, and given the position ids
-each row would have alone (as transformers does), finished rows leave the batch, and everything runs in
-fp32 with a fixed thread count. Tests check it against every prompt alone and against transformers.
+whatever the other prompts in the batch. Rows are left-padded, masked and given the position ids each
+row would have alone (as transformers does) in :mod:`.batching`, or each keeps its own slot of a static
+cache in :mod:`.static_cache`; everything runs in fp32 with a fixed thread count. Tests check it
+against every prompt alone and against transformers.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
+
+from inference.runtime.batching import ContinuousBatcher
+from inference.runtime.static_cache import SlotBatcher
 
 RUNTIME_NAME = "concordance-greedy"
 RUNTIME_VERSION = "1"
@@ -87,7 +94,8 @@ def _read_json(path: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _ids(value: Any) -> list[int]:
+def token_ids_of(value: Any) -> list[int]:
+    """A config's token id or list of ids, as a list (empty when absent)."""
     if value is None:
         return []
     return [int(v) for v in (value if isinstance(value, list) else [value])]
@@ -116,13 +124,127 @@ def session_options(*, threads: int, optimization: str = "all") -> ort.SessionOp
     return options
 
 
-def _rows(tensor: Any, index: np.ndarray) -> np.ndarray:
-    """The rows ``index`` of a KV-cache tensor (an onnxruntime value or a numpy array), as numpy."""
-    array = tensor if isinstance(tensor, np.ndarray) else tensor.numpy()
-    return np.ascontiguousarray(array[index])
+class TextEngine:
+    """What every served model shares: tokenizer, special tokens, providers, and the generate loop.
+
+    Subclasses load their sessions and implement :meth:`budget` and :meth:`generate_ids`.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        threads: int = 1,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+    ) -> None:
+        directory = Path(directory)
+        self.config = _read_json(directory / "config.json")
+        generation = _read_json(directory / "generation_config.json")
+        self.generation_config = generation
+        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self.eos_ids = frozenset(
+            token_ids_of(generation.get("eos_token_id"))
+            or token_ids_of(self.config.get("eos_token_id"))
+            or self._token(_EOS_SPELLINGS)
+        )
+        if not self.eos_ids:
+            raise EngineError("the model names no end-of-text token")
+        pad = (
+            token_ids_of(generation.get("pad_token_id"))
+            or token_ids_of(self.config.get("pad_token_id"))
+            or self._token(_PAD_SPELLINGS)
+        )
+        # Padded positions are masked out, so any id works; EOS is what transformers falls back to.
+        self.pad_id = pad[0] if pad else min(self.eos_ids)
+        self.default_max_new_tokens = int(generation.get("max_new_tokens") or 256)
+        available = set(ort.get_available_providers())
+        self.providers = [p for p in providers if p in available] or ["CPUExecutionProvider"]
+        self.threads = threads
+        # Where the KV cache lives between steps: the GPU's memory when CUDA serves, else the CPU's.
+        self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
+
+    def _token(self, spellings: Sequence[str]) -> list[int]:
+        for spelling in spellings:
+            token_id = self.tokenizer.token_to_id(spelling)
+            if token_id is not None:
+                return [token_id]
+        return []
+
+    def open_session(self, path: Path, optimization: str) -> ort.InferenceSession:
+        """An onnxruntime session of one graph with this engine's threads and providers."""
+        return ort.InferenceSession(
+            str(path),
+            sess_options=session_options(threads=self.threads, optimization=optimization),
+            providers=self.providers,
+        )
+
+    # --- tokens ------------------------------------------------------------------------------------
+
+    def encode(self, prompts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each prompt (with the tokenizer's own post-processing, as in training)."""
+        return [encoding.ids for encoding in self.tokenizer.encode_batch(list(prompts))]
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """The answer text: special tokens dropped, surrounding whitespace trimmed."""
+        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True).strip()
+
+    def budget(self, prompt_tokens: int, max_new_tokens: int) -> int:
+        """How many tokens may be generated after a prompt of this length; :class:`PromptTooLong`."""
+        raise NotImplementedError
+
+    def generate_ids(
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        *,
+        max_rows: int | None = None,
+        memory_budget_bytes: int | None = None,
+    ) -> list[list[int]]:
+        """Greedy answer ids of each prompt (EOS included when reached), in order."""
+        raise NotImplementedError
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int | None = None,
+        batch_size: int = 32,
+        memory_budget_bytes: int | None = None,
+    ) -> list[tuple[Completion, float]]:
+        """Complete every prompt; returns each completion with its share of the call's wall time (ms).
+
+        Prompts are run shortest first (less padding), at most ``batch_size`` rows at once; the
+        answers are returned in the order of ``prompts``. The text depends on neither choice.
+        """
+        limit = max_new_tokens or self.default_max_new_tokens
+        encoded = self.encode(prompts)
+        for ids in encoded:
+            self.budget(len(ids), limit)  # refuse an overlong prompt before any work is done
+        if not encoded:
+            return []
+        order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i]), i))
+        began = time.perf_counter()
+        generated = self.generate_ids(
+            [encoded[i] for i in order],
+            limit,
+            max_rows=max(1, batch_size),
+            memory_budget_bytes=memory_budget_bytes,
+        )
+        share_ms = (time.perf_counter() - began) * 1000 / len(encoded)
+        results: list[tuple[Completion, float] | None] = [None] * len(encoded)
+        for index, ids in zip(order, generated, strict=True):
+            answer = [t for t in ids if t not in self.eos_ids]
+            completion = Completion(
+                text=self.decode(answer),
+                token_ids=tuple(ids),
+                prompt_tokens=len(encoded[index]),
+                completion_tokens=len(ids),
+            )
+            results[index] = (completion, share_ms)
+        return [r for r in results if r is not None]
 
 
-class DecoderEngine:
+class DecoderEngine(TextEngine):
     """A causal decoder loaded once: its onnxruntime session, tokenizer and special tokens."""
 
     def __init__(
@@ -133,39 +255,22 @@ class DecoderEngine:
         providers: Sequence[str] = ("CPUExecutionProvider",),
         optimization: str = "all",
     ) -> None:
-        directory = Path(directory)
-        config = _read_json(directory / "config.json")
-        generation = _read_json(directory / "generation_config.json")
-        if config.get("is_encoder_decoder"):
-            raise EngineError("encoder-decoder (seq2seq) models are not supported by this runtime yet")
-        self.shape = DecoderShape.from_config(config)
-        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        self.eos_ids = frozenset(
-            _ids(generation.get("eos_token_id"))
-            or _ids(config.get("eos_token_id"))
-            or self._token(_EOS_SPELLINGS)
-        )
-        if not self.eos_ids:
-            raise EngineError("the model names no end-of-text token")
-        pad = (
-            _ids(generation.get("pad_token_id"))
-            or _ids(config.get("pad_token_id"))
-            or self._token(_PAD_SPELLINGS)
-        )
-        # Padded positions are masked out, so any id works; EOS is what transformers falls back to.
-        self.pad_id = pad[0] if pad else min(self.eos_ids)
-        self.default_max_new_tokens = int(generation.get("max_new_tokens") or 256)
-        available = set(ort.get_available_providers())
-        self.providers = [p for p in providers if p in available] or ["CPUExecutionProvider"]
-        self.threads = threads
-        self.session = ort.InferenceSession(
-            str(directory / "model.onnx"),
-            sess_options=session_options(threads=threads, optimization=optimization),
-            providers=self.providers,
-        )
-        inputs = {i.name: i for i in self.session.get_inputs()}
-        if "input_ids" not in inputs or "attention_mask" not in inputs:
+        super().__init__(directory, threads=threads, providers=providers)
+        if self.config.get("is_encoder_decoder"):
+            raise EngineError("an encoder-decoder (seq2seq) model: serve it with Seq2SeqEngine")
+        self.shape = DecoderShape.from_config(self.config)
+        self.decoder = self.open_session(Path(directory) / "model.onnx", optimization)
+        inputs = {i.name: i for i in self.decoder.get_inputs()}
+        # GroupQueryAttention graphs keep a static cache written in place (inference.runtime.static_cache).
+        self.static_cache = "seqlens_k" in inputs and "total_sequence_length" in inputs
+        if "input_ids" not in inputs or not (self.static_cache or "attention_mask" in inputs):
             raise EngineError("model.onnx lacks input_ids or attention_mask")
+        if self.static_cache and "position_ids" not in inputs:
+            raise EngineError("a static-cache model.onnx must take position_ids")
+        if self.static_cache and self.device != "cpu":
+            # Its cache is host memory bound in place; on a GPU the concatenating graph keeps the
+            # cache in device memory instead (bench/gpu_inference.py).
+            raise EngineError("a static-cache graph is served on CPU only; use the fused MHA graph on GPU")
         self.past_names = [
             (f"past_key_values.{layer}.key", f"past_key_values.{layer}.value")
             for layer in range(self.shape.layers)
@@ -179,32 +284,13 @@ class DecoderEngine:
         self.past_input_names = [name for pair in self.past_names for name in pair]
         self.uses_position_ids = "position_ids" in inputs
         self.past_dtype = _ORT_DTYPES.get(inputs[self.past_names[0][0]].type, np.float32)
-        outputs = [o.name for o in self.session.get_outputs()]
+        outputs = [o.name for o in self.decoder.get_outputs()]
         self.present_names = [
             (f"present.{layer}.key", f"present.{layer}.value") for layer in range(self.shape.layers)
         ]
         self.output_names = ["logits", *[name for pair in self.present_names for name in pair]]
         if any(name not in outputs for name in self.output_names):
             raise EngineError("model.onnx lacks logits or present.* outputs")
-
-    def _token(self, spellings: Sequence[str]) -> list[int]:
-        for spelling in spellings:
-            token_id = self.tokenizer.token_to_id(spelling)
-            if token_id is not None:
-                return [token_id]
-        return []
-
-    # --- tokens ------------------------------------------------------------------------------------
-
-    def encode(self, prompts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each prompt (with the tokenizer's own post-processing, as in training)."""
-        return [encoding.ids for encoding in self.tokenizer.encode_batch(list(prompts))]
-
-    def decode(self, token_ids: Sequence[int]) -> str:
-        """The answer text: special tokens dropped, surrounding whitespace trimmed."""
-        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True).strip()
-
-    # --- decoding ----------------------------------------------------------------------------------
 
     def budget(self, prompt_tokens: int, max_new_tokens: int) -> int:
         """How many tokens may be generated after a prompt of this length (context window permitting)."""
@@ -217,96 +303,88 @@ class DecoderEngine:
             )
         return min(max_new_tokens, room)
 
-    def generate_ids(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[list[int]]:
-        """Greedy continuation of each prompt in ONE batch, up to and including EOS."""
-        batch = len(prompts)
-        if batch == 0:
-            return []
-        budgets = [self.budget(len(p), max_new_tokens) for p in prompts]
-        width = max(len(p) for p in prompts)
-        input_ids = np.full((batch, width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((batch, width), dtype=np.int64)
-        for row, prompt in enumerate(prompts):
-            if not prompt:
-                raise EngineError("empty prompt")
-            input_ids[row, width - len(prompt) :] = prompt
-            mask[row, width - len(prompt) :] = 1
-        # The positions each row would have alone; padding gets 1, as transformers does.
-        positions = np.where(mask == 1, np.cumsum(mask, axis=1) - 1, 1).astype(np.int64)
-        lengths = mask.sum(axis=1)  # real tokens seen so far, per row
-        empty = np.zeros((batch, self.shape.kv_heads, 0, self.shape.head_dim), dtype=self.past_dtype)
-        past = [empty] * (2 * self.shape.layers)
-        rows = np.arange(batch)  # original index of each row still in the batch
-        answers: list[list[int]] = [[] for _ in range(batch)]
-        budget = np.array(budgets)
-        step = 0
-        # IO binding: the KV cache stays in onnxruntime's memory from one step to the next instead of
-        # being copied out to numpy and back each step (a copy that grows with the batch and the text).
-        binding = self.session.io_binding()
-        while len(rows):
-            binding.clear_binding_inputs()
-            binding.clear_binding_outputs()
-            binding.bind_cpu_input("input_ids", input_ids)
-            binding.bind_cpu_input("attention_mask", mask)
-            if self.uses_position_ids:
-                binding.bind_cpu_input("position_ids", positions)
-            for name, tensor in zip(self.past_input_names, past, strict=True):
-                if isinstance(tensor, np.ndarray):
-                    binding.bind_cpu_input(name, tensor)
-                else:
-                    binding.bind_ortvalue_input(name, tensor)
-            for name in self.output_names:
-                binding.bind_output(name, "cpu")
-            self.session.run_with_iobinding(binding)
-            logits_value, *past = binding.get_outputs()
-            logits = logits_value.numpy()
-            # Ties go to the lowest id, as torch.argmax does.
-            chosen = np.argmax(logits[:, -1, :], axis=-1)
-            step += 1
-            keep = []
-            for i, (row, token) in enumerate(zip(rows, chosen.tolist(), strict=True)):
-                answers[row].append(token)
-                if token not in self.eos_ids and step < budget[row]:
-                    keep.append(i)
-            if len(keep) < len(rows):
-                # Finished rows leave the batch: the others' numbers do not depend on them.
-                index = np.array(keep, dtype=np.int64)
-                rows, chosen, mask, lengths = rows[index], chosen[index], mask[index], lengths[index]
-                past = [_rows(tensor, index) for tensor in past]
-            if not len(rows):
-                break
-            input_ids = chosen.reshape(-1, 1).astype(np.int64)
-            positions = lengths.reshape(-1, 1).astype(np.int64)
-            mask = np.concatenate([mask, np.ones((len(rows), 1), dtype=np.int64)], axis=1)
-            lengths = lengths + 1
-        return answers
+    @property
+    def kv_bytes_per_token(self) -> int:
+        """Bytes one cached token of one row takes in the KV cache (keys and values of every layer)."""
+        itemsize = np.dtype(self.past_dtype).itemsize
+        return 2 * self.shape.layers * self.shape.kv_heads * self.shape.head_dim * itemsize
 
-    def generate(
-        self, prompts: Sequence[str], *, max_new_tokens: int | None = None, batch_size: int = 32
-    ) -> list[tuple[Completion, float]]:
-        """Complete every prompt; returns each completion with its share of its micro-batch's wall time (ms).
+    def empty_past(self, rows: int) -> list[np.ndarray]:
+        """A KV cache of ``rows`` rows and no tokens, one array per past input."""
+        empty = np.zeros((rows, self.shape.kv_heads, 0, self.shape.head_dim), dtype=self.past_dtype)
+        return [empty] * len(self.past_input_names)
 
-        Prompts are sorted by length and cut into micro-batches of ``batch_size`` (less padding); the
-        answers are returned in the order of ``prompts``. The text does not depend on either choice.
+    def step(
+        self, input_ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, past: Sequence[Any]
+    ) -> tuple[np.ndarray, list[Any]]:
+        """One run of the decoder: the last position's logits (rows x vocab, numpy) and the new cache.
+
+        I/O binding keeps the cache in onnxruntime's memory on the session's device (CPU, or the GPU
+        with CUDAExecutionProvider) from one step to the next instead of copying it out to numpy and
+        back each step. ``past`` holds numpy arrays or the onnxruntime values a previous step returned.
         """
-        limit = max_new_tokens or self.default_max_new_tokens
-        encoded = self.encode(prompts)
-        for ids in encoded:
-            self.budget(len(ids), limit)  # refuse an overlong prompt before any work is done
-        order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i]), i))
-        results: list[tuple[Completion, float] | None] = [None] * len(encoded)
-        for start in range(0, len(order), max(1, batch_size)):
-            chunk = order[start : start + max(1, batch_size)]
-            began = time.perf_counter()
-            generated = self.generate_ids([encoded[i] for i in chunk], limit)
-            share_ms = (time.perf_counter() - began) * 1000 / len(chunk)
-            for index, ids in zip(chunk, generated, strict=True):
-                answer = [t for t in ids if t not in self.eos_ids]
-                completion = Completion(
-                    text=self.decode(answer),
-                    token_ids=tuple(ids),
-                    prompt_tokens=len(encoded[index]),
-                    completion_tokens=len(ids),
-                )
-                results[index] = (completion, share_ms)
-        return [r for r in results if r is not None]
+        binding = self.decoder.io_binding()
+        binding.bind_cpu_input("input_ids", input_ids)
+        binding.bind_cpu_input("attention_mask", mask)
+        if self.uses_position_ids:
+            binding.bind_cpu_input("position_ids", positions)
+        for name, tensor in zip(self.past_input_names, past, strict=True):
+            if isinstance(tensor, np.ndarray):
+                binding.bind_cpu_input(name, tensor)
+            else:
+                binding.bind_ortvalue_input(name, tensor)
+        binding.bind_output("logits", "cpu")  # argmax runs here; the cache stays on the device
+        for name in self.output_names[1:]:
+            binding.bind_output(name, self.device)
+        self.decoder.run_with_iobinding(binding)
+        logits_value, *present = binding.get_outputs()
+        return logits_value.numpy()[:, -1, :], present
+
+    def new_cache(self, rows: int, length: int) -> list[np.ndarray]:
+        """A static KV cache: ``rows`` slots of ``length`` tokens, one array per past input."""
+        shape = (rows, self.shape.kv_heads, length, self.shape.head_dim)
+        return [np.zeros(shape, dtype=self.past_dtype) for _ in self.past_input_names]
+
+    def static_step(
+        self, input_ids: np.ndarray, positions: np.ndarray, cached: np.ndarray, cache: Sequence[np.ndarray]
+    ) -> np.ndarray:
+        """One run of a static-cache decoder: the last position's logits; the cache is written in place.
+
+        ``cached`` holds the tokens already in each row's cache; ``cache`` the rows' views (contiguous),
+        bound as both past input and present output, so onnxruntime appends to them where they lie.
+        """
+        lengths = (cached + input_ids.shape[1]).astype(np.int32)
+        binding = self.decoder.io_binding()
+        binding.bind_output("logits", "cpu")
+        binding.bind_cpu_input("input_ids", input_ids)
+        binding.bind_cpu_input("position_ids", positions)
+        binding.bind_cpu_input("seqlens_k", lengths - 1)
+        binding.bind_cpu_input("total_sequence_length", np.array(int(lengths.max()), dtype=np.int32))
+        for past, present, array in zip(self.past_input_names, self.output_names[1:], cache, strict=True):
+            value = ort.OrtValue.ortvalue_from_numpy(array)
+            binding.bind_ortvalue_input(past, value)
+            binding.bind_ortvalue_output(present, value)
+        self.decoder.run_with_iobinding(binding)
+        return binding.get_outputs()[0].numpy()[:, -1, :]
+
+    def generate_ids(
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        *,
+        max_rows: int | None = None,
+        memory_budget_bytes: int | None = None,
+    ) -> list[list[int]]:
+        """Greedy continuation of each prompt, up to and including EOS, with continuous batching.
+
+        At most ``max_rows`` rows run at once (default: all); a finished row leaves at once and a
+        waiting prompt takes its place. ``memory_budget_bytes`` bounds the KV cache (see
+        :mod:`inference.runtime.batching`). The answers do not depend on either setting.
+        """
+        if any(not prompt for prompt in prompts):
+            raise EngineError("empty prompt")
+        budgets = [self.budget(len(p), max_new_tokens) for p in prompts]
+        rows = max_rows or max(1, len(prompts))
+        batcher_class = SlotBatcher if self.static_cache else ContinuousBatcher
+        batcher = batcher_class(self, max_rows=rows, memory_budget_bytes=memory_budget_bytes)
+        return batcher.run([list(p) for p in prompts], budgets)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -45,3 +50,18 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+@contextmanager
+def staged_directory(directory: Path) -> Iterator[Path]:
+    """A hidden staging directory beside ``directory``: renamed into place when the block succeeds,
+    removed when it fails, so a model directory is never seen half-written."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=directory.parent))
+    try:
+        yield staging
+        staging.chmod(0o755)  # mkdtemp makes it private; workers must read it
+        os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

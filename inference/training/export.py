@@ -1,4 +1,4 @@
-"""Export a Hugging Face causal language model to the project's artifact layout with optimum.
+"""Export a Hugging Face causal language model (or an encoder-decoder one) to the artifact layout.
 
 ``model.onnx`` is optimum's ONNX export for ``text-generation-with-past`` (a decoder taking
 ``input_ids``, ``attention_mask``, ``position_ids`` when the architecture needs them and
@@ -19,6 +19,7 @@ from optimum.onnxruntime import ORTOptimizer
 from optimum.onnxruntime.configuration import OptimizationConfig
 
 TASK = "text-generation-with-past"
+SEQ2SEQ_TASK = "text2text-generation-with-past"
 #: ORT's "extended" level: fused LayerNorm, GELU and attention; float32 kept throughout.
 OPTIMIZATION_LEVEL = 2
 
@@ -38,13 +39,42 @@ def optimisation_settings() -> dict[str, object]:
 
 def causal_export_supported(model_type: str) -> bool:
     """Whether optimum can export this Hugging Face ``model_type`` as a decoder with past key values."""
+    return _task_supported(model_type, TASK)
+
+
+def seq2seq_export_supported(model_type: str) -> bool:
+    """Whether optimum can export this ``model_type`` as an encoder and a decoder with past key values."""
+    return _task_supported(model_type, SEQ2SEQ_TASK)
+
+
+def _task_supported(model_type: str, task: str) -> bool:
     try:
         tasks = TasksManager.get_supported_tasks_for_model_type(
             model_type, exporter="onnx", library_name="transformers"
         )
     except (KeyError, ValueError):
         return False
-    return TASK in tasks
+    return task in tasks
+
+
+def seq2seq_onnx_export(hf_dir: Path, out_dir: Path) -> None:
+    """Export an encoder-decoder model saved in ``hf_dir`` into ``out_dir`` in the runtime's layout.
+
+    ``encoder_model.onnx`` and ``model.onnx`` (optimum's merged decoder: both the first step and the
+    steps with past in one graph, so the weights are stored once), plus the configs. onnxruntime
+    optimises the graphs when it loads them. Raises whatever optimum raises for a model it cannot export.
+    """
+    with tempfile.TemporaryDirectory(prefix="onnx-export-") as scratch:
+        exported = Path(scratch) / "exported"
+        main_export(str(hf_dir), output=str(exported), task=SEQ2SEQ_TASK, do_validation=False, device="cpu")
+        merged, encoder = exported / "decoder_model_merged.onnx", exported / "encoder_model.onnx"
+        if not merged.is_file() or not encoder.is_file() or any(exported.glob("*.onnx_data")):
+            raise ValueError("the export did not produce a self-contained encoder and merged decoder")
+        shutil.copyfile(merged, out_dir / "model.onnx")
+        shutil.copyfile(encoder, out_dir / "encoder_model.onnx")
+        for name in ("config.json", "generation_config.json"):
+            if (exported / name).is_file():
+                shutil.copyfile(exported / name, out_dir / name)
 
 
 def onnx_export(hf_dir: Path, out_dir: Path, *, optimisation_required: bool = True) -> bool:

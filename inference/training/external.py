@@ -4,9 +4,10 @@ with optimum first.
 * A directory with ``model.onnx`` is taken as is (registered where it lies) once the serving runtime
   can load it: ``config.json``, ``tokenizer.json``, a decoder with KV-cache inputs and outputs.
 * Otherwise it must be a Hugging Face causal language model (``config.json`` with an architecture
-  optimum can export for ``text-generation-with-past``, weights, ``tokenizer.json``); it is exported
-  into ``$CONCORDANCE_VAR_DIR/models/<name>-<version>/`` and the source directory is left untouched.
-* Encoder-decoder (seq2seq) models are refused for now: the runtime serves decoders only.
+  optimum can export for ``text-generation-with-past``, weights, ``tokenizer.json``) or an
+  encoder-decoder one (T5, BART: ``text2text-generation-with-past``); it is exported into
+  ``$CONCORDANCE_VAR_DIR/models/<name>-<version>/`` and the source directory is left untouched.
+  Encoder-decoder models are registered with architecture ``seq2seq``.
 
 A ``card.json`` is written when the directory has none. Any refusal leaves nothing registered and no
 file behind.
@@ -15,9 +16,7 @@ file behind.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +26,18 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from audit import log as audit
 from inference import registry
-from inference.runtime.engine import DecoderEngine
+from inference.runtime import ENGINES
+from inference.runtime.engine import TextEngine
 from portal.records.models import AIOutputKind, ModelStatus, ModelVersion, Specialty
 
-from .common import TrainingError, default_out_dir, default_version, label_check, library_versions
+from .common import (
+    TrainingError,
+    default_out_dir,
+    default_version,
+    label_check,
+    library_versions,
+    staged_directory,
+)
 
 #: Weight files optimum can read; a directory with none of them holds no model.
 WEIGHT_FILES = (
@@ -67,16 +74,19 @@ def _read_json(path: Path) -> dict[str, Any]:
     return value
 
 
-def layout_check(directory: Path) -> DecoderEngine:
+def architecture_of(config: dict[str, Any]) -> str:
+    """The registry's architecture for a Hugging Face config: ``seq2seq`` or ``causal``."""
+    return "seq2seq" if config.get("is_encoder_decoder") else "causal"
+
+
+def layout_check(directory: Path) -> TextEngine:
     """Load the directory with the serving runtime; raise :class:`ExternalModelError` when it cannot."""
     for required in registry.REQUIRED_FILES:
         if not (directory / required).is_file():
             raise ExternalModelError(f"{directory.name} lacks {required}.")
     config = _read_json(directory / "config.json")
-    if config.get("is_encoder_decoder"):
-        raise ExternalModelError("Encoder-decoder (seq2seq) models are not supported by the runtime yet.")
     try:
-        return DecoderEngine(directory)
+        return ENGINES[architecture_of(config)](directory)
     except Exception as exc:  # onnxruntime and tokenizers raise their own types for unreadable files
         raise ExternalModelError(f"The runtime cannot load {directory.name}: {str(exc)[:200]}") from exc
 
@@ -87,15 +97,15 @@ def hf_check(directory: Path) -> dict[str, Any]:
         raise ExternalModelError(f"{directory.name} holds neither model.onnx nor a Hugging Face config.json.")
     config = _read_json(directory / "config.json")
     model_type = str(config.get("model_type") or "")
-    if config.get("is_encoder_decoder"):
-        raise ExternalModelError("Encoder-decoder (seq2seq) models are not supported by the runtime yet.")
     # The train extra (torch, optimum) is imported only when a directory needs exporting: registering
     # an ONNX directory must work in an installation without it.
-    from .export import causal_export_supported
+    from .export import causal_export_supported, seq2seq_export_supported
 
-    if not causal_export_supported(model_type):
+    supported = seq2seq_export_supported if config.get("is_encoder_decoder") else causal_export_supported
+    if not supported(model_type):
         raise ExternalModelError(
-            f"Unsupported architecture {model_type[:60]!r}: not a causal decoder optimum exports with past."
+            f"Unsupported architecture {model_type[:60]!r}: not a decoder (or encoder-decoder) "
+            "optimum exports with past."
         )
     if not any((directory / name).is_file() for name in WEIGHT_FILES):
         raise ExternalModelError(f"{directory.name} has no model weights.")
@@ -107,12 +117,13 @@ def hf_check(directory: Path) -> dict[str, Any]:
 def _card(
     request: ExternalRequest, kinds: list[str], name: str, version: str, directory: Path, source: str
 ) -> dict[str, Any]:
+    architecture = architecture_of(_read_json(directory / "config.json"))
     files = {p.name: registry.file_sha256(p) for p in sorted(directory.iterdir()) if p.is_file()}
     files.pop(registry.CARD_FILE, None)
     return {
         "name": name,
         "version": version,
-        "architecture": "causal",
+        "architecture": architecture,
         "kinds": kinds,
         "specialties": sorted(request.specialties),
         "quantisation": "fp32",
@@ -126,18 +137,21 @@ def _card(
 def _export_hugging_face(
     request: ExternalRequest, source: Path, kinds: list[str], name: str, version: str, existing_card: dict
 ) -> tuple[Path, dict[str, Any]]:
-    """Export a Hugging Face model directory to ONNX under the model store; all or nothing."""
-    hf_check(source)
-    from .export import onnx_export  # the train extra, as in hf_check
+    """Export a Hugging Face model directory (causal or encoder-decoder) to ONNX under the model store;
+    all or nothing."""
+    config = hf_check(source)
+    from .export import onnx_export, seq2seq_onnx_export  # the train extra, as in hf_check
 
     directory = default_out_dir(name, version).resolve()
     if directory.exists():
         raise ExternalModelError(f"{directory} already exists.")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=directory.parent))
-    try:
+    with staged_directory(directory) as staging:
         try:
-            optimised = onnx_export(source, staging, optimisation_required=False)
+            if config.get("is_encoder_decoder"):
+                seq2seq_onnx_export(source, staging)
+                optimised = False  # onnxruntime optimises it when it loads it
+            else:
+                optimised = onnx_export(source, staging, optimisation_required=False)
         except Exception as exc:  # optimum raises many types for a model it cannot export
             raise ExternalModelError(f"optimum could not export the model: {str(exc)[:200]}") from exc
         shutil.copyfile(source / "tokenizer.json", staging / "tokenizer.json")
@@ -154,11 +168,6 @@ def _export_hugging_face(
         (staging / registry.CARD_FILE).write_text(
             json.dumps(card, indent=2, sort_keys=True), encoding="utf-8"
         )
-        staging.chmod(0o755)  # mkdtemp makes it private; workers must read it
-        os.replace(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return directory, card
 
 
@@ -205,7 +214,7 @@ def external_model_register(
             directory=directory,
             name=name,
             version=version,
-            architecture="causal",
+            architecture=architecture_of(_read_json(directory / "config.json")),
             kinds=kinds,
             specialties=sorted(request.specialties),
             card=card,

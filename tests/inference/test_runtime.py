@@ -149,8 +149,15 @@ def test_versions_without_artifacts_or_of_other_architectures_are_not_runnable(t
     seq2seq = registry.model_version_register_directory(
         directory=tiny_copy, actor=None, context=SYSTEM, architecture="seq2seq", name="t5ish"
     )
-    with pytest.raises(runtime.ModelNotRunnable, match="seq2seq"):
+    with pytest.raises(runtime.ModelNotRunnable, match="encoder-decoder"):  # a decoder's files
         runtime.generate(seq2seq, "report_draft", varied_inputs(1))
+    other = registry.model_version_register_directory(
+        directory=tiny_copy, actor=None, context=SYSTEM, name="other", architecture="seq2seq"
+    )
+    ModelVersion.objects.filter(pk=other.pk).update(architecture="diffusion")
+    other.refresh_from_db()
+    with pytest.raises(runtime.ModelNotRunnable, match="serves causal and seq2seq"):
+        runtime.generate(other, "report_draft", varied_inputs(1))
 
 
 def test_a_kind_the_model_does_not_serve_is_refused(tiny_copy):

@@ -164,7 +164,7 @@ def _bad_directory(case: str, tmp: Path, hf: Path, onnx: Path) -> Path:
         ("a file", "is not a directory"),
         ("empty", "neither model.onnx nor"),
         ("encoder only", "Unsupported architecture"),
-        ("seq2seq", "seq2seq"),
+        ("seq2seq", "no model weights"),  # encoder-decoder models are served; this one has no weights
         ("hostile type", "Unsupported architecture"),
         ("config not json", "not readable JSON"),
         ("config not an object", "must hold a JSON object"),

@@ -1,0 +1,158 @@
+"""Continuous batching: rows leave when done, waiting prompts join, a memory budget; same text always."""
+
+from __future__ import annotations
+
+import pytest
+
+from inference import runtime
+from inference.prompts import build_prompt
+from inference.runtime.batching import ContinuousBatcher
+from tests.inference.test_runtime import varied_inputs
+from tests.model_fixtures import TINY_MAX_NEW_TOKENS
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def engine_and_prompts(tiny_model_version):
+    engine = runtime.load(tiny_model_version)
+    prompts = engine.encode([build_prompt("report_draft", x) for x in varied_inputs(14)])
+    alone = [engine.generate_ids([p], TINY_MAX_NEW_TOKENS)[0] for p in prompts]
+    return engine, prompts, alone
+
+
+def run(engine, prompts, **options):
+    batcher = ContinuousBatcher(engine, **options)
+    answers = batcher.run(prompts, [engine.budget(len(p), TINY_MAX_NEW_TOKENS) for p in prompts])
+    return batcher, answers
+
+
+@pytest.mark.parametrize("max_rows", [1, 3, 4, 32])
+def test_waiting_prompts_join_the_running_batch_with_the_same_answers(engine_and_prompts, max_rows):
+    engine, prompts, alone = engine_and_prompts
+    batcher, answers = run(engine, prompts, max_rows=max_rows)
+    assert answers == alone
+    # Rows whose first token is EOS leave at once, so a roomy batch may never hold every prompt.
+    assert batcher.peak_rows == max_rows if max_rows < 14 else batcher.peak_rows > 4
+
+
+def test_rows_of_different_ages_share_a_step(engine_and_prompts, monkeypatch):
+    engine, prompts, alone = engine_and_prompts
+    widths, real_step = [], engine.step
+
+    def recording_step(input_ids, mask, positions, past):
+        widths.append((input_ids.shape, mask.shape))
+        return real_step(input_ids, mask, positions, past)
+
+    monkeypatch.setattr(engine, "step", recording_step)
+    _, answers = run(engine, prompts, max_rows=4)
+    assert answers == alone
+    prefills = [shape for shape, _ in widths if shape[1] > 1]
+    # Prompts were admitted after the first group, while other rows were still decoding.
+    assert len(prefills) > 1 and sum(shape[0] for shape in prefills) == len(prompts)
+
+
+def test_a_small_memory_budget_limits_the_rows_and_evicts_without_changing_the_text(engine_and_prompts):
+    engine, prompts, alone = engine_and_prompts
+    longest = max(len(p) for p in prompts) + TINY_MAX_NEW_TOKENS
+    one_row = 2 * longest * engine.kv_bytes_per_token
+    batcher, answers = run(engine, prompts, max_rows=32, memory_budget_bytes=3 * one_row)
+    assert answers == alone
+    assert batcher.peak_cache_bytes <= 3 * one_row and 1 < batcher.peak_rows < len(prompts)
+    tight, answers = run(engine, prompts, max_rows=32, memory_budget_bytes=1)  # one row at a time
+    assert answers == alone and tight.peak_rows == 1
+
+
+def test_rows_are_evicted_when_their_growth_passes_the_budget(engine_and_prompts):
+    engine, prompts, alone = engine_and_prompts
+    shortest = min(len(p) for p in prompts)
+    # Room for the first prompts as admitted, not for their answers: some rows must be evicted.
+    budget = 2 * 4 * (shortest + 4) * engine.kv_bytes_per_token
+    batcher, answers = run(engine, sorted(prompts, key=len), max_rows=8, memory_budget_bytes=budget)
+    assert answers == [alone[prompts.index(p)] for p in sorted(prompts, key=len)]
+    assert batcher.evictions > 0 and batcher.peak_cache_bytes <= budget
+
+
+def test_the_runtime_reads_the_memory_budget_setting(tiny_model_version, settings):
+    settings.INFERENCE_MEMORY_BUDGET_MB = 0
+    assert runtime.memory_budget_bytes() is None
+    settings.INFERENCE_MEMORY_BUDGET_MB = 3
+    assert runtime.memory_budget_bytes() == 3 * 1024 * 1024
+    inputs = varied_inputs(6)
+    settings.INFERENCE_MEMORY_BUDGET_MB = 1
+    small = runtime.generate(tiny_model_version, "report_draft", inputs)
+    settings.INFERENCE_MEMORY_BUDGET_MB = 64
+    assert [g.text for g in small] == [
+        g.text for g in runtime.generate(tiny_model_version, "report_draft", inputs)
+    ]
+
+
+def test_an_empty_prompt_is_refused(engine_and_prompts):
+    engine, prompts, _ = engine_and_prompts
+    with pytest.raises(runtime.engine.EngineError):
+        engine.generate_ids([prompts[0], []], 4)
+
+
+# --- the static KV cache (GroupQueryAttention graph, slots written in place) -----------------------
+
+
+@pytest.fixture
+def static_engine(engine_and_prompts, tmp_path):
+    """The tiny model's fused graph with a static cache, as an engine, beside the original's answers."""
+    onnx = pytest.importorskip("onnx")  # noqa: F841 - the train extra builds the graph
+    import json
+    import shutil
+
+    from inference.runtime.engine import DecoderEngine
+    from inference.training.fused_graph import fuse_graph_file
+    from tests.model_fixtures import build_tiny_model
+
+    source = build_tiny_model().artifact_dir
+    for name in ("config.json", "generation_config.json", "tokenizer.json"):
+        shutil.copyfile(source / name, tmp_path / name)
+    config = json.loads((source / "config.json").read_text())
+    fuse_graph_file(source / "model.onnx", config, tmp_path / "model.onnx", static_cache=True)
+    _, prompts, alone = engine_and_prompts
+    return DecoderEngine(tmp_path), prompts, alone
+
+
+@pytest.mark.parametrize("max_rows", [1, 3, 32])
+def test_the_static_cache_gives_the_same_answers_in_any_company(static_engine, max_rows):
+    engine, prompts, alone = static_engine
+    assert engine.static_cache
+    assert engine.generate_ids(prompts, TINY_MAX_NEW_TOKENS, max_rows=max_rows) == alone
+    assert engine.generate_ids(prompts[::-1], TINY_MAX_NEW_TOKENS, max_rows=max_rows) == alone[::-1]
+
+
+def test_the_static_cache_slots_fit_the_memory_budget(static_engine):
+    from inference.runtime.static_cache import SlotBatcher, slot_count
+
+    engine, prompts, alone = static_engine
+    budgets = [engine.budget(len(p), TINY_MAX_NEW_TOKENS) for p in prompts]
+    length = max(len(p) + b for p, b in zip(prompts, budgets, strict=True))
+    one_slot = length * engine.kv_bytes_per_token
+    assert slot_count(32, length, engine.kv_bytes_per_token, 3 * one_slot) == 3
+    assert slot_count(32, length, engine.kv_bytes_per_token, 1) == 1  # one row always runs
+    assert slot_count(4, length, engine.kv_bytes_per_token, None) == 4
+    batcher = SlotBatcher(engine, max_rows=32, memory_budget_bytes=3 * one_slot)
+    assert batcher.run(prompts, budgets) == alone
+    assert batcher.peak_rows == 3 and batcher.cache_bytes <= 3 * one_slot
+
+
+def test_a_static_cache_graph_without_position_ids_is_refused(static_engine, tmp_path):
+    import onnx
+
+    from inference.runtime.engine import DecoderEngine, EngineError
+
+    model = onnx.load(str(tmp_path / "model.onnx"))
+    kept = [i for i in model.graph.input if i.name != "position_ids"]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.json", "generation_config.json", "tokenizer.json"):
+        (broken / name).write_bytes((tmp_path / name).read_bytes())
+    onnx.save(model, str(broken / "model.onnx"))
+    with pytest.raises(Exception) as failure:  # onnxruntime refuses the graph, or the engine does
+        DecoderEngine(broken)
+    assert failure.type is EngineError or "position_ids" in str(failure.value)
