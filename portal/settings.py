@@ -289,6 +289,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Enqueueing behind a circuit breaker (portal.core.enqueue): after this many failed sends in a row a
+# web process stops trying for COOLDOWN seconds (each request then pays nothing for a broker outage),
+# then lets one send try again. What is not sent is re-sent by the sweepers and reapers below.
+ENQUEUE_BREAKER_FAILURES = env_int("ENQUEUE_BREAKER_FAILURES", 1)
+ENQUEUE_BREAKER_COOLDOWN_SECONDS = env_int("ENQUEUE_BREAKER_COOLDOWN_SECONDS", 30)
 
 # --- Audit ----------------------------------------------------------------------------------------
 AUDIT_SIGNING_KEY_FILE = Path(env_str("AUDIT_SIGNING_KEY_FILE", str(VAR_DIR / "audit-signing-key.pem")) or "")
