@@ -294,6 +294,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # then lets one send try again. What is not sent is re-sent by the sweepers and reapers below.
 ENQUEUE_BREAKER_FAILURES = env_int("ENQUEUE_BREAKER_FAILURES", 1)
 ENQUEUE_BREAKER_COOLDOWN_SECONDS = env_int("ENQUEUE_BREAKER_COOLDOWN_SECONDS", 30)
+# How long the health report (portal.core.health) waits for the broker and for workers' ping replies.
+HEALTH_PROBE_TIMEOUT_SECONDS = env_int("HEALTH_PROBE_TIMEOUT_SECONDS", 1)
 
 # --- Audit ----------------------------------------------------------------------------------------
 AUDIT_SIGNING_KEY_FILE = Path(env_str("AUDIT_SIGNING_KEY_FILE", str(VAR_DIR / "audit-signing-key.pem")) or "")

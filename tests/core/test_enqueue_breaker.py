@@ -8,67 +8,17 @@ with its production clock; only its cooldown is shortened.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-from celery import Celery
 
 from portal.core import enqueue
 from portal.core.breaker import BreakerState, CircuitBreaker
+from tests.core.brokers import HangingUpBroker, broker_at, free_port, wait_for_port
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class HangingUpBroker:
-    """A TCP listener that accepts each connection and closes it at once, counting the attempts."""
-
-    def __init__(self, port: int) -> None:
-        self.connections = 0
-        self.server = socket.create_server(("127.0.0.1", port))
-        self.server.settimeout(0.2)
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=5)
-        self.server.close()
-
-
-@contextlib.contextmanager
-def broker_at(port: int) -> Iterator[Celery]:
-    """A Celery app sending to Redis on ``port`` made the current app for the duration."""
-    from celery import current_app
-
-    previous = current_app._get_current_object()
-    app = Celery("breaker-test", broker=f"redis://127.0.0.1:{port}/0", set_as_current=True)
-    app.conf.broker_connection_timeout = 2
-    try:
-        yield app
-    finally:
-        app.close()
-        previous.set_current()
 
 
 @pytest.fixture
@@ -109,7 +59,7 @@ def test_after_the_cooldown_one_trial_send_closes_the_circuit_when_the_broker_is
             stdout=subprocess.DEVNULL,
         )
         try:
-            _wait_for_port(port)
+            wait_for_port(port)
             # Still open: the broker is up but nobody tries before the cooldown ends.
             assert enqueue.send_now("portal.review.tasks.compare_study", 2) is False
             time.sleep(1.1)
@@ -165,13 +115,3 @@ def test_a_batch_enqueued_during_an_outage_is_logged_once_with_ids_only(
     assert len(lines) == 1
     assert "3 id(s)" in lines[0] and "first 7" in lines[0] and "the reaper" in lines[0]
     assert "redis://" not in lines[0]
-
-
-def _wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError("redis-server did not start")
