@@ -49,6 +49,7 @@ from inference.reinference.summary import categories_of
 from inference.selectors import model_version_by_reference
 from portal.core.enqueue import enqueue_on_commit
 from portal.core.errors import InvalidRecord, RecordConflict
+from portal.core.leases import LeaseHeartbeat, renew_interval
 from portal.core.signals import stored_comparisons_wanted
 from portal.records.models import AIOutput, AIOutputKind, ModelVersion, SignedReport, sha256_text
 
@@ -69,8 +70,8 @@ def chunk_size_default() -> int:
 
 
 def lease_seconds() -> int:
-    """How long a claimed chunk stays its worker's before the reaper may hand it to another."""
-    return _setting("REINFERENCE_LEASE_SECONDS", 600)
+    """How long a claimed chunk stays its worker's without a renewal (its heartbeat renews it)."""
+    return _setting("REINFERENCE_LEASE_SECONDS", 30)
 
 
 def worker_identity() -> str:
@@ -302,6 +303,16 @@ def _claim(chunk_id: int, owner: str) -> bool:
     return bool(claimed)
 
 
+def _renew_lease(chunk_id: int, owner: str) -> bool:
+    """Extend ``owner``'s lease on a running chunk by a lease from now; False when it is not theirs."""
+    until = timezone.now() + timedelta(seconds=lease_seconds())
+    return bool(
+        ReinferenceChunk.objects.filter(pk=chunk_id, status=ChunkStatus.RUNNING, lease_owner=owner).update(
+            lease_expires_at=until
+        )
+    )
+
+
 def _reraise_if_transient(exc: BaseException) -> None:
     """Time limits and database trouble are the task's to retry, never a study's failure."""
     if isinstance(exc, SoftTimeLimitExceeded | DatabaseError):
@@ -513,13 +524,19 @@ def reinference_chunk_process(*, chunk_id: int, owner: str | None = None) -> str
             outcome.error = f"abandoned after {chunk.attempts - 1} lost attempts"
         return _store(chunk, outcomes, None)
     mv = run.model_version
-    try:
-        verify_artifacts(mv)  # cheap (a few MB hashed per chunk); a model swapped mid-run must not run
-        generation_ms = _generate(mv, run.kind, outcomes)
-    except (runtime.ModelNotRunnable, ArtifactIntegrityError) as exc:
-        reinference_run_fail(run_id=run.pk, error=f"{type(exc).__name__}: {exc}")
-        return "failed"
-    return _store(chunk, outcomes, generation_ms)
+    # Renewed while this process lives, however long the batch takes; a dead process's lease runs out.
+    with LeaseHeartbeat(
+        lambda: _renew_lease(chunk_id, owner),
+        every=renew_interval(lease_seconds()),
+        what=f"re-inference chunk {chunk_id}",
+    ):
+        try:
+            verify_artifacts(mv)  # cheap (a few MB hashed per chunk); a model swapped mid-run must not run
+            generation_ms = _generate(mv, run.kind, outcomes)
+        except (runtime.ModelNotRunnable, ArtifactIntegrityError) as exc:
+            reinference_run_fail(run_id=run.pk, error=f"{type(exc).__name__}: {exc}")
+            return "failed"
+        return _store(chunk, outcomes, generation_ms)
 
 
 # --- The reaper ------------------------------------------------------------------------------------

@@ -372,20 +372,25 @@ CELERY_BEAT_SCHEDULE = {
     },
     "legal-export-reaper": {
         "task": "portal.legal.tasks.reap_stale_exports",
-        "schedule": env_int("EXPORT_REAP_SECONDS", 300),
+        "schedule": env_int("EXPORT_REAP_SECONDS", 15),
     },
     "reinference-reap": {
         "task": "inference.tasks.reap_reinference",
-        "schedule": env_int("REINFERENCE_REAP_SECONDS", 60),
+        "schedule": env_int("REINFERENCE_REAP_SECONDS", 15),
     },
 }
 
 # --- Re-inference runs ----------------------------------------------------------------------------
-# Studies per chunk (one task, one generation batch); how long a worker's claim on a chunk lasts before
-# the reaper hands it to another; how often a chunk may be lost with its worker before its studies are
-# recorded as failed; the largest cohort one run may freeze.
+# Studies per chunk (one task, one generation batch); how long a worker's claim on a chunk lasts without
+# a renewal before the reaper hands it to another (the working process renews it every
+# LEASE_RENEW_SECONDS, see portal.core.leases: a dead worker's chunk is retaken within lease + reap
+# interval, a slow live one keeps it); how often a chunk may be lost with its worker before its studies
+# are recorded as failed; the largest cohort one run may freeze.
 REINFERENCE_CHUNK_SIZE = env_int("REINFERENCE_CHUNK_SIZE", 32)
-REINFERENCE_LEASE_SECONDS = env_int("REINFERENCE_LEASE_SECONDS", 600)
+REINFERENCE_LEASE_SECONDS = env_int("REINFERENCE_LEASE_SECONDS", 30)
+LEASE_RENEW_SECONDS = env_int("LEASE_RENEW_SECONDS", 10)
+# The same for a legal export build: its heartbeat_at is renewed by the building process.
+EXPORT_LEASE_SECONDS = env_int("EXPORT_LEASE_SECONDS", 30)
 REINFERENCE_MAX_ATTEMPTS = env_int("REINFERENCE_MAX_ATTEMPTS", 3)
 REINFERENCE_MAX_COHORT = env_int("REINFERENCE_MAX_COHORT", 200_000)
 

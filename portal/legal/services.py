@@ -26,6 +26,7 @@ from inference.models import ReinferenceResult
 from portal.accounts import roles
 from portal.core.enqueue import enqueue_on_commit
 from portal.core.errors import InvalidRecord, RecordConflict, RecordError, RecordNotFound
+from portal.core.leases import LeaseHeartbeat, renew_interval
 from portal.legal.export import scope as export_scope
 from portal.legal.export.builder import build_package
 from portal.legal.export.deid import PROFILE as DEID_PROFILE
@@ -304,7 +305,13 @@ def retention_purge(*, before: dt.date, dry_run: bool) -> Iterator[PurgeOutcome]
 # --- Legal export packages -------------------------------------------------------------------------
 
 EXPORT_TASK = "portal.legal.tasks.build_export_package"
+# A queued job whose message may have been lost (broker outage) is re-sent after this long.
 STALE_BUILD_AFTER = dt.timedelta(minutes=10)
+
+
+def export_lease() -> dt.timedelta:
+    """How long a build stays its worker's without a heartbeat (renewed by a thread while it runs)."""
+    return dt.timedelta(seconds=settings.EXPORT_LEASE_SECONDS)
 
 
 def exports_dir() -> Path:
@@ -427,6 +434,12 @@ def _heartbeat(package_pk: int) -> Callable[[int, int], None]:
     return beat
 
 
+def _renew_lease(package_pk: int) -> bool:
+    """The lease thread's renewal: False once the job is no longer building (cancelled or reaped)."""
+    building = ExportPackage.objects.filter(pk=package_pk, status=ExportStatus.BUILDING)
+    return bool(building.update(heartbeat_at=timezone.now()))
+
+
 def export_build(*, package_pk: int, out_path: Path | None = None) -> ExportPackage | None:
     """Build a queued package (the Celery task and the command line call this); idempotent.
 
@@ -438,8 +451,11 @@ def export_build(*, package_pk: int, out_path: Path | None = None) -> ExportPack
     if package is None:
         return None
     target = out_path or exports_dir() / f"{package.package_id}.zip"
+    every = renew_interval(export_lease().total_seconds())
     try:
-        result = build_package(package=package, out_path=target, heartbeat=_heartbeat(package.pk))
+        # The lease is renewed however long one step takes (a large PDF) while this process lives.
+        with LeaseHeartbeat(lambda: _renew_lease(package.pk), every=every, what=f"export {package.pk}"):
+            result = build_package(package=package, out_path=target, heartbeat=_heartbeat(package.pk))
     except ExportCancelled:
         package.refresh_from_db()
         return package
@@ -538,13 +554,15 @@ def export_download(
     return handle
 
 
-def export_reap_stale(*, stale_after: dt.timedelta = STALE_BUILD_AFTER) -> list[int]:
+def export_reap_stale(*, stale_after: dt.timedelta | None = None) -> list[int]:
     """Requeue (or, after ``MAX_ATTEMPTS``, fail) building jobs whose heartbeat stopped; return their ids.
 
-    Also re-sends queued jobs whose message may have been lost. Partial files of a reaped job are
-    deleted; its next attempt writes a new temporary name.
+    Stopped means no heartbeat for ``stale_after`` (default: one lease, see :func:`export_lease`).
+    Also re-sends queued jobs whose message may have been lost (queued for ``stale_after``, default
+    STALE_BUILD_AFTER). Partial
+    files of a reaped job are deleted; its next attempt writes a new temporary name.
     """
-    cutoff = timezone.now() - stale_after
+    cutoff = timezone.now() - (export_lease() if stale_after is None else stale_after)
     reaped: list[int] = []
     for pk in list(
         ExportPackage.objects.filter(status=ExportStatus.BUILDING, heartbeat_at__lt=cutoff).values_list(
@@ -576,7 +594,8 @@ def export_reap_stale(*, stale_after: dt.timedelta = STALE_BUILD_AFTER) -> list[
             if retry:
                 _enqueue_export(package.pk)
         reaped.append(pk)
-    stuck = ExportPackage.objects.filter(status=ExportStatus.QUEUED, requested_at__lt=cutoff)
+    lost_before = timezone.now() - (STALE_BUILD_AFTER if stale_after is None else stale_after)
+    stuck = ExportPackage.objects.filter(status=ExportStatus.QUEUED, requested_at__lt=lost_before)
     for pk in stuck.values_list("pk", flat=True):
         with transaction.atomic():
             _enqueue_export(pk)
