@@ -45,11 +45,11 @@ from inference.models import (
 from inference.prompts import PromptError, build_prompt
 from inference.registry import ArtifactIntegrityError, verify_artifacts
 from inference.reinference.cohort import CohortFilter, select_cohort, split
+from inference.reinference.lease import chunk_heartbeat
 from inference.reinference.summary import categories_of
 from inference.selectors import model_version_by_reference
 from portal.core.enqueue import enqueue_on_commit
 from portal.core.errors import InvalidRecord, RecordConflict
-from portal.core.leases import LeaseHeartbeat, renew_interval
 from portal.core.signals import stored_comparisons_wanted
 from portal.records.models import AIOutput, AIOutputKind, ModelVersion, SignedReport, sha256_text
 
@@ -303,16 +303,6 @@ def _claim(chunk_id: int, owner: str) -> bool:
     return bool(claimed)
 
 
-def _renew_lease(chunk_id: int, owner: str) -> bool:
-    """Extend ``owner``'s lease on a running chunk by a lease from now; False when it is not theirs."""
-    until = timezone.now() + timedelta(seconds=lease_seconds())
-    return bool(
-        ReinferenceChunk.objects.filter(pk=chunk_id, status=ChunkStatus.RUNNING, lease_owner=owner).update(
-            lease_expires_at=until
-        )
-    )
-
-
 def _reraise_if_transient(exc: BaseException) -> None:
     """Time limits and database trouble are the task's to retry, never a study's failure."""
     if isinstance(exc, SoftTimeLimitExceeded | DatabaseError):
@@ -525,11 +515,7 @@ def reinference_chunk_process(*, chunk_id: int, owner: str | None = None) -> str
         return _store(chunk, outcomes, None)
     mv = run.model_version
     # Renewed while this process lives, however long the batch takes; a dead process's lease runs out.
-    with LeaseHeartbeat(
-        lambda: _renew_lease(chunk_id, owner),
-        every=renew_interval(lease_seconds()),
-        what=f"re-inference chunk {chunk_id}",
-    ):
+    with chunk_heartbeat(chunk_id=chunk_id, owner=owner, lease_seconds=lease_seconds()):
         try:
             verify_artifacts(mv)  # cheap (a few MB hashed per chunk); a model swapped mid-run must not run
             generation_ms = _generate(mv, run.kind, outcomes)

@@ -26,11 +26,11 @@ from inference.models import ReinferenceResult
 from portal.accounts import roles
 from portal.core.enqueue import enqueue_on_commit
 from portal.core.errors import InvalidRecord, RecordConflict, RecordError, RecordNotFound
-from portal.core.leases import LeaseHeartbeat, renew_interval
 from portal.legal.export import scope as export_scope
 from portal.legal.export.builder import build_package
 from portal.legal.export.deid import PROFILE as DEID_PROFILE
 from portal.legal.export.errors import ExportCancelled, ExportForbidden
+from portal.legal.export.lease import build_heartbeat, export_lease
 from portal.legal.export.scope import ExportScope
 from portal.legal.holds import holds_covering
 from portal.legal.models import ExportPackage, ExportStatus, HoldScope, LegalHold
@@ -309,11 +309,6 @@ EXPORT_TASK = "portal.legal.tasks.build_export_package"
 STALE_BUILD_AFTER = dt.timedelta(minutes=10)
 
 
-def export_lease() -> dt.timedelta:
-    """How long a build stays its worker's without a heartbeat (renewed by a thread while it runs)."""
-    return dt.timedelta(seconds=settings.EXPORT_LEASE_SECONDS)
-
-
 def exports_dir() -> Path:
     """Where finished packages live: ``$CONCORDANCE_VAR_DIR/exports/`` (never a static or media path)."""
     path = Path(settings.VAR_DIR) / "exports"
@@ -434,12 +429,6 @@ def _heartbeat(package_pk: int) -> Callable[[int, int], None]:
     return beat
 
 
-def _renew_lease(package_pk: int) -> bool:
-    """The lease thread's renewal: False once the job is no longer building (cancelled or reaped)."""
-    building = ExportPackage.objects.filter(pk=package_pk, status=ExportStatus.BUILDING)
-    return bool(building.update(heartbeat_at=timezone.now()))
-
-
 def export_build(*, package_pk: int, out_path: Path | None = None) -> ExportPackage | None:
     """Build a queued package (the Celery task and the command line call this); idempotent.
 
@@ -451,10 +440,8 @@ def export_build(*, package_pk: int, out_path: Path | None = None) -> ExportPack
     if package is None:
         return None
     target = out_path or exports_dir() / f"{package.package_id}.zip"
-    every = renew_interval(export_lease().total_seconds())
     try:
-        # The lease is renewed however long one step takes (a large PDF) while this process lives.
-        with LeaseHeartbeat(lambda: _renew_lease(package.pk), every=every, what=f"export {package.pk}"):
+        with build_heartbeat(package_pk=package.pk):  # the lease lives as long as this process
             result = build_package(package=package, out_path=target, heartbeat=_heartbeat(package.pk))
     except ExportCancelled:
         package.refresh_from_db()
@@ -559,8 +546,8 @@ def export_reap_stale(*, stale_after: dt.timedelta | None = None) -> list[int]:
 
     Stopped means no heartbeat for ``stale_after`` (default: one lease, see :func:`export_lease`).
     Also re-sends queued jobs whose message may have been lost (queued for ``stale_after``, default
-    STALE_BUILD_AFTER). Partial
-    files of a reaped job are deleted; its next attempt writes a new temporary name.
+    STALE_BUILD_AFTER). Partial files of a reaped job are deleted; its next attempt writes a new
+    temporary name.
     """
     cutoff = timezone.now() - (export_lease() if stale_after is None else stale_after)
     reaped: list[int] = []

@@ -7,6 +7,7 @@ reaper as beat does, every REINFERENCE_REAP_SECONDS, with the shipped 30-second 
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from audit.log import SYSTEM
 from inference import services
 from inference.models import ChunkStatus, ReinferenceChunk, ReinferenceResult, RunStatus
 from inference.reinference.cohort import CohortFilter
+from inference.reinference.lease import chunk_heartbeat, chunk_lease_renew
 from portal.celery import app
 from portal.core.leases import LeaseHeartbeat, renew_interval
 from portal.core.workers import database_url, start_worker
@@ -43,9 +45,7 @@ def test_a_slow_live_worker_keeps_its_chunk_and_a_silent_one_loses_it_within_the
     chunk = run.chunks.get()
     assert services._claim(chunk.pk, "host:1:1")
 
-    with LeaseHeartbeat(
-        lambda: services._renew_lease(chunk.pk, "host:1:1"), every=renew_interval(2), what="test"
-    ) as heartbeat:
+    with chunk_heartbeat(chunk_id=chunk.pk, owner="host:1:1", lease_seconds=2) as heartbeat:
         for _ in range(4):  # 4 s of "slow work": twice the lease
             time.sleep(1)
             assert services.reinference_reap(redispatch_after=0).expired == 0
@@ -64,7 +64,8 @@ def test_a_heartbeat_notices_when_its_lease_was_taken_over(make_cohort, tiny_mod
     chunk = run.chunks.get()
     assert services._claim(chunk.pk, "host:1:1")
 
-    with LeaseHeartbeat(lambda: services._renew_lease(chunk.pk, "host:1:1"), every=0.1, what="t") as beat:
+    renew = functools.partial(chunk_lease_renew, chunk_id=chunk.pk, owner="host:1:1", lease_seconds=2)
+    with LeaseHeartbeat(renew, every=0.1, what="test") as beat:
         ReinferenceChunk.objects.filter(pk=chunk.pk).update(lease_owner="host:2:2")  # reaped and retaken
         deadline = time.monotonic() + 10
         while not beat.lost and time.monotonic() < deadline:
