@@ -10,6 +10,7 @@ from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
 from inference.models import ChunkStatus, ReinferenceResult, ReinferenceRun, ResultStatus
+from inference.reinference.liveness import run_liveness
 from inference.reinference.summary import latency_percentiles, rate, side_summary
 from portal.core.errors import InvalidRecord, RecordError
 from portal.records.models import ModelVersion
@@ -65,8 +66,13 @@ def chunk_counts(run: ReinferenceRun) -> dict[str, int]:
 
 
 def run_progress(run: ReinferenceRun, *, now: Any = None) -> dict[str, Any]:
-    """Done, failed, total, rate (studies per second since the first chunk started) and ETA in seconds."""
+    """Done, failed, total, rate (studies per second since the first chunk started) and ETA in seconds.
+
+    ``liveness`` says what the counters cannot (:func:`run_liveness`): chunks lost with their worker
+    and when they are retried (the ETA counts that wait), or that no worker is taking work.
+    """
     now = now or timezone.now()
+    liveness = run_liveness(run, now=now)
     processed = run.done + run.failed
     remaining = max(0, run.total - processed)
     elapsed = None
@@ -78,7 +84,7 @@ def run_progress(run: ReinferenceRun, *, now: Any = None) -> dict[str, Any]:
         if elapsed > 0 and processed:
             studies_per_second = round(processed / elapsed, 3)
             if run.is_active:
-                eta = round(remaining / (processed / elapsed), 1)
+                eta = round(remaining / (processed / elapsed) + liveness.wait_seconds(now), 1)
     return {
         "done": run.done,
         "failed": run.failed,
@@ -88,6 +94,7 @@ def run_progress(run: ReinferenceRun, *, now: Any = None) -> dict[str, Any]:
         "elapsed_seconds": None if elapsed is None else round(elapsed, 1),
         "rate_per_second": studies_per_second,
         "eta_seconds": eta,
+        "liveness": liveness.as_dict(),
     }
 
 

@@ -19,7 +19,7 @@ from django.db import connection
 from django.db.models import Count
 
 from audit.log import SYSTEM
-from inference import services
+from inference import selectors, services
 from inference.models import ChunkStatus, ReinferenceChunk, ReinferenceResult, RunStatus
 from inference.reinference.cohort import CohortFilter
 from inference.reinference.lease import chunk_heartbeat, chunk_lease_renew
@@ -114,10 +114,13 @@ def test_a_sigkilled_prefork_child_s_chunk_is_retaken_within_a_minute(make_cohor
 
         reap_every = settings.CELERY_BEAT_SCHEDULE["reinference-reap"]["schedule"]
         next_reap = killed_at + reap_every
+        notices = set()
         while time.monotonic() - killed_at < 120:
             orphan.refresh_from_db()
             if orphan.status == ChunkStatus.DONE:
                 break
+            run.refresh_from_db()
+            notices.add(selectors.run_progress(run)["liveness"]["notice"])
             if time.monotonic() >= next_reap:
                 services.reinference_reap()  # what beat sends every REINFERENCE_REAP_SECONDS
                 next_reap += reap_every
@@ -126,6 +129,8 @@ def test_a_sigkilled_prefork_child_s_chunk_is_retaken_within_a_minute(make_cohor
         print(f"chunk of the SIGKILLed pool process done again {recovered:.1f} s after the kill")  # noqa: T201
         assert orphan.status == ChunkStatus.DONE and orphan.attempts >= 2
         assert recovered < 60
+        # While it waited, the progress said so (the API, the page and reinfer --wait read the same).
+        assert any(n.startswith("1 chunk lost with their worker at ") for n in notices), notices
 
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
