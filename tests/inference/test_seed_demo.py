@@ -65,3 +65,17 @@ def test_a_second_seed_skips_present_studies_without_drafting_them(shipped, monk
     seed()
     monkeypatch.setattr(runtime, "generate", lambda *a: pytest.fail("nothing left to draft"))
     assert "12 already present" in seed()
+
+
+def test_drafts_from_several_processes_are_the_drafts_of_one(shipped, monkeypatch):
+    """The demo drafts in a pool of processes (make demo's start-up time); the texts must not change."""
+    from portal.demo.management.commands import seed_demo
+
+    monkeypatch.setattr(seed_demo, "DRAFT_CHUNK", 4)  # 12 studies: three jobs for two processes
+    output = seed(draft_processes=2)
+    mv = ModelVersion.objects.get(name="tiny-test-model")
+    drafted = list(AIOutput.objects.filter(model_version=mv).order_by("pk"))
+    assert drafted and "drafted by the model" in output
+    again = runtime.generate(mv, "report_draft", [d.inputs for d in drafted])
+    assert [g.text for g in again] == [d.text for d in drafted]
+    assert [d.completion_tokens for d in drafted] == [g.completion_tokens for g in again]

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import multiprocessing
+import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import django
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 
@@ -110,11 +114,15 @@ class DraftCounts:
     seconds: float = 0.0
 
 
-def model_drafts(pairs: list[bulk.ReportPair], counts: DraftCounts) -> list[bulk.ReportPair]:
+def model_drafts(
+    pairs: list[bulk.ReportPair], counts: DraftCounts, processes: int = 1
+) -> list[bulk.ReportPair]:
     """The pairs with their report drafts written by the active model serving each study's specialty.
 
     A study no model serves, whose prompt does not fit the model's context, or for which the model
-    writes nothing keeps its template draft (counted): the seed never fails on one study.
+    writes nothing keeps its template draft (counted): the seed never fails on one study. With
+    ``processes`` > 1 the chunks are drafted in that many fresh processes; greedy decoding is batch
+    invariant, so the drafts are byte-identical to a single-process seed.
     """
     started = time.perf_counter()
     present = set(Study.objects.values_list("accession_number", flat=True))  # skipped by the import
@@ -128,35 +136,59 @@ def model_drafts(pairs: list[bulk.ReportPair], counts: DraftCounts) -> list[bulk
             serving[specialty] = registry.active_version_for(specialty=specialty, kind="report_draft")
         if serving[specialty] is not None:
             by_model.setdefault(serving[specialty].pk, (serving[specialty], []))[1].append(index)
+    jobs = [
+        (mv, indexes[start : start + DRAFT_CHUNK])
+        for mv, indexes in by_model.values()
+        for start in range(0, len(indexes), DRAFT_CHUNK)
+    ]
+    inputs = [(mv, [pairs[i].ai_output.inputs for i in chunk]) for mv, chunk in jobs]
     result = list(pairs)
-    for mv, indexes in by_model.values():
+    for (mv, chunk), generations in zip(jobs, _draft_chunks(inputs, processes), strict=True):
         settings = runtime.generation_settings(mv)
-        for start in range(0, len(indexes), DRAFT_CHUNK):
-            chunk = indexes[start : start + DRAFT_CHUNK]
-            for index, generation in zip(chunk, _generate(mv, [pairs[i] for i in chunk]), strict=True):
-                if generation is None or not generation.text.strip():
-                    continue
-                pair = pairs[index]
-                draft = dataclasses.replace(
-                    pair.ai_output,
-                    model_name=mv.name,
-                    model_version=mv.version,
-                    generation_settings=settings,
-                    text=generation.text,
-                    prompt_tokens=generation.prompt_tokens,
-                    completion_tokens=generation.completion_tokens,
-                    latency_ms=generation.latency_ms,
-                )
-                result[index] = dataclasses.replace(pair, ai_output=draft)
-                counts.model += 1
+        for index, generation in zip(chunk, generations, strict=True):
+            if generation is None or not generation.text.strip():
+                continue
+            pair = pairs[index]
+            draft = dataclasses.replace(
+                pair.ai_output,
+                model_name=mv.name,
+                model_version=mv.version,
+                generation_settings=settings,
+                text=generation.text,
+                prompt_tokens=generation.prompt_tokens,
+                completion_tokens=generation.completion_tokens,
+                latency_ms=generation.latency_ms,
+            )
+            result[index] = dataclasses.replace(pair, ai_output=draft)
+            counts.model += 1
     counts.template = len(pairs) - counts.model
     counts.seconds = time.perf_counter() - started
     return result
 
 
-def _generate(mv: Any, pairs: list[bulk.ReportPair]) -> list[runtime.Generation | None]:
+def _draft_chunks(
+    jobs: list[tuple[Any, list[Any]]], processes: int
+) -> Iterator[list[runtime.Generation | None]]:
+    """Draft each (model version, inputs) job, in order: here, or in a pool of fresh processes.
+
+    Spawned, not forked: a forked child would share the parent's database connection. The children
+    only read the model's files; they never touch the database.
+    """
+    if processes <= 1 or len(jobs) <= 1:
+        yield from (_generate(mv, chunk) for mv, chunk in jobs)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=django.setup) as pool:
+        yield from pool.map(_generate_job, jobs)
+
+
+def _generate_job(job: tuple[Any, list[Any]]) -> list[runtime.Generation | None]:
+    """One pool job (a top-level function, so that it pickles)."""
+    return _generate(*job)
+
+
+def _generate(mv: Any, inputs: list[Any]) -> list[runtime.Generation | None]:
     """One batch; when one prompt is too long for the model, the others are drafted one by one."""
-    inputs = [p.ai_output.inputs for p in pairs]
     try:
         return list(runtime.generate(mv, "report_draft", inputs))
     except runtime.PromptTooLong:
@@ -190,6 +222,12 @@ class Command(BaseCommand):
             help="who writes the AI report drafts: the shipped model (model), the generator's template "
             "(template), or the model when one is shipped (auto, the default)",
         )
+        parser.add_argument(
+            "--draft-processes",
+            type=int,
+            default=min(os.cpu_count() or 1, 4),
+            help="processes drafting with the model at once (default: the cores, at most 4)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not 0 < options["studies"] <= 1_000_000:
@@ -216,7 +254,7 @@ class Command(BaseCommand):
             if not shipped and options["drafts"] == "model":
                 raise CommandError("No model is shipped under inference/artifacts/; use --drafts template.")
             if shipped:
-                pairs = model_drafts(pairs, drafts)
+                pairs = model_drafts(pairs, drafts, processes=max(1, options["draft_processes"]))
         counts = bulk.import_pairs(pairs)
         if options["dicom_dir"] is not None:
             options["dicom_dir"].mkdir(parents=True, exist_ok=True)
