@@ -296,6 +296,8 @@ ENQUEUE_BREAKER_FAILURES = env_int("ENQUEUE_BREAKER_FAILURES", 1)
 ENQUEUE_BREAKER_COOLDOWN_SECONDS = env_int("ENQUEUE_BREAKER_COOLDOWN_SECONDS", 30)
 # How long the health report (portal.core.health) waits for the broker and for workers' ping replies.
 HEALTH_PROBE_TIMEOUT_SECONDS = env_int("HEALTH_PROBE_TIMEOUT_SECONDS", 1)
+# A worker ping's answer is reused for this long (a ping is a broadcast that waits for replies).
+HEALTH_PING_CACHE_SECONDS = env_int("HEALTH_PING_CACHE_SECONDS", 5)
 
 # --- Audit ----------------------------------------------------------------------------------------
 AUDIT_SIGNING_KEY_FILE = Path(env_str("AUDIT_SIGNING_KEY_FILE", str(VAR_DIR / "audit-signing-key.pem")) or "")

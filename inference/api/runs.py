@@ -26,10 +26,11 @@ from inference.models import ReinferenceResult, ReinferenceRun, ResultStatus, Ru
 from inference.reinference.cohort import MAX_SAMPLE, MAX_SEED, CohortFilter
 from portal.accounts.permissions import CanRunReinference, CanViewReinference
 from portal.core.pagination import IdCursorPagination
+from portal.core.serializers import StrictInput
 from portal.records.models import AIOutputKind, Specialty
 
 
-class RunInput(serializers.Serializer):
+class RunInput(StrictInput):
     """A new run: the model (``NAME:VERSION`` or id), the kind, and the cohort filter. Unknown keys: 400."""
 
     model = serializers.CharField(max_length=200)
@@ -42,13 +43,6 @@ class RunInput(serializers.Serializer):
     sample = serializers.IntegerField(min_value=1, max_value=MAX_SAMPLE, required=False)
     seed = serializers.IntegerField(min_value=0, max_value=MAX_SEED, default=0)
     chunk_size = serializers.IntegerField(min_value=1, max_value=1024, required=False)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        # A misspelt filter ("speciality") must not silently widen the cohort to every study.
-        unknown = sorted(set(self.initial_data) - set(self.fields))
-        if unknown:
-            raise ValidationError({key: "Unknown field." for key in unknown[:20]})
-        return attrs
 
 
 class RunOutput(serializers.ModelSerializer):

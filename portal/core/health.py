@@ -9,7 +9,7 @@ Nothing here reads clinical data, so a report may go to a monitoring system as i
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from celery import current_app
@@ -66,10 +66,25 @@ def check_broker() -> Component:
     return Component("broker", "ok", f"{transport} broker reachable", _elapsed_ms(started), facts)
 
 
+#: The last ping's answer and when it came (monotonic): a broadcast costs up to a second, and a
+#: monitoring system or an open page asking every few seconds need not send one each time.
+_last_ping: tuple[float, Component] | None = None
+
+
 def check_workers(broker: Component) -> Component:
-    """Which Celery workers answer a ping now (none answering: no work is being taken)."""
+    """Which Celery workers answer a ping (at most HEALTH_PING_CACHE_SECONDS old; none: no work is taken)."""
+    global _last_ping  # noqa: PLW0603 - one small per-process cache
     if broker.state != "ok":
         return Component("workers", "unknown", "cannot ask the workers while the broker is down")
+    if _last_ping is not None and time.monotonic() - _last_ping[0] < settings.HEALTH_PING_CACHE_SECONDS:
+        age = round(time.monotonic() - _last_ping[0], 1)
+        return replace(_last_ping[1], facts={**_last_ping[1].facts, "age_s": age})
+    _last_ping = (time.monotonic(), _ping_workers())
+    return _last_ping[1]
+
+
+def _ping_workers() -> Component:
+    """Broadcast a ping and wait HEALTH_PROBE_TIMEOUT_SECONDS for the workers' replies."""
     started = time.perf_counter()
     try:
         replies = current_app.control.ping(timeout=settings.HEALTH_PROBE_TIMEOUT_SECONDS) or []

@@ -13,7 +13,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
-from portal.core import enqueue
+from portal.core import enqueue, health
 from portal.core.breaker import BreakerState
 from portal.core.health import health_report
 from tests.core.brokers import broker_at, free_port
@@ -22,8 +22,9 @@ pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture(autouse=True)
-def closed_circuit():
+def closed_circuit(monkeypatch):
     enqueue.broker_breaker().reset()
+    monkeypatch.setattr(health, "_last_ping", None)  # each test asks the workers afresh
     yield
     enqueue.broker_breaker().reset()
 
@@ -122,3 +123,14 @@ def test_the_report_is_read_only(method, client_for):
     )
 
     assert response.status_code in {405, 415}
+
+
+def test_a_ping_answer_is_reused_for_a_few_seconds(db, settings):
+    settings.HEALTH_PING_CACHE_SECONDS = 30
+    first = health_report()["components"]["workers"]
+    started = time.perf_counter()
+    second = health_report()["components"]["workers"]
+
+    assert time.perf_counter() - started < 0.5  # no second broadcast
+    assert second["state"] == first["state"] == "down"
+    assert "age_s" in second["facts"] and "age_s" not in first["facts"]

@@ -11,7 +11,6 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.request import Request
@@ -22,6 +21,7 @@ from audit import log as audit
 from portal.accounts.permissions import CanIngest
 from portal.core.errors import RecordError
 from portal.records import dicom, fhir, ingest
+from portal.records.api.openapi import dicom_upload_schema, fhir_diagnostic_report_schema, hl7_message_schema
 from portal.records.api.serializers import StudyOutput
 from portal.records.api.views import ingested_response
 from portal.records.payloads import TOO_LARGE, AdapterError
@@ -45,9 +45,7 @@ class FhirDiagnosticReportView(APIView):
     permission_classes = [CanIngest]
     parser_classes = [RawBodyParser]
 
-    @extend_schema(
-        request={"application/fhir+json": dict}, responses={200: dict, 201: dict, 400: dict, 409: dict}
-    )
+    @fhir_diagnostic_report_schema
     def post(self, request: Request) -> Response:
         content_type = (request.content_type or "").split(";")[0].strip().lower()
         if content_type not in ("application/fhir+json", "application/json"):
@@ -98,9 +96,7 @@ class Hl7View(APIView):
     permission_classes = [CanIngest]
     parser_classes = [RawBodyParser]
 
-    @extend_schema(
-        request={"x-application/hl7-v2+er7": str}, responses={200: OpenApiResponse(description="HL7 ACK")}
-    )
+    @hl7_message_schema
     def post(self, request: Request) -> HttpResponse:
         # DRF hands an empty body over as {} rather than b"": the adapter then refuses it with an AR.
         body = request.data if isinstance(request.data, bytes | str) else b""
@@ -116,15 +112,7 @@ class DicomUploadView(APIView):
     permission_classes = [CanIngest]
     parser_classes = [MultiPartParser]
 
-    @extend_schema(
-        request={
-            "multipart/form-data": {
-                "type": "object",
-                "properties": {"file": {"type": "string", "format": "binary"}},
-            }
-        },
-        responses={200: StudyOutput, 201: StudyOutput},
-    )
+    @dicom_upload_schema(StudyOutput)
     def post(self, request: Request) -> Response:
         upload = request.FILES.get("file")
         if upload is None:
