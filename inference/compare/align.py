@@ -3,7 +3,7 @@
 A report often states one finding twice (findings and impression); mentions of one concept whose
 locations agree are merged into one finding so it is compared, and counted, once. Findings are then
 aligned across reports by concept and location, and each aligned pair (or lone finding) is checked
-for the seven discrepancy categories.
+for the discrepancy categories (``classify.py``).
 """
 
 from __future__ import annotations
@@ -11,14 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from .extract import SIZE_MIN_MM, SIZE_REL_TOLERANCE
 from .lexicon import LEXICON, SUMMARY_CONCEPTS, Lexicon
-from .model import CATEGORIES, MINOR, SIGNIFICANT, Discrepancy, Finding
+from .model import Finding
 
-REAL_CHANGES = frozenset({"new", "increased", "decreased", "resolved"})
 _ASSERTION_RANK = {"present": 2, "possible": 1, "absent": 0}
 _RANK_ASSERTION = {rank: assertion for assertion, rank in _ASSERTION_RANK.items()}
-_QUOTE_LIMIT = 90
 _FOLD_WINDOW = 4
 
 
@@ -35,6 +32,9 @@ class Group:
     severity: str | None = None
     size_mm: float | None = None
     change: str | None = None
+    #: First grade and largest size per section: a grade changed in one section only is still a change.
+    grades: dict[str, Finding] = field(default_factory=dict)
+    sizes: dict[str, Finding] = field(default_factory=dict)
     _impression_rank: int = -1
     _other_rank: int = -1
 
@@ -59,6 +59,12 @@ class Group:
         self.site = self.site or mention.site
         if mention.severity_rank is not None and self.severity_rank is None:
             self.severity_rank, self.severity = mention.severity_rank, mention.severity
+        if mention.severity_rank is not None:
+            self.grades.setdefault(mention.section, mention)
+        if mention.size_mm is not None:
+            kept = self.sizes.get(mention.section)
+            if kept is None or (kept.size_mm or 0.0) < mention.size_mm:
+                self.sizes[mention.section] = mention
         if mention.size_mm is not None:
             self.size_mm = max(self.size_mm or 0.0, mention.size_mm)
         if mention.change and (self.change is None or self.change == "stable"):
@@ -75,6 +81,11 @@ class Group:
                 if predicate(mention):
                     return mention
         return self.mentions[0]
+
+
+def _diagnosis_of(broad: Finding, narrow: Finding, lexicon: Lexicon) -> bool:
+    """True when ``narrow`` is a narrower concept offered for ``broad`` ("opacity ... pneumonia")."""
+    return broad.concept != narrow.concept and lexicon.is_ancestor(broad.concept, narrow.concept)
 
 
 def _fold_related(findings: tuple[Finding, ...], lexicon: Lexicon) -> list[Finding]:
@@ -99,7 +110,7 @@ def _fold_related(findings: tuple[Finding, ...], lexicon: Lexicon) -> list[Findi
                 if broad == narrow or broad in dropped or narrow in dropped:
                     continue
                 b, n = result[broad], result[narrow]
-                if b.concept == n.concept or not lexicon.is_ancestor(b.concept, n.concept):
+                if not _diagnosis_of(b, n, lexicon):
                     continue
                 if b.laterality and n.laterality and b.laterality != n.laterality:
                     continue
@@ -225,303 +236,45 @@ def align(
                 break
     # A leftover finding already covered by a related finding on the other side ("opacity ... may represent
     # pneumonia" read against "pneumonia") is the same finding described twice, not a miss.
-    leftover_c = [g for g in leftover_c if not _covered(g, reference, lexicon)]
-    leftover_r = [g for g in leftover_r if not _covered(g, candidate, lexicon)]
+    # A group already paired with its own concept on the other side tells its own story: "opacity" in
+    # the draft, paired with the signed "opacity", cannot also stand for the signed "pneumonia".
+    paired = {
+        id(g)
+        for c_group, r_group in pairs
+        if c_group
+        and r_group
+        and c_group.concept == r_group.concept
+        and c_group.positive
+        and r_group.positive
+        for g in (c_group, r_group)
+    }
+    leftover_c = [g for g in leftover_c if not _covered(g, reference, lexicon, paired)]
+    leftover_r = [g for g in leftover_r if not _covered(g, candidate, lexicon, paired)]
     pairs.extend((g, None) for g in leftover_c)
     pairs.extend((None, g) for g in leftover_r)
     matched = sum(1 for c, r in pairs if c is not None and r is not None and c.positive and r.positive)
     return pairs, matched
 
 
-def _covered(group: Group, other: dict[str, list[Group]], lexicon: Lexicon) -> bool:
+def _covered(group: Group, other: dict[str, list[Group]], lexicon: Lexicon, paired: set[int]) -> bool:
     """True when the other report names this finding only with a related (broader or narrower) term.
 
     If the other report uses the same concept elsewhere, this leftover is a further, distinct finding
-    (a second lesion) and stays a discrepancy.
+    (a second lesion) and stays a discrepancy. A leftover diagnosis is not covered by a broader
+    observation that is already paired with its own concept: the signed "opacity ... pneumonia" read
+    against a draft that only says "opacity" is a missed pneumonia. A leftover observation is covered by
+    the narrower diagnosis on the other side even when that is paired ("opacity" + "atelectasis" in the
+    draft against "opacity, likely atelectasis").
     """
     if not group.positive or other.get(group.concept):
         return False
     for concept, groups in other.items():
-        related = lexicon.is_ancestor(concept, group.concept) or lexicon.is_ancestor(group.concept, concept)
-        if related and concept != group.concept:
-            if any(g.positive and _location_score(g, group) >= 2 for g in groups):
+        if concept == group.concept:
+            continue
+        broader = lexicon.is_ancestor(concept, group.concept)
+        if not broader and not lexicon.is_ancestor(group.concept, concept):
+            continue
+        for g in groups:
+            if g.positive and _location_score(g, group) >= 2 and not (broader and id(g) in paired):
                 return True
     return False
-
-
-def _quote(mention: Finding | None) -> str:
-    if mention is None:
-        return ""
-    words = " ".join(mention.words.split())
-    if len(words) > _QUOTE_LIMIT:
-        words = words[: _QUOTE_LIMIT - 3].rstrip() + "..."
-    return f'"{words}"'
-
-
-def _side(laterality: str) -> str:
-    return "on both sides" if laterality == "bilateral" else f"on the {laterality}"
-
-
-_CHANGE_WORDS = {
-    "new": "new",
-    "increased": "increased",
-    "decreased": "decreased",
-    "stable": "unchanged",
-    "resolved": "resolved",
-}
-
-
-class _Builder:
-    """Collects discrepancies for one comparison, deciding significance from the lexicon."""
-
-    def __init__(self, lexicon: Lexicon) -> None:
-        self.lexicon = lexicon
-        self.items: list[Discrepancy] = []
-
-    def add(
-        self,
-        category: str,
-        concept: str,
-        significant: bool,
-        cand: Finding | None,
-        ref: Finding | None,
-        explanation: str,
-        detail: str = "",
-    ) -> None:
-        self.items.append(
-            Discrepancy(
-                category=category,
-                significance=SIGNIFICANT if significant else MINOR,
-                finding=self.lexicon.concepts[concept].name,
-                candidate_text=cand.sentence if cand else None,
-                candidate_span=cand.span if cand else None,
-                reference_text=ref.sentence if ref else None,
-                reference_span=ref.span if ref else None,
-                explanation=explanation,
-                concept=concept,
-                detail=detail,
-            )
-        )
-
-
-def classify(
-    pairs: list[tuple[Group | None, Group | None]], lexicon: Lexicon = LEXICON
-) -> tuple[Discrepancy, ...]:
-    """Turn aligned pairs into discrepancies, sorted significant first, then by category and position."""
-    builder = _Builder(lexicon)
-    for cand, ref in pairs:
-        if cand is not None and ref is not None:
-            _classify_pair(builder, cand, ref)
-        elif cand is not None and cand.positive:
-            _lone(builder, cand, "false_finding")
-        elif ref is not None and ref.positive:
-            # A missed finding also loses its change from the prior; that is one error, not two.
-            _lone(builder, ref, "missed_finding")
-
-    order = {category: index for index, category in enumerate(CATEGORIES)}
-    return tuple(
-        sorted(
-            builder.items,
-            key=lambda d: (
-                d.significance != SIGNIFICANT,
-                order[d.category],
-                (d.reference_span or d.candidate_span or (0, 0))[0],
-                d.finding,
-            ),
-        )
-    )
-
-
-def _lone(builder: _Builder, group: Group, category: str) -> None:
-    concept = builder.lexicon.concepts[group.concept]
-    mention = group.pick(lambda m: m.assertion != "absent")
-    hedged = group.assertion == "possible"
-    significant = concept.critical or (not concept.incidental and not hedged)
-    name = concept.name
-    if category == "false_finding":
-        text = (
-            f"The AI draft reports {_quote(mention)} ({name}); the signed report does not mention it."
-            if not hedged
-            else f"The AI draft raises a possible {name} ({_quote(mention)}); "
-            "the signed report does not mention it."
-        )
-        builder.add(category, group.concept, significant, mention, None, text)
-    else:
-        text = (
-            f"The signed report describes {_quote(mention)} ({name}); the AI draft does not mention it."
-            if not hedged
-            else f"The signed report raises a possible {name} ({_quote(mention)}); "
-            "the AI draft does not mention it."
-        )
-        builder.add(category, group.concept, significant, None, mention, text)
-
-
-def _classify_pair(builder: _Builder, cand: Group, ref: Group) -> None:
-    lexicon = builder.lexicon
-    # Related concepts paired by align(): name the finding in the signed report's terms.
-    concept_id = ref.concept
-    concept = lexicon.concepts[concept_id]
-    name = concept.name
-    critical, incidental = concept.critical, concept.incidental
-    c_assert, r_assert = cand.assertion, ref.assertion
-
-    if c_assert != r_assert and "possible" in (c_assert, r_assert):
-        c_m = cand.pick(lambda m: m.assertion == c_assert)
-        r_m = ref.pick(lambda m: m.assertion == r_assert)
-        wording = {"present": "as definite", "possible": "as only possible", "absent": "as absent"}
-        builder.add(
-            "certainty",
-            concept_id,
-            critical,
-            c_m,
-            r_m,
-            f"The AI draft reports the {name} {wording[c_assert]} ({_quote(c_m)}); "
-            f"the signed report reports it {wording[r_assert]} ({_quote(r_m)}).",
-        )
-    elif c_assert == "present" and r_assert == "absent":
-        c_m = cand.pick(lambda m: m.assertion == "present")
-        r_m = ref.pick(lambda m: m.assertion == "absent")
-        builder.add(
-            "false_finding",
-            concept_id,
-            not incidental or critical,
-            c_m,
-            r_m,
-            f"The AI draft reports {_quote(c_m)}, "
-            f"but the signed report states there is no {name} ({_quote(r_m)}).",
-        )
-        return
-    elif c_assert == "absent" and r_assert == "present":
-        c_m = cand.pick(lambda m: m.assertion == "absent")
-        r_m = ref.pick(lambda m: m.assertion == "present")
-        builder.add(
-            "missed_finding",
-            concept_id,
-            not incidental or critical,
-            c_m,
-            r_m,
-            f"The signed report describes {_quote(r_m)}, "
-            f"but the AI draft states there is no {name} ({_quote(c_m)}).",
-        )
-        return
-
-    if cand.positive and ref.positive:
-        _location(builder, concept_id, cand, ref)
-        _severity(builder, concept_id, cand, ref)
-    if cand.positive == ref.positive:
-        _comparison(builder, cand, ref)
-
-
-def _location(builder: _Builder, concept_id: str, cand: Group, ref: Group) -> None:
-    concept = builder.lexicon.concepts[concept_id]
-    name = concept.name
-    if concept.lateral and cand.laterality and ref.laterality and cand.laterality != ref.laterality:
-        c_m = cand.pick(lambda m: m.laterality == cand.laterality)
-        r_m = ref.pick(lambda m: m.laterality == ref.laterality)
-        builder.add(
-            "location",
-            concept_id,
-            not concept.incidental or concept.critical,
-            c_m,
-            r_m,
-            f"The AI draft reports the {name} {_side(cand.laterality)} ({_quote(c_m)}); "
-            f"the signed report places it {_side(ref.laterality)} ({_quote(r_m)}).",
-            detail="laterality",
-        )
-    elif cand.site and ref.site and cand.site != ref.site:
-        c_m = cand.pick(lambda m: m.site == cand.site)
-        r_m = ref.pick(lambda m: m.site == ref.site)
-        builder.add(
-            "location",
-            concept_id,
-            concept.critical,
-            c_m,
-            r_m,
-            f"The AI draft places the {name} in the {cand.site} ({_quote(c_m)}); "
-            f"the signed report places it in the {ref.site} ({_quote(r_m)}).",
-            detail="site",
-        )
-
-
-def _severity(builder: _Builder, concept_id: str, cand: Group, ref: Group) -> None:
-    concept = builder.lexicon.concepts[concept_id]
-    name = concept.name
-    if cand.size_mm is not None and ref.size_mm is not None:
-        larger = max(cand.size_mm, ref.size_mm)
-        diff = abs(cand.size_mm - ref.size_mm)
-        if diff > SIZE_REL_TOLERANCE * larger and diff >= SIZE_MIN_MM:
-            c_m = cand.pick(lambda m: m.size_mm is not None)
-            r_m = ref.pick(lambda m: m.size_mm is not None)
-            big = diff > 0.5 * larger or diff >= 10
-            builder.add(
-                "severity",
-                concept_id,
-                concept.critical or (big and not concept.incidental),
-                c_m,
-                r_m,
-                f"The AI draft measures the {name} at {_mm(cand.size_mm)} ({_quote(c_m)}); "
-                f"the signed report measures it at {_mm(ref.size_mm)} ({_quote(r_m)}).",
-            )
-            return
-    if cand.severity_rank is not None and ref.severity_rank is not None:
-        diff = abs(cand.severity_rank - ref.severity_rank)
-        if diff >= 1:
-            c_m = cand.pick(lambda m: m.severity_rank is not None)
-            r_m = ref.pick(lambda m: m.severity_rank is not None)
-            builder.add(
-                "severity",
-                concept_id,
-                concept.critical or (diff >= 2 and not concept.incidental),
-                c_m,
-                r_m,
-                f"The AI draft describes the {name} as {cand.severity} ({_quote(c_m)}); "
-                f"the signed report describes it as {ref.severity} ({_quote(r_m)}).",
-            )
-
-
-def _mm(value: float) -> str:
-    return f"{value:g} mm"
-
-
-def _comparison(builder: _Builder, cand: Group | None, ref: Group) -> None:
-    concept_id = ref.concept
-    concept = builder.lexicon.concepts[concept_id]
-    name = concept.name
-    significant = concept.critical
-    c_change = cand.change if cand else None
-    r_change = ref.change
-    if c_change == r_change:
-        return
-    c_m = cand.pick(lambda m: m.change == c_change) if cand else None
-    r_m = ref.pick(lambda m: m.change == r_change)
-    if r_change is not None and (c_change is None or (c_change == "stable" and r_change in REAL_CHANGES)):
-        # Stability is comparison information too (a nodule stable for two years is benign), so leaving
-        # out "unchanged" is an omission, though only a minor one.
-        tail = (
-            f"the AI draft calls it unchanged ({_quote(c_m)})."
-            if c_change == "stable"
-            else "the AI draft does not report this comparison with the prior study."
-        )
-        builder.add(
-            "comparison_omitted",
-            concept_id,
-            significant and r_change in REAL_CHANGES,
-            c_m,
-            r_m,
-            f"The signed report describes the {name} as {_CHANGE_WORDS[r_change]} compared with the prior "
-            f"({_quote(r_m)}); {tail}",
-        )
-    elif c_change is not None and cand is not None and r_change != c_change:
-        if r_change is None:
-            tail = "the signed report does not describe a change from a prior study."
-        else:
-            tail = f"the signed report describes it as {_CHANGE_WORDS[r_change]} ({_quote(r_m)})."
-        builder.add(
-            "comparison_added",
-            concept_id,
-            significant and c_change in REAL_CHANGES,
-            c_m,
-            r_m if r_change else ref.pick(),
-            f"The AI draft describes the {name} as {_CHANGE_WORDS[c_change]} compared with the prior "
-            f"({_quote(c_m)}); {tail}",
-        )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from functools import lru_cache
 
-from .align import align, classify, group_findings
+from .align import align, group_findings
+from .classify import classify
 from .extract import analyse
 from .lexicon import LEXICON
 from .metrics import char_ngrams, chrf, rouge_l

@@ -10,13 +10,16 @@ in") are matched longest-first and so hide the shorter trigger they contain. Lis
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
 from .lexicon import LEXICON, Lexicon
 from .model import Finding
+from .rads import rads_categories
 from .text import ANALYSED_SECTIONS, Sentence, Token, clean, split_sections, split_sentences, tokenize
 
 # Measurement noise between readers is about 1-2 mm and 10-20%: smaller differences are not changes.
@@ -70,6 +73,7 @@ class _Mention:
     change: str | None = None
     start: int = 0
     end: int = 0
+    spans: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def match_items(tokens: list[Token], lexicon: Lexicon = LEXICON) -> tuple[list[str], list[_Item]]:
@@ -185,6 +189,12 @@ def _attach_target(
     for choice in order:
         if choice:
             return choice[0]
+    # Coordinated modifiers with one noun: "right middle lobe and lower lobe pneumonia", "left 5th and 6th
+    # rib fractures". A clause without a concept lends its modifiers to the next concept, unless a
+    # comma or a terminator stands between them.
+    following = [c for c in nearby if c > last_item]
+    if following and not any(items[k].kinds & {"punct", "term"} for k in range(last_item + 1, following[0])):
+        return following[0]
     return None
 
 
@@ -207,7 +217,7 @@ def extract_sentence(text: str, sentence: Sentence, lexicon: Lexicon = LEXICON) 
     norm, items = match_items(tokens, lexicon)
     concept_positions = [i for i, item in enumerate(items) if item.kinds & {"concept", "normal"}]
     if not concept_positions:
-        return []
+        return _rads_findings(text, sentence, lexicon)
     clauses = _clause_ids(items, norm)
     mentions: dict[int, _Mention] = {}
     for position in concept_positions:
@@ -221,16 +231,20 @@ def extract_sentence(text: str, sentence: Sentence, lexicon: Lexicon = LEXICON) 
             mention.assertion, trigger = _assertion(items, position, norm)
             if trigger is not None:
                 # Quote the trigger too, so an explanation reads "No pneumothorax", not "pneumothorax".
+                mention.spans["trigger"] = (trigger.start, trigger.end)
                 mention.start = min(mention.start, trigger.start)
                 mention.end = max(mention.end, trigger.end)
         # Modifiers spelt inside the concept phrase ("heart is mildly enlarged", "healed left rib fracture").
-        for word in norm[item.first : item.last]:
+        for offset, word in enumerate(norm[item.first : item.last]):
+            token = tokens[item.first + offset]
             for kind, value in lexicon.table.get((word,), ()):
                 # Only adverbs: in "small vessel ischemic change" the word "small" is not a severity.
                 if kind == "sev" and word.endswith("ly"):
                     mention.severity, mention.severity_word = value, word
+                    mention.spans["severity"] = (token.start, token.end)
                 elif kind == "lat":
                     mention.laterality.add(value)
+                    mention.spans["laterality"] = (token.start, token.end)
         mentions[position] = mention
 
     # Group adjacent modifier items so "in the right lower lobe" is judged by the words before "right".
@@ -242,13 +256,16 @@ def extract_sentence(text: str, sentence: Sentence, lexicon: Lexicon = LEXICON) 
             groups[-1].append(index)
         else:
             groups.append([index])
+    orphans: list[_Item] = []
     for group in groups:
         target = _attach_target(group, items, clauses, concept_positions, norm, lexicon)
         if target is None:
+            orphans.extend(items[i] for i in group if "change" in items[i].kinds)
             continue
         mention = mentions[target]
         for index in group:
             _apply_modifier(mention, items[index], norm, lexicon)
+    _spread_orphan_changes(orphans, mentions.values())
 
     findings = []
     # One string per sentence, shared by its mentions (a hostile one-sentence report has 10^5 of them).
@@ -280,9 +297,66 @@ def extract_sentence(text: str, sentence: Sentence, lexicon: Lexicon = LEXICON) 
                 span=(sentence.start, sentence.end),
                 mention_span=(mention.start, mention.end),
                 words=text[mention.start : mention.end],
+                laterality_span=mention.spans.get("laterality") if laterality else None,
+                site_span=mention.spans.get("site"),
+                severity_span=mention.spans.get("severity"),
+                change_span=mention.spans.get("change"),
+                trigger_span=mention.spans.get("trigger"),
+            )
+        )
+    return findings + _rads_findings(text, sentence, lexicon)
+
+
+_SIDE_RE = re.compile(r"\b(left|right|bilateral)\b", re.IGNORECASE)
+
+
+def _rads_findings(text: str, sentence: Sentence, lexicon: Lexicon) -> list[Finding]:
+    """Assessment categories of the sentence ("Left breast: BI-RADS 4") as graded findings."""
+    if "rads" not in text[sentence.start : sentence.end].lower():
+        return []
+    sentence_text = text[sentence.start : sentence.end]
+    sides = {m.group(1).lower() for m in _SIDE_RE.finditer(sentence_text)}
+    findings = []
+    for concept_id, rank, words, span in rads_categories(text, sentence.start, sentence.end):
+        concept = lexicon.concepts[concept_id]
+        side = next(iter(sides)) if concept.lateral and len(sides) == 1 else None
+        findings.append(
+            Finding(
+                concept=concept_id,
+                name=concept.name,
+                assertion="present",
+                laterality=side,
+                site=None,
+                severity=words,
+                severity_rank=rank,
+                size_mm=None,
+                change=None,
+                section=sentence.section,
+                sentence=sentence_text,
+                span=(sentence.start, sentence.end),
+                mention_span=span,
+                words=words,
+                severity_span=span,
             )
         )
     return findings
+
+
+def _spread_orphan_changes(orphans: list[_Item], mentions: Iterable[_Mention]) -> None:
+    """A change word that belongs to no noun of its clause describes the sentence's findings.
+
+    "Small right pleural effusion which is new": "which" ends the clause, yet "new" still dates the
+    effusion. Change words count anywhere in the sentence, so an unattached one goes to every mention
+    that has none of its own (and is not negated: "no effusion, new" says nothing).
+    """
+    values = {item.value("change") for item in orphans} - {None}
+    if len(values) != 1:
+        return
+    value = values.pop()
+    for mention in mentions:
+        if mention.change is None and mention.assertion != "absent" and not mention.forced_absent:
+            mention.change = value
+            mention.spans["change"] = (orphans[0].start, orphans[0].end)
 
 
 def size_change(before: float, after: float) -> str:
@@ -296,30 +370,36 @@ def size_change(before: float, after: float) -> str:
 def _apply_modifier(mention: _Mention, item: _Item, norm: list[str], lexicon: Lexicon) -> None:
     """Record one modifier item on a mention and widen the mention's quoted words to include it."""
     used = False
+    where = (item.start, item.end)
     for kind, value in item.entries:
         if kind == "lat":
             mention.laterality.add(value)
             if value == "bilateral":
                 mention.laterality.update({"left", "right"})
+            mention.spans["laterality"] = where
             used = True
         elif kind == "site" and (mention.site is None or mention.site in lexicon.broad_sites):
             mention.site = value
+            mention.spans["site"] = where
             used = True
         elif kind == "sev" and mention.severity is None:
             mention.severity = value
             mention.severity_word = " ".join(norm[item.first : item.last])
+            mention.spans["severity"] = where
             used = True
         elif kind in ("change", "pseudo") and value and mention.change in (None, "stable"):
             # "no change in the nodule" is a pseudo-negation that also reports stability. An explicit
             # direction beats a stability word: "redemonstrated pneumothorax, slightly smaller" is smaller.
             if mention.change is None or value != "stable":
                 mention.change = value
+                mention.spans["change"] = where
             used = True
         elif kind == "size" and _prior_size(norm, item.first, lexicon):
             mention.prior_size_mm = value
             used = True
         elif kind == "size":
             mention.size_mm = value if mention.size_mm is None else max(mention.size_mm, value)
+            mention.spans["severity"] = where
             used = True
     if used:
         mention.start = min(mention.start, item.start)

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The seven discrepancy categories, in the order the engine reports them.
+#: The discrepancy categories, in the order the engine reports them. ``internal_contradiction`` (the
+#: AI draft asserts and negates one finding) was added after GREEN's six plus certainty.
 CATEGORIES: tuple[str, ...] = (
+    "internal_contradiction",
     "false_finding",
     "missed_finding",
     "location",
@@ -50,6 +52,12 @@ class Finding:
     span: tuple[int, int]
     mention_span: tuple[int, int]
     words: str
+    #: Exact words behind each attribute ([start, end) into the input), for marks on the case page.
+    laterality_span: tuple[int, int] | None = None
+    site_span: tuple[int, int] | None = None
+    severity_span: tuple[int, int] | None = None
+    change_span: tuple[int, int] | None = None
+    trigger_span: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict of this mention."""
@@ -83,6 +91,10 @@ class Discrepancy:
     # Internal context for RADPEER rules and evaluation; not part of the stored JSON.
     concept: str = field(default="", compare=False)
     detail: str = field(default="", compare=False)
+    #: The words that differ ([start, end) into each input), one mark per repeat of the finding
+    #: (findings and impression); may lie outside the quoted sentence.
+    candidate_marks: tuple[tuple[int, int], ...] = ()
+    reference_marks: tuple[tuple[int, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON object stored with a Discrepancy row (spans as [start, end] or null)."""
@@ -95,6 +107,8 @@ class Discrepancy:
             "reference_text": self.reference_text,
             "reference_span": list(self.reference_span) if self.reference_span else None,
             "explanation": self.explanation,
+            "candidate_marks": [list(mark) for mark in self.candidate_marks],
+            "reference_marks": [list(mark) for mark in self.reference_marks],
         }
 
 

@@ -136,6 +136,8 @@ def test_to_dict_has_exactly_the_documented_shape():
             "reference_text",
             "reference_span",
             "explanation",
+            "candidate_marks",
+            "reference_marks",
         }
         assert item["category"] in CATEGORIES
         assert item["significance"] in {"significant", "minor"}

@@ -1,0 +1,167 @@
+"""Issue #19, the engine's part: one finding, one story; exact words marked; self-contradiction.
+
+Each case is shaped like a demo case the committee found self-contradictory (ids in the test names).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from inference.compare import compare
+
+
+def _marked(text: str, marks: tuple[tuple[int, int], ...]) -> list[str]:
+    return [text[start:end] for start, end in marks]
+
+
+def test_case_1995_a_missed_large_left_effusion_is_one_significant_miss_marked_on_its_words():
+    draft = "FINDINGS: The lungs are clear. No pleural effusion. No pneumothorax.\nIMPRESSION: Normal chest."
+    signed = (
+        "FINDINGS: Large left pleural effusion. No pneumothorax.\nIMPRESSION: Large left pleural effusion."
+    )
+    result = compare(draft, signed)
+    assert [(d.category, d.significance, d.finding) for d in result.discrepancies] == [
+        ("missed_finding", "significant", "pleural effusion")
+    ]
+    missed = result.discrepancies[0]
+    # Both repeats in the signed report are marked, and the draft's denial is marked too.
+    assert _marked(signed, missed.reference_marks) == ["Large left pleural effusion"] * 2
+    assert _marked(draft, missed.candidate_marks) == ["No pleural effusion"]
+
+
+def test_case_1971_a_nodule_paired_for_size_is_not_also_a_false_finding():
+    draft = (
+        "FINDINGS: 9 mm nodule in the right upper lobe.\n"
+        "IMPRESSION: 1. Right upper lobe pulmonary nodule, 9 mm. 2. No pneumothorax."
+    )
+    signed = "FINDINGS: 16 mm nodule in the right upper lobe.\nIMPRESSION: 16 mm right upper lobe nodule."
+    result = compare(draft, signed)
+    assert [(d.category, d.finding) for d in result.discrepancies] == [("severity", "pulmonary nodule")]
+    size = result.discrepancies[0]
+    assert _marked(draft, size.candidate_marks) == ["9 mm"]
+    assert _marked(signed, size.reference_marks) == ["16 mm"]
+
+
+def test_case_1994_one_breast_cyst_on_the_wrong_side_is_listed_once_and_is_significant():
+    draft = (
+        "FINDINGS: Simple cyst in the right breast at 2 o'clock.\n"
+        "IMPRESSION: Benign right breast cyst. BI-RADS 2."
+    )
+    signed = (
+        "FINDINGS: Simple cyst in the left breast at 2 o'clock.\n"
+        "IMPRESSION: Benign left breast cyst. BI-RADS 2."
+    )
+    result = compare(draft, signed)
+    assert [(d.category, d.significance, d.finding) for d in result.discrepancies] == [
+        ("location", "significant", "breast cyst")
+    ]
+    side = result.discrepancies[0]
+    assert set(_marked(draft, side.candidate_marks)) == {"right"}
+    assert set(_marked(signed, side.reference_marks)) == {"left"}
+
+
+@pytest.mark.parametrize(
+    "draft",
+    [
+        "FINDINGS: New small right pleural effusion.",
+        "FINDINGS: Small right pleural effusion which is new.",
+        "FINDINGS: Small right pleural effusion, not present on the prior study, which is new.",
+    ],
+)
+def test_case_1970_a_change_word_anywhere_in_the_sentence_is_not_an_omitted_comparison(draft):
+    signed = "FINDINGS: Small right pleural effusion, new since the prior examination."
+    assert [d.category for d in compare(draft, signed).discrepancies] == []
+
+
+def test_case_1978_a_draft_that_asserts_and_negates_hydrocephalus_is_flagged_as_contradiction():
+    draft = (
+        "FINDINGS: New mild hydrocephalus. There is no hydrocephalus.\nIMPRESSION: New mild hydrocephalus."
+    )
+    signed = "FINDINGS: Moderate hydrocephalus, new since the prior.\nIMPRESSION: New moderate hydrocephalus."
+    result = compare(draft, signed)
+    categories = {(d.category, d.significance) for d in result.discrepancies}
+    assert ("internal_contradiction", "significant") in categories
+    assert ("severity", "minor") in categories or ("severity", "significant") in categories
+    contradiction = next(d for d in result.discrepancies if d.category == "internal_contradiction")
+    assert _marked(draft, contradiction.candidate_marks) == [
+        "New mild hydrocephalus",
+        "There is no hydrocephalus",
+        "New mild hydrocephalus",
+    ]
+    assert contradiction.reference_span is None
+
+
+@pytest.mark.parametrize(
+    "draft",
+    [
+        "No new pleural effusion. Small pleural effusion.",
+        "Lungs are clear. Minimal left basilar opacity.",
+        "No large pleural effusion. Trace right pleural effusion.",
+        "Resolution of the right pneumothorax. Tiny left pneumothorax.",
+    ],
+)
+def test_narrowed_or_normal_phrase_negations_are_not_contradictions(draft):
+    assert "internal_contradiction" not in {d.category for d in compare(draft, draft).discrepancies}
+
+
+def test_a_laterality_error_on_an_incidental_paired_organ_finding_is_still_significant():
+    result = compare("Simple cyst in the right kidney.", "Simple cyst in the left kidney.")
+    assert [(d.category, d.significance) for d in result.discrepancies] == [("location", "significant")]
+
+
+@pytest.mark.parametrize(
+    ("draft", "signed", "category", "draft_words", "signed_words"),
+    [
+        ("Small left pleural effusion.", "Small right pleural effusion.", "location", ["left"], ["right"]),
+        ("Mild cardiomegaly.", "Severe cardiomegaly.", "severity", ["Mild"], ["Severe"]),
+        (
+            "Possible right lower lobe pneumonia.",
+            "Right lower lobe pneumonia.",
+            "certainty",
+            ["Possible"],
+            [],
+        ),
+        (
+            "Stable left pleural effusion.",
+            "Increased left pleural effusion.",
+            "comparison_omitted",
+            ["Stable"],
+            ["Increased"],
+        ),
+    ],
+)
+def test_marks_cover_the_differing_words(draft, signed, category, draft_words, signed_words):
+    found = next(d for d in compare(draft, signed).discrepancies if d.category == category)
+    assert _marked(draft, found.candidate_marks) == draft_words
+    if signed_words:
+        assert _marked(signed, found.reference_marks) == signed_words
+    else:
+        # The definite side marks the finding itself, so the quote link still lands on words.
+        assert _marked(signed, found.reference_marks) == ["Right lower lobe pneumonia"]
+
+
+def test_several_marks_in_one_sentence_each_land_on_their_own_words():
+    draft = "Small left pleural effusion and large right pneumothorax."
+    signed = "Small right pleural effusion and small right pneumothorax."
+    result = compare(draft, signed)
+    by_category = {d.category: d for d in result.discrepancies}
+    assert _marked(draft, by_category["location"].candidate_marks) == ["left"]
+    assert _marked(draft, by_category["severity"].candidate_marks) == ["large"]
+    # Both marks sit inside one sentence of the draft.
+    assert by_category["location"].candidate_span == by_category["severity"].candidate_span
+
+
+def test_every_mark_lies_inside_its_text_and_to_dict_carries_it():
+    draft = (
+        "FINDINGS: Left effusion. New right pneumothorax.\n"
+        "IMPRESSION: 1. Left effusion. 2. Right pneumothorax."
+    )
+    signed = "FINDINGS: Right effusion.\nIMPRESSION: Right effusion. No pneumothorax."
+    result = compare(draft, signed)
+    assert result.discrepancies
+    for item in result.discrepancies:
+        for text, marks in ((draft, item.candidate_marks), (signed, item.reference_marks)):
+            assert all(0 <= start < end <= len(text) for start, end in marks)
+        payload = item.to_dict()
+        assert payload["candidate_marks"] == [list(m) for m in item.candidate_marks]
+        assert payload["reference_marks"] == [list(m) for m in item.reference_marks]
