@@ -83,7 +83,7 @@ def run_progress(run: ReinferenceRun, *, now: Any = None) -> dict[str, Any]:
         elapsed = max(0.0, (end - run.started_at).total_seconds())
         if elapsed > 0 and processed:
             studies_per_second = round(processed / elapsed, 3)
-            if run.is_active:
+            if run.is_active and liveness.workers != "none":  # with no worker there is no estimate
                 eta = round(remaining / (processed / elapsed) + liveness.wait_seconds(now), 1)
     return {
         "done": run.done,

@@ -88,19 +88,33 @@ def test_the_eta_counts_the_wait_for_lost_work(make_cohort, tiny_model_version, 
     settings.REINFERENCE_LEASE_SECONDS = 30
     make_cohort(6, tiny_model_version)
     run = _create(tiny_model_version)
-    first, second, _third = run.chunks.order_by("index")
+    first, second, third = run.chunks.order_by("index")
     services.reinference_chunk_process(chunk_id=first.pk)  # 2 studies done
     assert services._claim(second.pk, "host:dead:1")
+    assert services._claim(third.pk, "host:alive:1")
     run.refresh_from_db()
     later = timezone.now() + dt.timedelta(seconds=31)
+    # The live worker's heartbeat kept its lease; the dead one's ran out.
+    ReinferenceChunk.objects.filter(pk=third.pk).update(lease_expires_at=later + dt.timedelta(seconds=20))
 
     progress = selectors.run_progress(run, now=later)
     wait = (dt.datetime.fromisoformat(progress["liveness"]["retry_from"]) - later).total_seconds()
 
     elapsed = (later - run.started_at).total_seconds()
     without_wait = 4 / (2 / elapsed)
-    assert wait > 0
+    assert wait > 0 and progress["liveness"]["workers"] == "working"
     assert progress["eta_seconds"] == pytest.approx(without_wait + wait, abs=0.2)
+
+
+def test_with_no_worker_there_is_no_eta(make_cohort, tiny_model_version):
+    make_cohort(4, tiny_model_version)
+    run = _create(tiny_model_version)
+    services.reinference_chunk_process(chunk_id=run.chunks.order_by("index").first().pk)
+    run.refresh_from_db()
+
+    progress = selectors.run_progress(run, now=run.started_at + dt.timedelta(minutes=5))
+
+    assert progress["liveness"]["workers"] == "none" and progress["eta_seconds"] is None
 
 
 def test_a_run_no_worker_takes_says_so_within_a_minute(run):
