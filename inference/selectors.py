@@ -65,14 +65,15 @@ def chunk_counts(run: ReinferenceRun) -> dict[str, int]:
     return {value: counts.get(value, 0) for value in ChunkStatus.values}
 
 
-def run_progress(run: ReinferenceRun, *, now: Any = None) -> dict[str, Any]:
+def run_progress(run: ReinferenceRun, *, now: Any = None, liveness: bool = True) -> dict[str, Any]:
     """Done, failed, total, rate (studies per second since the first chunk started) and ETA in seconds.
 
     ``liveness`` says what the counters cannot (:func:`run_liveness`): chunks lost with their worker
-    and when they are retried (the ETA counts that wait), or that no worker is taking work.
+    and when they are retried (the ETA counts that wait), or that no worker is taking work. Lists of
+    runs leave it out (``liveness=False``, None): it costs two queries per run.
     """
     now = now or timezone.now()
-    liveness = run_liveness(run, now=now)
+    state = run_liveness(run, now=now) if liveness else None
     processed = run.done + run.failed
     remaining = max(0, run.total - processed)
     elapsed = None
@@ -83,8 +84,8 @@ def run_progress(run: ReinferenceRun, *, now: Any = None) -> dict[str, Any]:
         elapsed = max(0.0, (end - run.started_at).total_seconds())
         if elapsed > 0 and processed:
             studies_per_second = round(processed / elapsed, 3)
-            if run.is_active and liveness.workers != "none":  # with no worker there is no estimate
-                eta = round(remaining / (processed / elapsed) + liveness.wait_seconds(now), 1)
+            if run.is_active and (state is None or state.workers != "none"):  # no worker: no estimate
+                eta = round(remaining / (processed / elapsed) + (state.wait_seconds(now) if state else 0), 1)
     return {
         "done": run.done,
         "failed": run.failed,
@@ -94,7 +95,7 @@ def run_progress(run: ReinferenceRun, *, now: Any = None) -> dict[str, Any]:
         "elapsed_seconds": None if elapsed is None else round(elapsed, 1),
         "rate_per_second": studies_per_second,
         "eta_seconds": eta,
-        "liveness": liveness.as_dict(),
+        "liveness": state.as_dict() if state else None,
     }
 
 

@@ -78,8 +78,8 @@ class RunOutput(serializers.ModelSerializer):
         return {"id": mv.pk, "name": mv.name, "version": mv.version}
 
     def get_progress(self, run: ReinferenceRun) -> dict[str, Any]:
-        """Done, failed, total, rate and ETA (see :func:`inference.selectors.run_progress`)."""
-        return selectors.run_progress(run)
+        """Done, failed, total, rate, ETA and (one run, not a list) liveness; see ``run_progress``."""
+        return selectors.run_progress(run, liveness=not self.context.get("in_list", False))
 
 
 class ResultOutput(serializers.ModelSerializer):
@@ -147,7 +147,7 @@ class RunListCreate(generics.GenericAPIView):
     )
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(RunOutput(page, many=True).data)
+        return self.get_paginated_response(RunOutput(page, many=True, context={"in_list": True}).data)
 
     @extend_schema(request=RunInput, responses={201: RunOutput})
     def post(self, request: Request) -> Response:

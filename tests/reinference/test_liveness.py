@@ -179,3 +179,11 @@ def test_reinfer_wait_prints_it(make_cohort, tiny_model_version, settings):
         )
 
     assert "No worker is taking work." in out.getvalue()
+
+
+def test_lists_of_runs_leave_liveness_out_one_run_has_it(run, client_for):
+    listed = client_for("carol").get("/api/v1/reinference-runs").json()["results"]
+    one = client_for("carol").get(f"/api/v1/reinference-runs/{run.pk}").json()
+
+    assert [item["progress"]["liveness"] for item in listed] == [None]
+    assert one["progress"]["liveness"]["workers"] == "working"
