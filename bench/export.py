@@ -62,14 +62,14 @@ def child(var_dir: Path, count: int, out: Path) -> None:
     _django(var_dir)
     from audit import verify_package as vp
     from audit.log import AuditContext
-    from portal.legal import services
+    from portal.legal import export_jobs
     from portal.records.models import Study
 
     accessions = list(Study.objects.order_by("id").values_list("accession_number", flat=True)[:count])
     # Current RSS before the build (after imports and Django set-up), and the high-water mark after it.
     rss_before = psutil.Process().memory_info().rss / 1024
     started = time.perf_counter()
-    package = services.export_request(
+    package = export_jobs.export_request(
         actor=None,
         context=AuditContext(channel="bench/export.py"),
         matter_reference="BENCH-1",
@@ -77,7 +77,7 @@ def child(var_dir: Path, count: int, out: Path) -> None:
         accession_numbers=accessions,
         enqueue=False,
     )
-    built = services.export_build(package_pk=package.pk, out_path=out)
+    built = export_jobs.export_build(package_pk=package.pk, out_path=out)
     build_s = time.perf_counter() - started
     assert built is not None and built.status == "ready", built and built.error
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -181,7 +181,7 @@ def run_worker(engine: str, spec: dict[str, Any]) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(spec, handle)
     try:
-        result = subprocess.run(  # noqa: S603 - this interpreter, this script
+        result = subprocess.run(  # this interpreter, this script
             [sys.executable, __file__, "--worker", engine, "--spec", handle.name],
             capture_output=True,
             text=True,
@@ -320,7 +320,7 @@ def api_latency(model_dir: Path, inputs: list[dict[str, Any]]) -> None:
     from audit.log import SYSTEM
     from inference import registry
     from portal.records import services
-    from portal.records.payloads import PatientPayload, StudyPayload
+    from portal.records.ingest.payloads import PatientPayload, StudyPayload
 
     setup_test_environment()
     old_name = connection.settings_dict["NAME"]

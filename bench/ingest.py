@@ -16,6 +16,7 @@ import argparse
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -153,13 +154,9 @@ def drive(
                     if response.status not in (200, 201):
                         errors += 1
 
-    threads = [threading.Thread(target=client, args=(chunk,)) for chunk in chunks]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started, latencies, errors
+    from bench.ingest_feeds import run_clients
+
+    return run_clients(client, chunks), latencies, errors
 
 
 def bulk(env: dict[str, str], n: int, seed: int) -> float:
@@ -191,37 +188,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
-def main() -> None:
-    """Run both measurements and print the table."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--pairs", type=int, default=600)
-    parser.add_argument("--bulk-pairs", type=int, default=5000)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--port", type=int, default=8765)
-    args = parser.parse_args()
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        sys.exit("set DATABASE_URL to a throwaway database (it is reset)")
-    env = {
-        **os.environ,
-        "CONCORDANCE_TLS": "0",
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "filesystem://"),
-    }
-    reset_database(url)
-    token = prepare(env)
-    bodies = payloads(args.pairs, seed=11)
-    server = subprocess.Popen(  # noqa: S603
+def _gunicorn(env: dict[str, str], port: int, workers: int) -> subprocess.Popen:
+    return subprocess.Popen(  # noqa: S603
         [
             str(Path(sys.executable).parent / "gunicorn"),
             "portal.wsgi:application",
             "--bind",
-            f"127.0.0.1:{args.port}",
+            f"127.0.0.1:{port}",
             "--workers",
-            str(args.workers),
+            str(workers),
             "--threads",
             "4",
             "--log-level",
@@ -230,27 +205,136 @@ def main() -> None:
         cwd=ROOT,
         env=env,
     )
+
+
+def _mllp_listener(env: dict[str, str], port: int) -> subprocess.Popen:
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, "manage.py", "mllp_listen", "--port", str(port), "--account", "bench_ris"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def _wait_for_port(port: int, seconds: float = 90) -> None:
+    """Wait until something listens on ``port`` (servers start slowly on a loaded machine)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def _latency(latencies: list[float]) -> str:
+    return " / ".join(f"{percentile(latencies, q) * 1000:.1f}" for q in (50, 95, 99)) + " ms"
+
+
+def run_http(args: argparse.Namespace, env: dict[str, str], token: str) -> list[str]:
+    """REST pairs and FHIR transaction Bundles through one gunicorn; the table rows."""
+    from bench import ingest_feeds
+
+    bodies = payloads(args.pairs, seed=11)
+    bundles = ingest_feeds.fhir_bundles(payloads(args.bundle_pairs, seed=13), args.bundle_reports)
+    server = _gunicorn(env, args.port, args.workers)
     try:
-        time.sleep(4)
+        _wait_for_port(args.port)
         elapsed, latencies, errors = drive(args.port, token, bodies, args.clients)
+        b_elapsed, b_latencies, b_errors = ingest_feeds.drive_bundles(
+            args.port, token, bundles, min(args.clients, 4)
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
+    reports = sum(
+        1 for b in bundles for e in b["entry"] if e["resource"]["resourceType"] == "DiagnosticReport"
+    )
+    return [
+        f"| API: pairs ingested | {args.pairs} ({3 * args.pairs} requests, {errors} errors) |",
+        f"| API: pairs per second | {args.pairs / elapsed:.0f} |",
+        f"| API: request latency p50 / p95 / p99 | {_latency(latencies)} ({args.clients} clients) |",
+        f"| FHIR: transaction Bundles | {len(bundles)} of {args.bundle_reports} reports + their Patients, "
+        f"{b_errors} errors |",
+        f"| FHIR: pairs (draft + signed report) per second | {reports / 2 / b_elapsed:.0f} "
+        f"({reports / b_elapsed:.0f} reports/s) |",
+        f"| FHIR: Bundle latency p50 / p95 / p99 | {_latency(b_latencies)} |",
+    ]
+
+
+def run_mllp(args: argparse.Namespace, env: dict[str, str]) -> list[str]:
+    """ORU^R01 over one persistent MLLP connection to ``manage.py mllp_listen``; the table rows."""
+    from bench import ingest_feeds
+
+    messages = ingest_feeds.hl7_messages(payloads(args.mllp_pairs, seed=14))
+    listener = _mllp_listener(env, args.port + 1)
+    try:
+        _wait_for_port(args.port + 1)
+        elapsed, latencies, errors = ingest_feeds.drive_mllp(args.port + 1, messages)
+    finally:
+        listener.terminate()
+        listener.wait(timeout=30)
+    return [
+        f"| MLLP: ORU^R01 messages | {len(messages)} (one connection), {errors} not AA |",
+        f"| MLLP: messages per second | {len(messages) / elapsed:.0f} |",
+        f"| MLLP: ACK latency p50 / p95 / p99 | {_latency(latencies)} |",
+    ]
+
+
+def run_sql_and_profile(token: str) -> tuple[list[str], str]:
+    """SQL statements per request of each kind and a profile of HL7 requests, in-process."""
+    from bench import ingest_feeds
+
+    bodies = payloads(30, seed=15)
+    bundle = ingest_feeds.fhir_bundles(payloads(50, seed=16), 100)[0]
+    counts = ingest_feeds.sql_counts(token, bodies, bundle)
+    rows = [f"| SQL statements: {label} | {n} |" for label, n in counts.items()]
+    return rows, ingest_feeds.profile_hl7(token, ingest_feeds.hl7_messages(bodies[2:27]))
+
+
+def main() -> None:
+    """Run every measurement and print the table, then the profile."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pairs", type=int, default=600)
+    parser.add_argument("--bulk-pairs", type=int, default=5000)
+    parser.add_argument("--bundle-pairs", type=int, default=500, help="pairs sent as FHIR Bundles")
+    parser.add_argument("--bundle-reports", type=int, default=100, help="DiagnosticReports per Bundle")
+    parser.add_argument("--mllp-pairs", type=int, default=300, help="pairs sent as ORU^R01 over MLLP")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        sys.exit("set DATABASE_URL to a throwaway database (it is reset)")
+    # This process also runs Django (payloads, SQL counts, the profile): plain HTTP, no broker.
+    os.environ["CONCORDANCE_TLS"] = "0"
+    os.environ.setdefault("CELERY_BROKER_URL", "filesystem://")
+    env = {
+        **os.environ,
+        "CONCORDANCE_TLS": "0",
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "filesystem://"),
+    }
+    reset_database(url)
+    token = prepare(env)
+    rows = run_http(args, env, token) + run_mllp(args, env)
     bulk_seconds = bulk(env, args.bulk_pairs, seed=12)
+    sql_rows, profile = run_sql_and_profile(token)
     print(
         f"database: {urlparse(url).scheme}   clients: {args.clients}   "
         f"gunicorn workers: {args.workers}x4 threads"
     )
     print("| measure | value |")
     print("| --- | --- |")
-    print(f"| API: pairs ingested | {args.pairs} ({3 * args.pairs} requests, {errors} errors) |")
-    print(f"| API: pairs per second | {args.pairs / elapsed:.0f} |")
-    print(
-        f"| API: request latency p50 / p95 / p99 | {percentile(latencies, 50) * 1000:.1f} / "
-        f"{percentile(latencies, 95) * 1000:.1f} / {percentile(latencies, 99) * 1000:.1f} ms |"
-    )
+    print("\n".join(rows))
     print(f"| bulk: pairs imported | {args.bulk_pairs} in {bulk_seconds:.2f} s |")
     print(f"| bulk: pairs per second | {args.bulk_pairs / bulk_seconds:.0f} |")
+    print("\n".join(sql_rows))
+    print("\nProfile of 50 HL7 ORU^R01 requests in-process (cumulative time):\n" + profile)
 
 
 if __name__ == "__main__":

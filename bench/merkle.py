@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from audit.merkle import (  # noqa: E402  (path set up above so the script runs from anywhere)
+from audit.merkle import (  # path set up above so the script runs from anywhere
     HASH_SIZE,
     CompactRange,
     MerkleTree,

@@ -276,7 +276,7 @@ class _Counter:
     def __init__(self, sink: list[str]) -> None:
         self.sink = sink
 
-    def __call__(self, execute, sql, params, many, context):  # noqa: ANN001
+    def __call__(self, execute, sql, params, many, context):
         self.sink.append(sql)
         return execute(sql, params, many, context)
 

@@ -160,7 +160,7 @@ def raw_worker(spec_path: str) -> dict[str, Any]:
 
 def raw_model_time(env: dict[str, str], spec: dict[str, Any], spec_path: Path) -> dict[str, Any]:
     spec_path.write_text(json.dumps(spec))
-    result = subprocess.run(  # noqa: S603 - this interpreter, this script
+    result = subprocess.run(  # this interpreter, this script
         [sys.executable, __file__, "--raw-worker", str(spec_path)],
         cwd=ROOT,
         env={**env, "INFERENCE_THREADS": "1", "OMP_NUM_THREADS": "1"},
@@ -177,7 +177,7 @@ def raw_model_time(env: dict[str, str], spec: dict[str, Any], spec_path: Path) -
 
 
 def manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(  # noqa: S603 - this interpreter, manage.py, fixed argv
+    result = subprocess.run(  # this interpreter, manage.py, fixed argv
         [sys.executable, str(ROOT / "manage.py"), *args],
         cwd=ROOT,
         env=env,
@@ -240,8 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     from django.conf import settings
 
     from audit.log import SYSTEM
-    from inference import registry, services
+    from inference import registry
     from inference.models import ReinferenceResult
+    from inference.reinference import runs
     from inference.reinference.cohort import CohortFilter, select_cohort
     from inference.selectors import run_progress, run_summary
     from portal.celery import app
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     ready_s = start_workers(args.workers, env, var_dir)
     print(f"# {args.workers} workers ready in {ready_s:.1f} s; creating the run ...", file=sys.stderr)
     started = time.perf_counter()
-    run = services.reinference_run_create(model_version=mv, cohort=CohortFilter(), actor=None, context=SYSTEM)
+    run = runs.reinference_run_create(model_version=mv, cohort=CohortFilter(), actor=None, context=SYSTEM)
     created_s = time.perf_counter() - started
     deadline = time.monotonic() + args.timeout
     last_note = 0.0

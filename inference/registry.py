@@ -124,6 +124,67 @@ def _overlaps(a: list[str], b: list[str]) -> bool:
     return not a or not b or bool(set(a) & set(b))
 
 
+def _model_files(directory: Path, card: dict[str, Any]) -> dict[str, str]:
+    """The SHA-256 of every file of a model directory, checked: required files present, card hashes true."""
+    hashes = artifact_hashes(directory)
+    missing = [f for f in REQUIRED_FILES if f not in hashes]
+    if missing:
+        raise InvalidRecord(
+            f"{directory.name} is not a model directory: missing {', '.join(missing)}.", field="directory"
+        )
+    _check_card_hashes(card, hashes)
+    return hashes
+
+
+def _store_version(
+    existing: ModelVersion | None, *, name: str, version: str, fields: dict[str, Any]
+) -> tuple[ModelVersion, bool]:
+    """Create the version, or give a version known only by name (ingested outputs) its artifacts.
+
+    Returns the version and whether this call wrote it; a concurrent registration of the same bytes
+    wrote it first (nothing to audit again), of other bytes is a :class:`RecordConflict`.
+    """
+    if existing is not None:
+        for key, value in fields.items():
+            setattr(existing, key, value)
+        existing.save()
+        return existing, True
+    try:
+        with transaction.atomic():
+            return ModelVersion.objects.create(name=name, version=version, **fields), True
+    except IntegrityError:
+        # A concurrent registration (or an ingested output) created it first: decide again.
+        raced = ModelVersion.objects.get(name=name, version=version)
+        if raced.artifacts and raced.artifact_sha256 == fields["artifact_sha256"]:
+            return raced, False
+        raise RecordConflict(
+            f"{name} {version} was registered concurrently; register again.", field="version"
+        ) from None
+
+
+def _audit_registered(
+    mv: ModelVersion, details: dict[str, Any], *, actor: AbstractBaseUser | None, context: audit.AuditContext
+) -> None:
+    """The ``model_version.register`` event: which bytes, for which kinds and specialties, and its parent."""
+    audit.record(
+        "model_version.register",
+        actor=actor,
+        context=context,
+        object_type="model_version",
+        object_id=mv.pk,
+        details={
+            "name": mv.name,
+            "version": mv.version,
+            "architecture": details["architecture"],
+            "artifact_sha256": mv.artifact_sha256,
+            "files": details["files"],
+            "kinds": list(mv.kinds),
+            "specialties": list(mv.specialties),
+            "parent": details["parent"],
+        },
+    )
+
+
 @transaction.atomic
 def model_version_register(
     *,
@@ -154,13 +215,7 @@ def model_version_register(
     _validate(architecture, kinds, specialties)
     if status not in ModelStatus.values:
         raise InvalidRecord(f"Unknown model status {status!r}.", field="status")
-    hashes = artifact_hashes(directory)
-    missing = [f for f in REQUIRED_FILES if f not in hashes]
-    if missing:
-        raise InvalidRecord(
-            f"{directory.name} is not a model directory: missing {', '.join(missing)}.", field="directory"
-        )
-    _check_card_hashes(card, hashes)
+    hashes = _model_files(directory, card)
     digest = artifacts_digest(hashes)
     existing = ModelVersion.objects.select_for_update().filter(name=name, version=version).first()
     if existing is not None and existing.artifacts:
@@ -189,40 +244,11 @@ def model_version_register(
         "generation_defaults": generation_defaults,
         "status": ModelStatus.CANDIDATE,
     }
-    if existing is None:
-        try:
-            with transaction.atomic():
-                mv = ModelVersion.objects.create(name=name, version=version, **fields)
-        except IntegrityError:
-            # A concurrent registration (or an ingested output) created it first: decide again.
-            raced = ModelVersion.objects.get(name=name, version=version)
-            if raced.artifacts and raced.artifact_sha256 == digest:
-                return raced
-            raise RecordConflict(
-                f"{name} {version} was registered concurrently; register again.", field="version"
-            ) from None
-    else:
-        for key, value in fields.items():
-            setattr(existing, key, value)
-        existing.save()
-        mv = existing
-    audit.record(
-        "model_version.register",
-        actor=actor,
-        context=context,
-        object_type="model_version",
-        object_id=mv.pk,
-        details={
-            "name": name,
-            "version": version,
-            "architecture": architecture,
-            "artifact_sha256": digest,
-            "files": len(hashes),
-            "kinds": list(kinds),
-            "specialties": list(specialties),
-            "parent": parent.pk if parent else None,
-        },
-    )
+    mv, written = _store_version(existing, name=name, version=version, fields=fields)
+    if not written:
+        return mv
+    details = {"architecture": architecture, "files": len(hashes), "parent": parent.pk if parent else None}
+    _audit_registered(mv, details, actor=actor, context=context)
     if status == ModelStatus.ACTIVE:
         mv = model_version_activate(model_version=mv, actor=actor, context=context)
     elif status == ModelStatus.RETIRED:

@@ -1,4 +1,4 @@
-"""Reads of re-inference runs that grow: model look-up, progress, results and the run summary."""
+"""Reads of re-inference runs that grow: model look-up, progress, results, the run summary and its charts."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from typing import Any
 
 from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
+from django.utils.safestring import SafeString
 
+from inference.compare import RADPEER_SCORES
 from inference.models import ChunkStatus, ReinferenceResult, ReinferenceRun, ResultStatus
 from inference.reinference.liveness import run_liveness
 from inference.reinference.summary import latency_percentiles, rate, side_summary
+from portal.core.charts import paired_bar_chart
 from portal.core.errors import InvalidRecord, RecordError
 from portal.records.models import ModelVersion
 
@@ -44,6 +47,16 @@ def model_version_by_reference(
     if mv is None:
         raise error(missing, field=field)
     return mv
+
+
+def model_versions() -> QuerySet[ModelVersion]:
+    """The registry, each version with its parent (the model pages list and show them)."""
+    return ModelVersion.objects.select_related("parent")
+
+
+def runnable_versions() -> list[ModelVersion]:
+    """Versions with local artifacts (those a run can use), newest first. The registry is small."""
+    return [mv for mv in ModelVersion.objects.exclude(artifact_dir="").order_by("-pk") if mv.is_runnable]
 
 
 def runs_list() -> QuerySet[ReinferenceRun]:
@@ -175,4 +188,34 @@ def run_summary(run: ReinferenceRun) -> dict[str, Any]:
                 else None
             ),
         },
+    }
+
+
+def run_summary_charts(summary: dict[str, Any]) -> dict[str, SafeString]:
+    """The results page's two charts: significant discrepancies per study by category, and RADPEER."""
+    new, original = summary["new"], summary["original"]
+    new_cat = new["significant_per_study_by_category"]
+    orig_cat = original["significant_per_study_by_category"]
+    categories = [c for c in sorted(set(new_cat) | set(orig_cat)) if new_cat.get(c) or orig_cat.get(c)]
+    category_rows = [
+        (c.replace("_", " "), float(new_cat.get(c, 0.0)), float(orig_cat.get(c, 0.0))) for c in categories
+    ] or [("none", 0.0, 0.0)]
+    scores = list(RADPEER_SCORES) + sorted(
+        (set(new["radpeer_suggested"]) | set(original["radpeer_suggested"])) - set(RADPEER_SCORES)
+    )
+    radpeer_rows = [
+        (
+            f"RADPEER {s}",
+            float(new["radpeer_suggested"].get(s, 0)),
+            float(original["radpeer_suggested"].get(s, 0)),
+        )
+        for s in scores
+    ]
+    return {
+        "category_chart": paired_bar_chart(
+            "Significant discrepancies per study, by category", category_rows, chart_id="chart-categories"
+        ),
+        "radpeer_chart": paired_bar_chart(
+            "Suggested RADPEER scores (studies)", radpeer_rows, chart_id="chart-radpeer"
+        ),
     }

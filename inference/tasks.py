@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from inference import services
+from inference.reinference import chunks, reaper
 
 
 @shared_task(
@@ -11,11 +11,11 @@ from inference import services
 )
 def reinference_chunk(chunk_id: int) -> str:
     """Claim, generate, compare and store one chunk of a run (a second delivery finds it done)."""
-    return services.reinference_chunk_process(chunk_id=chunk_id)
+    return chunks.reinference_chunk_process(chunk_id=chunk_id)
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def reap_reinference() -> int:
     """Hand expired chunk leases back and re-send lost chunks; returns how many chunks were re-sent."""
-    reaped = services.reinference_reap()
+    reaped = reaper.reinference_reap()
     return reaped.expired + reaped.redispatched

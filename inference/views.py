@@ -2,9 +2,9 @@
 
 Thin, like the review pages: each view asks :mod:`portal.accounts.roles` first (refusals are audited),
 validates with a form, reads through :mod:`inference.selectors` and writes through
-:mod:`inference.services` and :mod:`inference.registry`, which audit every change. The run page polls a
-small partial while the run is active; the poll is a background request (it does not keep an idle
-session alive) and stops by itself once the run has ended, because the finished partial no longer
+:mod:`inference.reinference.runs` and :mod:`inference.registry`, which audit every change. The run page
+polls a small partial while the run is active; the poll is a background request (it does not keep an
+idle session alive) and stops by itself once the run has ended, because the finished partial no longer
 carries the polling attributes.
 """
 
@@ -20,14 +20,12 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.html import format_html
-from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit import log as audit
-from inference import registry, selectors, services
-from inference.compare import RADPEER_SCORES
+from inference import registry, selectors
 from inference.models import ReinferenceRun
+from inference.reinference import runs as run_workflows
 from inference.reinference.cohort import MAX_SAMPLE, MAX_SEED, CohortFilter
 from portal.accounts import roles
 from portal.core.access import deny
@@ -48,11 +46,6 @@ def _cursor(request: HttpRequest, name: str) -> int | None:
     if not (raw.isascii() and raw.isdigit() and len(raw) < 19):
         raise Http404
     return int(raw)
-
-
-def _runnable_versions() -> list[ModelVersion]:
-    """Versions with local artifacts (those a run can use), newest first. The registry is small."""
-    return [mv for mv in ModelVersion.objects.exclude(artifact_dir="").order_by("-pk") if mv.is_runnable]
 
 
 # --- Forms ----------------------------------------------------------------------------------------------
@@ -105,109 +98,6 @@ class RunForm(forms.Form):
         )
 
 
-# --- Charts ---------------------------------------------------------------------------------------------
-
-
-def _fmt(value: float) -> str:
-    """A chart value: whole numbers as such, others with up to two decimals."""
-    return str(int(value)) if value == int(value) else f"{value:.2f}".rstrip("0").rstrip(".")
-
-
-def paired_bar_chart(
-    title: str, rows: Sequence[tuple[str, float, float]], *, chart_id: str, unit: str = ""
-) -> SafeString:
-    """Horizontal bar pairs (new version solid, original hatched), each bar labelled with side and value.
-
-    Readable without colour: the two sides differ by fill pattern, and every bar carries its text.
-    """
-    row_h, bar_h, label_w, plot_w = 46, 18, 190, 340
-    height = 34 + row_h * max(1, len(rows))
-    top = max([1e-9, *(v for _, a, b in rows for v in (a, b))])
-    parts = [
-        format_html(
-            '<svg class="chart" id="{0}" role="img" aria-labelledby="{0}-title" viewBox="0 0 {1} {2}" '
-            'xmlns="http://www.w3.org/2000/svg"><title id="{0}-title">{3}</title>'
-            '<defs><pattern id="{0}-hatch" width="6" height="6" patternUnits="userSpaceOnUse">'
-            '<path d="M0 6 L6 0" stroke="#1d2733"/></pattern></defs>'
-            '<rect x="{4}" y="6" width="14" height="12" fill="#1f5f99" stroke="#1d2733"/>'
-            '<text x="{5}" y="16">new version</text>'
-            '<rect x="{6}" y="6" width="14" height="12" fill="url(#{0}-hatch)" stroke="#1d2733"/>'
-            '<text x="{7}" y="16">original model</text>',
-            chart_id,
-            label_w + plot_w + 120,
-            height,
-            title,
-            label_w,
-            label_w + 20,
-            label_w + 130,
-            label_w + 150,
-        )
-    ]
-    for index, (label, new, original) in enumerate(rows):
-        y = 30 + index * row_h
-        parts.append(
-            format_html(
-                '<text x="{}" y="{}" class="bar-label" text-anchor="end">{}</text>',
-                label_w - 8,
-                y + 24,
-                label,
-            )
-        )
-        for offset, side, value, fill in (
-            (0, "new", new, "#1f5f99"),
-            (bar_h + 2, "orig.", original, f"url(#{chart_id}-hatch)"),
-        ):
-            width = plot_w * (value / top)
-            parts.append(
-                format_html(
-                    '<rect x="{}" y="{}" width="{}" height="{}" fill="{}" stroke="#1d2733"/>'
-                    '<text x="{}" y="{}" class="bar-value">{} {}{}</text>',
-                    label_w,
-                    y + offset,
-                    f"{width:.1f}",
-                    bar_h,
-                    fill,
-                    f"{label_w + width + 6:.1f}",
-                    y + offset + 13,
-                    side,
-                    _fmt(value),
-                    unit,
-                )
-            )
-    parts.append(mark_safe("</svg>"))  # noqa: S308 - a constant
-    return mark_safe("".join(str(part) for part in parts))  # noqa: S308 - format_html output or constants
-
-
-def _summary_charts(summary: dict[str, Any]) -> dict[str, SafeString]:
-    """The results page's two charts: significant discrepancies per study by category, and RADPEER."""
-    new, original = summary["new"], summary["original"]
-    new_cat = new["significant_per_study_by_category"]
-    orig_cat = original["significant_per_study_by_category"]
-    categories = [c for c in sorted(set(new_cat) | set(orig_cat)) if new_cat.get(c) or orig_cat.get(c)]
-    category_rows = [
-        (c.replace("_", " "), float(new_cat.get(c, 0.0)), float(orig_cat.get(c, 0.0))) for c in categories
-    ] or [("none", 0.0, 0.0)]
-    scores = list(RADPEER_SCORES) + sorted(
-        (set(new["radpeer_suggested"]) | set(original["radpeer_suggested"])) - set(RADPEER_SCORES)
-    )
-    radpeer_rows = [
-        (
-            f"RADPEER {s}",
-            float(new["radpeer_suggested"].get(s, 0)),
-            float(original["radpeer_suggested"].get(s, 0)),
-        )
-        for s in scores
-    ]
-    return {
-        "category_chart": paired_bar_chart(
-            "Significant discrepancies per study, by category", category_rows, chart_id="chart-categories"
-        ),
-        "radpeer_chart": paired_bar_chart(
-            "Suggested RADPEER scores (studies)", radpeer_rows, chart_id="chart-radpeer"
-        ),
-    }
-
-
 # --- Re-inference runs ----------------------------------------------------------------------------------
 
 
@@ -251,10 +141,10 @@ def runs(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if not may_run:
             deny(request, reason="reinference.run")
-        form = RunForm(request.POST, versions=_runnable_versions())
+        form = RunForm(request.POST, versions=selectors.runnable_versions())
         if form.is_valid():
             try:
-                run = services.reinference_run_create(
+                run = run_workflows.reinference_run_create(
                     model_version=form.cleaned_data["model_version"],
                     kind=form.cleaned_data["kind"],
                     cohort=form.cohort(),
@@ -269,7 +159,7 @@ def runs(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Run {run.pk} started over {run.total} studies.")
                 return redirect("reinference-run", pk=run.pk)
         return _runs_page(request, form, status=400)
-    form = RunForm(versions=_runnable_versions()) if may_run else None
+    form = RunForm(versions=selectors.runnable_versions()) if may_run else None
     return _runs_page(request, form)
 
 
@@ -295,7 +185,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if run.done or run.failed:
         summary = selectors.run_summary(run)
         context["summary"] = summary
-        context.update(_summary_charts(summary))
+        context.update(selectors.run_summary_charts(summary))
         results_qs = selectors.run_results(run).order_by("pk")
         if after is not None:
             results_qs = results_qs.filter(pk__gt=after)
@@ -335,7 +225,7 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         deny(request, reason="reinference.cancel")
     run = _run_or_404(pk)
     try:
-        services.reinference_run_cancel(
+        run_workflows.reinference_run_cancel(
             run=run, actor=request.user, context=audit.AuditContext.from_request(request)
         )
     except RecordConflict as exc:
@@ -349,7 +239,7 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _model_or_404(pk: int) -> ModelVersion:
-    mv = ModelVersion.objects.select_related("parent").filter(pk=pk).first()
+    mv = selectors.model_versions().filter(pk=pk).first()
     if mv is None:
         raise Http404
     return mv
@@ -371,7 +261,7 @@ def models(request: HttpRequest) -> HttpResponse:
     """Registered model versions: status, kinds, specialties, headline metrics and the artifact hash."""
     if not roles.can_view_models(request.user):
         deny(request, reason="models.view")
-    versions = list(ModelVersion.objects.select_related("parent").order_by("name", "-pk"))
+    versions = list(selectors.model_versions().order_by("name", "-pk"))
     return render(
         request,
         "inference/models.html",

@@ -13,7 +13,6 @@ from portal import views
 from portal.accounts import roles
 from portal.accounts.permissions import CanReadProofs
 from portal.core.access import require
-from portal.review.api.views import CompareView
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -24,11 +23,12 @@ urlpatterns = [
     ),
     path("accounts/", include("portal.accounts.urls")),
     path("review/", include("portal.review.urls")),
+    path("records/", include("portal.records.urls")),
     path("", include("inference.urls")),  # /reinference/ and /models/
     path("", include("portal.legal.urls")),  # /legal/
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/v1/compare", CompareView.as_view(), name="api-compare"),
     path("api/v1/health/components", views.SystemHealthView.as_view(), name="api-system-health"),
+    path("api/v1/", include("portal.review.api.urls")),
     path("api/v1/legal/", include("portal.legal.api.urls")),
     path("api/v1/audit/", include(audit_api_urls.urlpatterns_for(CanReadProofs))),
     path("api/v1/", include("inference.api.urls")),

@@ -162,14 +162,14 @@ def test_the_checker_sees_an_upward_import() -> None:
     """The rules above fail on a real violation (a test that cannot fail would prove nothing)."""
     assert app_of("portal/records/services.py") == "portal/records"
     assert app_of("inference/compare/text.py") == "inference/compare"
-    assert app_of("inference/services.py") == "inference"
+    assert app_of("inference/registry.py") == "inference"
     assert app_of("portal/urls.py") == "portal"
     assert target_app("portal.urls") == "portal"
     assert target_app("portal.review.models.Comparison") == "portal/review"
     assert target_app("inference.compare.compare") == "inference/compare"
     assert target_app("django.db.models") is None
     source = "def f():\n    from portal.review.models import Comparison\nfrom . import runtime\n"
-    names = [name for _line, name in imported_names("inference/services.py", source)]
+    names = [name for _line, name in imported_names("inference/registry.py", source)]
     assert sorted(names) == ["inference.runtime", "portal.review.models.Comparison"]
     found = {
         ("inference", target_app(name) or ""): "probe" for name in names if target_app(name) != "inference"

@@ -107,7 +107,7 @@ class Bench:
             return conn.execute(statement).fetchone()[0]
 
     def manage(self, *args: str) -> str:
-        result = subprocess.run(  # noqa: S603 - fixed argv
+        result = subprocess.run(  # fixed argv
             [sys.executable, "manage.py", *args],
             cwd=ROOT,
             env=self.env,
@@ -123,7 +123,7 @@ class Bench:
         log = (
             self.out / f"{Path(argv[2] if len(argv) > 2 else argv[0]).name}-{len(self.processes)}.log"
         ).open("w")
-        process = subprocess.Popen(argv, cwd=ROOT, env={**self.env, **env}, stdout=log, stderr=log)  # noqa: S603
+        process = subprocess.Popen(argv, cwd=ROOT, env={**self.env, **env}, stdout=log, stderr=log)
         self.processes.append(process)
         return process
 
@@ -206,7 +206,7 @@ class Bench:
         return {"accounts": accounts, "seed_seconds": round(seeded_s, 1), "reinference": run.strip()}
 
     def backlog(self) -> int:
-        out = subprocess.run(  # noqa: S603 - fixed argv
+        out = subprocess.run(  # fixed argv
             ["redis-cli", "-p", str(self.redis_port), "llen", "celery"],
             capture_output=True,
             text=True,
@@ -300,7 +300,7 @@ def main() -> None:
             "LOAD_SESSIONS": json.dumps(setup["accounts"]["sessions"]),
         }
         started = time.monotonic()
-        subprocess.run(  # noqa: S603 - fixed argv
+        subprocess.run(  # fixed argv
             [
                 sys.executable,
                 "-m",
@@ -358,7 +358,7 @@ def main() -> None:
             "endpoints": per_endpoint(options.out / "locust_stats.csv"),
         }
         (options.out / "summary.json").write_text(json.dumps(summary, indent=2))
-        print(json.dumps(summary, indent=2))  # noqa: T201 - the benchmark's output
+        print(json.dumps(summary, indent=2))  # the benchmark's output
     finally:
         stop.set()
         bench.stop()

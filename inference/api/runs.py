@@ -21,8 +21,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import log as audit
-from inference import selectors, services
+from inference import selectors
 from inference.models import ReinferenceResult, ReinferenceRun, ResultStatus, RunStatus
+from inference.reinference import runs
 from inference.reinference.cohort import MAX_SAMPLE, MAX_SEED, CohortFilter
 from portal.accounts.permissions import CanRunReinference, CanViewReinference
 from portal.core.pagination import IdCursorPagination
@@ -163,7 +164,7 @@ class RunListCreate(generics.GenericAPIView):
             sample=values.get("sample"),
             seed=values["seed"],
         )
-        run = services.reinference_run_create(
+        run = runs.reinference_run_create(
             model_version=values["model"],
             kind=values["kind"],
             cohort=cohort,
@@ -196,7 +197,7 @@ class RunCancel(APIView):
     @extend_schema(request=None, responses=RunOutput)
     def post(self, request: Request, pk: int) -> Response:
         run = _run_or_404(pk)
-        run = services.reinference_run_cancel(
+        run = runs.reinference_run_cancel(
             run=run, actor=request.user, context=audit.AuditContext.from_request(request)
         )
         return Response(RunOutput(_run_or_404(run.pk)).data)

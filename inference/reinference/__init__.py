@@ -1,4 +1,7 @@
-"""Re-inference internals: cohort selection and chunking (:mod:`.cohort`), summary maths (:mod:`.summary`).
+"""Re-inference: a model version re-drafts a frozen cohort of stored studies, chunk by chunk.
 
-The workflows that write runs live in :mod:`inference.services`, the reads in :mod:`inference.selectors`.
+Workflows: :mod:`.runs` (create, cancel, fail, complete), :mod:`.chunks` (one chunk: claim, generate,
+compare, store), :mod:`.reaper` (hand back chunks of dead workers). Pure parts: :mod:`.cohort`
+(selection and chunking) and :mod:`.summary` (the arithmetic of a run summary). Reads of runs live in
+:mod:`inference.selectors`; the Celery tasks in :mod:`inference.tasks`.
 """

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import Case, Exists, IntegerField, OuterRef, QuerySet, Subquery, Value, When
-from django.utils import timezone
 
+from portal.core.dates import day_start
 from portal.core.errors import InvalidRecord
 from portal.records.models import (
     AIOutput,
@@ -88,10 +88,6 @@ class CohortFilter:
         return out
 
 
-def _day_start(day: dt.date) -> dt.datetime:
-    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
-
-
 def cohort_queryset(*, model_version: ModelVersion, kind: str, cohort: CohortFilter) -> QuerySet[Study]:
     """Studies of the cohort, annotated with ``original_id`` and ``reference_id``, in id order."""
     if kind not in AIOutputKind.values:
@@ -118,10 +114,10 @@ def cohort_queryset(*, model_version: ModelVersion, kind: str, cohort: CohortFil
     if cohort.modality:
         studies = studies.filter(modality__iexact=cohort.modality)
     if cohort.date_from and cohort.date_from > dt.date.min:
-        studies = studies.filter(study_datetime__gte=_day_start(cohort.date_from))
+        studies = studies.filter(study_datetime__gte=day_start(cohort.date_from))
     if cohort.date_to and cohort.date_to < dt.date.max:
         # Year 9999-12-31 has no next day: it is simply no upper bound.
-        studies = studies.filter(study_datetime__lt=_day_start(cohort.date_to + dt.timedelta(days=1)))
+        studies = studies.filter(study_datetime__lt=day_start(cohort.date_to + dt.timedelta(days=1)))
     if cohort.radiologist:
         studies = studies.filter(
             Exists(

@@ -21,8 +21,8 @@ from inference import registry, runtime
 from inference.prompts import PromptError, build_prompt
 from portal.core.errors import InvalidRecord, RecordError, RecordNotFound
 from portal.records import services
+from portal.records.ingest.payloads import AIOutputPayload
 from portal.records.models import AIOutput, AIOutputKind, ModelStatus, ModelVersion, Study
-from portal.records.payloads import AIOutputPayload
 
 logger = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
+from django.db.models import QuerySet
 
 from inference.compare import analyse, compare
 from inference.prompts import PromptError, build_prompt
@@ -151,6 +152,67 @@ def _iso(value: dt.datetime | dt.date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _final_reports(specialties: Sequence[str], since: dt.date | None, until: dt.date | None) -> QuerySet:
+    """The original final reports of ``specialties`` signed between ``since`` and ``until`` (inclusive)."""
+    reports = SignedReport.objects.filter(status=ReportStatus.FINAL, study__specialty__in=list(specialties))
+    if since is not None:
+        reports = reports.filter(signed_at__date__gte=since)
+    if until is not None:
+        reports = reports.filter(signed_at__date__lte=until)
+    return reports
+
+
+def _first_clinical_drafts(reports: QuerySet) -> dict[int, tuple[dict[str, Any], str]]:
+    """Per study, the inputs and text of its first clinical report draft (the one the radiologist read)."""
+    drafts: dict[int, tuple[dict[str, Any], str]] = {}
+    draft_rows = (
+        AIOutput.objects.filter(
+            study_id__in=reports.values("study_id"),
+            kind=AIOutputKind.REPORT_DRAFT,
+            origin=AIOutputOrigin.CLINICAL,
+        )
+        .order_by("study_id", "generated_at", "id")
+        .values_list("study_id", "inputs", "text")
+    )
+    for study_id, inputs, text in draft_rows.iterator(chunk_size=2000):
+        drafts.setdefault(study_id, (inputs, text))
+    return drafts
+
+
+@dataclass
+class _Selection:
+    """What the reading kept and left out."""
+
+    pairs: list[Pair] = field(default_factory=list)
+    used: list[int] = field(default_factory=list)
+    signed_dates: list[dt.datetime] = field(default_factory=list)
+    excluded: Counter[str] = field(default_factory=Counter)
+
+
+def _pairs_of_report(
+    wanted: list[str], inputs: dict[str, Any], sections: dict[str, Any], base: tuple, selection: _Selection
+) -> int:
+    """The training pairs of one kept report (``base``: study id, report id, accession, split)."""
+    study_id, report_id, accession, split = base
+    made = 0
+    for kind in wanted:
+        rule = TARGETS[kind]
+        if rule.needs_prior and not inputs.get("prior_report_accession"):
+            continue
+        if not _sampled(accession, rule.every):
+            continue
+        try:
+            prompt = build_prompt(kind, inputs)
+        except PromptError:
+            selection.excluded["inputs_not_promptable"] += 1
+            break
+        target = rule.build(sections or {})
+        if target:
+            selection.pairs.append(Pair(kind, study_id, report_id, accession, prompt, target, split))
+            made += 1
+    return made
+
+
 def corpus_build(
     *,
     specialties: Sequence[str],
@@ -164,11 +226,7 @@ def corpus_build(
     Read-only. The result's ``lineage`` records what was read, what was left out and why.
     """
     wanted = [k for k in TARGETS if kinds is None or k in kinds]
-    reports = SignedReport.objects.filter(status=ReportStatus.FINAL, study__specialty__in=list(specialties))
-    if since is not None:
-        reports = reports.filter(signed_at__date__gte=since)
-    if until is not None:
-        reports = reports.filter(signed_at__date__lte=until)
+    reports = _final_reports(specialties, since, until)
     corrected = set(
         SignedReport.objects.filter(status=ReportStatus.CORRECTION, amends__in=reports).values_list(
             "amends_id", flat=True
@@ -179,55 +237,33 @@ def corpus_build(
             "id", "study_id", "study__accession_number", "sections", "text", "signed_at"
         )
     )
-    drafts: dict[int, tuple[dict[str, Any], str]] = {}
-    draft_rows = (
-        AIOutput.objects.filter(
-            study_id__in=reports.values("study_id"),
-            kind=AIOutputKind.REPORT_DRAFT,
-            origin=AIOutputOrigin.CLINICAL,
-        )
-        .order_by("study_id", "generated_at", "id")
-        .values_list("study_id", "inputs", "text")
-    )
-    for study_id, inputs, text in draft_rows.iterator(chunk_size=2000):
-        drafts.setdefault(study_id, (inputs, text))  # the first clinical draft is the one that was read
-
-    excluded: Counter[str] = Counter()
-    pairs: list[Pair] = []
-    used: list[int] = []
-    signed_dates: list[dt.datetime] = []
+    drafts = _first_clinical_drafts(reports)
+    selection = _Selection()
     for report_id, study_id, accession, sections, text, signed_at in rows:
         if report_id in corrected:
-            excluded["corrected_later"] += 1
+            selection.excluded["corrected_later"] += 1
             continue
         if study_id not in drafts:
-            excluded["no_ai_draft"] += 1
+            selection.excluded["no_ai_draft"] += 1
             continue
         inputs, draft_text = drafts[study_id]
         if compare(draft_text, text).significant:
-            excluded["draft_disagrees_significantly"] += 1
+            selection.excluded["draft_disagrees_significantly"] += 1
             continue
-        split = split_of(accession, eval_percent)
-        made = 0
-        for kind in wanted:
-            rule = TARGETS[kind]
-            if rule.needs_prior and not inputs.get("prior_report_accession"):
-                continue
-            if not _sampled(accession, rule.every):
-                continue
-            try:
-                prompt = build_prompt(kind, inputs)
-            except PromptError:
-                excluded["inputs_not_promptable"] += 1
-                break
-            target = rule.build(sections or {})
-            if target:
-                pairs.append(Pair(kind, study_id, report_id, accession, prompt, target, split))
-                made += 1
-        if made:
-            used.append(report_id)
-            signed_dates.append(signed_at)
+        base = (study_id, report_id, accession, split_of(accession, eval_percent))
+        if _pairs_of_report(wanted, inputs, sections, base, selection):
+            selection.used.append(report_id)
+            selection.signed_dates.append(signed_at)
+    read = {"specialties": specialties, "since": since, "until": until, "reports_read": len(rows)}
+    return Corpus(pairs=selection.pairs, lineage=_lineage(selection, wanted, read, eval_percent))
 
+
+def _lineage(
+    selection: _Selection, wanted: list[str], read: dict[str, Any], eval_percent: int
+) -> dict[str, Any]:
+    """What was read (``read``: specialties, since, until, reports_read), used, left out and why, and
+    how the split was made."""
+    pairs, used, signed_dates = selection.pairs, selection.used, selection.signed_dates
     per_kind = {
         kind: {
             "train": sum(1 for p in pairs if p.kind == kind and p.split == "train"),
@@ -235,20 +271,20 @@ def corpus_build(
         }
         for kind in wanted
     }
-    lineage = {
+    return {
         "source": "signed reports (original finals, not addenda) with the structured inputs of the "
         "study's clinical report_draft AI output",
         "database_vendor": connection.vendor,
-        "specialties": sorted(specialties),
-        "since": _iso(since),
-        "until": _iso(until),
-        "reports_read": len(rows),
+        "specialties": sorted(read["specialties"]),
+        "since": _iso(read["since"]),
+        "until": _iso(read["until"]),
+        "reports_read": read["reports_read"],
         "reports_used": len(used),
         "report_ids_sha256": ids_digest(used),
         "report_ids_rule": "sha256 of the sorted SignedReport ids, comma separated",
         "signed_at_first": _iso(min(signed_dates)) if signed_dates else None,
         "signed_at_last": _iso(max(signed_dates)) if signed_dates else None,
-        "excluded": dict(sorted(excluded.items())),
+        "excluded": dict(sorted(selection.excluded.items())),
         "selection": "a study is left out when the discrepancy engine finds a significant discrepancy "
         "between its AI draft and its signed report (the inputs were wrong), when its final report was "
         "later corrected, or when it has no clinical report_draft",
@@ -261,4 +297,3 @@ def corpus_build(
         "pairs": per_kind,
         "targets": {kind: TARGETS[kind].description for kind in wanted},
     }
-    return Corpus(pairs=pairs, lineage=lineage)

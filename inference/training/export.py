@@ -21,7 +21,6 @@ from optimum.onnxruntime.configuration import OptimizationConfig
 TASK = "text-generation-with-past"
 #: ORT's "extended" level: fused LayerNorm, GELU and attention; float32 kept throughout.
 OPTIMIZATION_LEVEL = 2
-EXPORTED_FILES = ("model.onnx", "config.json", "generation_config.json")
 
 
 def optimisation_settings() -> dict[str, object]:

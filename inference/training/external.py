@@ -123,6 +123,45 @@ def _card(
     }
 
 
+def _export_hugging_face(
+    request: ExternalRequest, source: Path, kinds: list[str], name: str, version: str, existing_card: dict
+) -> tuple[Path, dict[str, Any]]:
+    """Export a Hugging Face model directory to ONNX under the model store; all or nothing."""
+    hf_check(source)
+    from .export import onnx_export  # the train extra, as in hf_check
+
+    directory = default_out_dir(name, version).resolve()
+    if directory.exists():
+        raise ExternalModelError(f"{directory} already exists.")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=directory.parent))
+    try:
+        try:
+            optimised = onnx_export(source, staging, optimisation_required=False)
+        except Exception as exc:  # optimum raises many types for a model it cannot export
+            raise ExternalModelError(f"optimum could not export the model: {str(exc)[:200]}") from exc
+        shutil.copyfile(source / "tokenizer.json", staging / "tokenizer.json")
+        layout_check(staging)
+        card = existing_card or _card(
+            request,
+            kinds,
+            name,
+            version,
+            staging,
+            "a Hugging Face model directory exported here with optimum",
+        )
+        card = {**card, "name": name, "version": version, "graph_optimised": optimised}
+        (staging / registry.CARD_FILE).write_text(
+            json.dumps(card, indent=2, sort_keys=True), encoding="utf-8"
+        )
+        staging.chmod(0o755)  # mkdtemp makes it private; workers must read it
+        os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory, card
+
+
 def external_model_register(
     *, request: ExternalRequest, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> ModelVersion:
@@ -159,38 +198,7 @@ def external_model_register(
         else:
             card = existing_card
     else:
-        hf_check(source)
-        from .export import onnx_export  # the train extra, as in hf_check
-
-        directory = default_out_dir(name, version).resolve()
-        if directory.exists():
-            raise ExternalModelError(f"{directory} already exists.")
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=directory.parent))
-        try:
-            try:
-                optimised = onnx_export(source, staging, optimisation_required=False)
-            except Exception as exc:  # optimum raises many types for a model it cannot export
-                raise ExternalModelError(f"optimum could not export the model: {str(exc)[:200]}") from exc
-            shutil.copyfile(source / "tokenizer.json", staging / "tokenizer.json")
-            layout_check(staging)
-            card = existing_card or _card(
-                request,
-                kinds,
-                name,
-                version,
-                staging,
-                "a Hugging Face model directory exported here with optimum",
-            )
-            card = {**card, "name": name, "version": version, "graph_optimised": optimised}
-            (staging / registry.CARD_FILE).write_text(
-                json.dumps(card, indent=2, sort_keys=True), encoding="utf-8"
-            )
-            staging.chmod(0o755)  # mkdtemp makes it private; workers must read it
-            os.replace(staging, directory)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        directory, card = _export_hugging_face(request, source, kinds, name, version, existing_card)
         written.append(directory)
     try:
         return registry.model_version_register(

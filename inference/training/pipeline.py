@@ -9,6 +9,7 @@ before anything is written.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -115,14 +116,24 @@ def _write_json(path: Path, value: dict[str, Any]) -> None:
     path.write_text(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _build(
-    request: BuildRequest, corpus: Corpus, staging: Path, progress: Callable[[str], None]
-) -> dict[str, Any]:
-    """Write every artifact file into ``staging``; returns the card."""
+@dataclasses.dataclass
+class _Trained:
+    """What training left in the staging directory, for evaluation and the card."""
+
+    tokenizer: Any
+    ids: dict[str, int]
+    train_pairs: list[Pair]
+    too_long: int
+    max_new_tokens: int
+    train_stats: dict[str, Any]
+    weights_sha256: str
+
+
+def _train(request: BuildRequest, corpus: Corpus, staging: Path, progress: Callable[[str], None]) -> _Trained:
+    """Tokenizer, training, ONNX export and generation config into ``staging``."""
     train_settings = request.settings
-    kinds = corpus.kinds
-    train_pairs = [p for p in corpus.of("train") if p.kind in kinds]
-    progress(f"corpus: {len(train_pairs)} training pairs for {', '.join(kinds)}")
+    train_pairs = [p for p in corpus.of("train") if p.kind in corpus.kinds]
+    progress(f"corpus: {len(train_pairs)} training pairs for {', '.join(corpus.kinds)}")
     tokenizer = tokenizer_train(
         (text for p in train_pairs for text in (p.prompt, p.target)), vocab_size=train_settings.vocab_size
     )
@@ -148,16 +159,20 @@ def _build(
         weights_sha256 = file_sha256(weights) if weights.is_file() else ""
         progress("exporting to ONNX and optimising the graph")
         onnx_export(Path(hf_dir), staging)
-    generation_config = _generation_config(ids, max_new_tokens)
-    _write_json(staging / "generation_config.json", generation_config)
+    _write_json(staging / "generation_config.json", _generation_config(ids, max_new_tokens))
+    return _Trained(tokenizer, ids, train_pairs, too_long, max_new_tokens, train_stats, weights_sha256)
 
-    progress("evaluating on the held-out reports")
-    decoder = GreedyDecoder(staging, threads=train_settings.threads)
+
+def _evaluate(
+    request: BuildRequest, corpus: Corpus, staging: Path, trained: _Trained
+) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
+    """Greedy decoding of the exported graph on the held-out split: metrics and two samples per kind."""
+    decoder = GreedyDecoder(staging, threads=request.settings.threads)
     metrics: dict[str, Any] = {"kinds": {}}
     samples: dict[str, list[dict[str, str]]] = {}
-    for kind in kinds:
+    for kind in corpus.kinds:
         held_out: list[Pair] = corpus.of("eval", kind)[: request.eval_max]
-        kind_metrics, outputs = evaluate_kind(decoder, held_out, max_new_tokens=max_new_tokens)
+        kind_metrics, outputs = evaluate_kind(decoder, held_out, max_new_tokens=trained.max_new_tokens)
         metrics["kinds"][kind] = kind_metrics
         samples[kind] = [
             {"accession": p.accession, "output": o} for p, o in zip(held_out[:2], outputs, strict=False)
@@ -165,23 +180,47 @@ def _build(
     draft = metrics["kinds"].get("report_draft", {})
     metrics["facts_right_share"] = draft.get("facts_right_share")
     metrics["reports_entirely_right_share"] = draft.get("reports_entirely_right_share")
-    metrics["training"] = train_stats
+    metrics["training"] = trained.train_stats
     metrics["evaluation"] = (
         "greedy decoding of the ONNX graph (batch 1) on the held-out split, compared with the signed "
         "reports by the discrepancy engine (inference.compare.compare)"
     )
+    return metrics, samples
 
+
+def _build(
+    request: BuildRequest, corpus: Corpus, staging: Path, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """Write every artifact file into ``staging``; returns the card."""
+    trained = _train(request, corpus, staging, progress)
+    progress("evaluating on the held-out reports")
+    metrics, samples = _evaluate(request, corpus, staging, trained)
+    card = _card(request, corpus, staging, trained, metrics, samples)
+    _write_json(staging / registry.CARD_FILE, card)
+    return card
+
+
+def _card(
+    request: BuildRequest,
+    corpus: Corpus,
+    staging: Path,
+    trained: _Trained,
+    metrics: dict[str, Any],
+    samples: dict[str, list[dict[str, str]]],
+) -> dict[str, Any]:
+    """The model card: what the model serves, how it was made from what, how well it did, its files."""
+    kinds, ids, train_settings = corpus.kinds, trained.ids, request.settings
     lineage = dict(corpus.lineage)
-    lineage["pairs_too_long"] = too_long
-    lineage["train_pairs_sha256"] = corpus_digest(train_pairs)
+    lineage["pairs_too_long"] = trained.too_long
+    lineage["train_pairs_sha256"] = corpus_digest(trained.train_pairs)
     generation_defaults = {
         "decoding": "greedy",
-        "max_new_tokens": max_new_tokens,
+        "max_new_tokens": trained.max_new_tokens,
         "eos_token_id": ids["eos_token_id"],
         "pad_token_id": ids["pad_token_id"],
     }
     files = {path.name: file_sha256(path) for path in sorted(staging.iterdir()) if path.is_file()}
-    card = {
+    return {
         "name": request.name,
         "version": request.version,
         "architecture": "causal",
@@ -195,7 +234,7 @@ def _build(
         "targets": {k: TARGETS[k].description for k in kinds},
         "tokenizer": {
             "type": "byte-level BPE (tokenizers)",
-            "vocab_size": tokenizer.get_vocab_size(),
+            "vocab_size": trained.tokenizer.get_vocab_size(),
             "special_tokens": list(SPECIAL_TOKENS),
             "eos_token": EOS_TOKEN,
             "pad_token": PAD_TOKEN,
@@ -206,20 +245,18 @@ def _build(
         "samples": samples,
         "settings": {
             **train_settings.as_dict(),
-            "parameters": train_stats["parameters"],
+            "parameters": trained.train_stats["parameters"],
             "eval_max": request.eval_max,
             "optimisation": optimisation_settings(),
         },
         "seed": train_settings.seed,
         "threads": train_settings.threads,
-        "weights_sha256": weights_sha256,
+        "weights_sha256": trained.weights_sha256,
         "generation_defaults": generation_defaults,
         "libraries": library_versions(),
         "command": request.command,
         "files": files,
     }
-    _write_json(staging / registry.CARD_FILE, card)
-    return card
 
 
 def model_build(

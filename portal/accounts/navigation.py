@@ -37,6 +37,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("legal", "Legal", ("legal", "legal-home", "legal:home", "legal-search", "legal:search")),
     NavItem("audit", "Audit", ("audit-status", "audit-log", "audit:status")),
     NavItem("health", "Health", ("system-health",)),
+    NavItem("interfaces", "Interfaces", ("records-interfaces",)),
+    NavItem("clinicians", "Clinicians", ("records-clinicians",)),
 )
 
 

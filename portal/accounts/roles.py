@@ -87,6 +87,8 @@ def can_draft(user: UserLike | None) -> bool:
 
 
 AUDIT_STATUS_ROLES = frozenset({Role.AUDITOR, Role.LEGAL, Role.QA_CHAIR, Role.ADMIN})
+# The integration admin watches the interfaces (inbound log, replay) and links clinicians to accounts.
+INTERFACE_ADMIN_ROLES = frozenset({Role.ADMIN})
 # Counsel places and lifts holds; those who oversee QA and audit may see them.
 HOLD_MANAGE_ROLES = frozenset({Role.LEGAL, Role.ADMIN})
 HOLD_READ_ROLES = frozenset({Role.LEGAL, Role.AUDITOR, Role.QA_CHAIR, Role.ADMIN})
@@ -109,19 +111,13 @@ def can_read_proofs(user: UserLike | None) -> bool:
     return has_any_role(user, PROOF_READ_ROLES)
 
 
-# Counsel builds and downloads legal export packages; auditors may check them (verification is offline).
+# Counsel builds and downloads legal export packages (anyone may verify one: the verifier is offline).
 EXPORT_ROLES = frozenset({Role.LEGAL, Role.ADMIN})
-EXPORT_VERIFY_ROLES = frozenset({Role.LEGAL, Role.AUDITOR, Role.ADMIN})
 
 
 def can_export_packages(user: UserLike | None) -> bool:
     """May this account request, list, cancel and download legal export packages?"""
     return has_any_role(user, EXPORT_ROLES)
-
-
-def can_verify_packages(user: UserLike | None) -> bool:
-    """May this account verify legal export packages (offline verifier, same verdict)?"""
-    return has_any_role(user, EXPORT_VERIFY_ROLES)
 
 
 # Re-inference runs: the QA chair (and admins) start and cancel them; QA and audit read them.
@@ -164,6 +160,11 @@ def can_use_legal_page(user: UserLike | None) -> bool:
     return has_any_role(user, LEGAL_PAGE_ROLES)
 
 
+def can_manage_interfaces(user: UserLike | None) -> bool:
+    """May this account see the inbound message log, replay messages and link clinicians to accounts?"""
+    return has_any_role(user, INTERFACE_ADMIN_ROLES)
+
+
 def can_view_audit_status(user: UserLike | None) -> bool:
     """May this account see the audit log's integrity status (checkpoints, verifications)?"""
     return has_any_role(user, AUDIT_STATUS_ROLES)
@@ -182,13 +183,14 @@ def can_view_system_health(user: UserLike | None) -> bool:
 def visible_studies(user: UserLike | None, studies: QuerySet) -> QuerySet:
     """Restrict a Study queryset to what ``user`` may see.
 
-    A radiologist sees the studies they signed a report for; read-all roles see every study; anyone
-    else sees nothing.
+    A radiologist sees the studies they signed a report for, through the clinicians linked to their
+    account (so a reader linked after the fact sees the reports signed before); read-all roles see
+    every study; anyone else sees nothing.
     """
     if can_read_all_records(user):
         return studies
     if has_any_role(user, {Role.RADIOLOGIST}):
-        return studies.filter(signed_reports__radiologist=user).distinct()
+        return studies.filter(signed_reports__clinician__account=user).distinct()
     return studies.none()
 
 
@@ -257,6 +259,8 @@ PAGE_ROLES: dict[str, frozenset[Role]] = {
     "legal": LEGAL_PAGE_ROLES,
     "audit": AUDIT_STATUS_ROLES,
     "health": frozenset({Role.ADMIN}),  # the integration account may read the JSON, no page
+    "interfaces": INTERFACE_ADMIN_ROLES,
+    "clinicians": INTERFACE_ADMIN_ROLES,
 }
 
 

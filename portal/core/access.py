@@ -20,9 +20,9 @@ View = Callable[..., HttpResponse]
 
 
 def record_denial(request: Any, *, reason: str) -> None:
-    """Write the ``access.denied`` event for ``request`` (who tried what, from where) and commit it.
+    """Write the ``access.denied`` event for ``request``: who tried what, from where, and why not.
 
-    Its own transaction: the refusal is kept even when the caller's work is rolled back.
+    An unauthenticated caller is recorded without an actor (as the API always has).
     """
     user = getattr(request, "user", None)
     actor = user if user is not None and user.is_authenticated else None

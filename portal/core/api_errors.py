@@ -57,7 +57,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     request = context.get("request")
     if request is not None and isinstance(exc, exceptions.PermissionDenied | exceptions.NotAuthenticated):
         record_denial(request, reason=type(exc).__name__)
-    if response is not None and request is not None and request.path.startswith("/api/v1/fhir/"):
+    if response is not None and request is not None and request.path.startswith("/api/v1/fhir"):
         detail = (
             response.data.get("detail", "Request refused.") if isinstance(response.data, dict) else "Refused."
         )

@@ -154,9 +154,7 @@ class ExportPackage(models.Model):
             ),
             # A file is visible only with its hash and size, and only for a ready package.
             models.CheckConstraint(
-                condition=(
-                    Q(status="ready") & ~Q(file_path="") & ~Q(sha256="") & Q(size__isnull=False)
-                )
+                condition=(Q(status="ready") & ~Q(file_path="") & ~Q(sha256="") & Q(size__isnull=False))
                 | (~Q(status="ready") & Q(file_path="") & Q(sha256="") & Q(size__isnull=True)),
                 name="export_file_only_when_ready",
             ),

@@ -3,8 +3,9 @@
 Counsel (and admins) only: :func:`portal.accounts.roles.can_use_legal_page`, and each action still asks
 its own rule (holds, exports). Searches are POSTed so that no MRN or accession number ever appears in a
 URL, a proxy log or the browser history; each search that shows patient data is an audited access.
-Writes go through :mod:`portal.legal.services`, which audit them. The export list polls itself (as a
-background request, so it does not keep an idle session alive) while a package is being built.
+Writes go through :mod:`portal.legal.services` and :mod:`portal.legal.export_jobs`, which audit them.
+The export list polls itself (as a background request, so it does not keep an idle session alive)
+while a package is being built.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -24,17 +24,12 @@ from audit import log as audit
 from portal.accounts import roles
 from portal.core.access import deny
 from portal.core.errors import InvalidRecord, RecordConflict
-from portal.legal import services
-from portal.legal.export import scope as export_scope
+from portal.legal import export_jobs, selectors, services
 from portal.legal.export.errors import ExportForbidden
-from portal.legal.export.scope import MAX_ACCESSIONS, ExportScope
-from portal.legal.holds import holds_covering
+from portal.legal.export.scope import MAX_ACCESSIONS
 from portal.legal.models import ExportPackage, HoldScope, LegalHold
-from portal.records.models import ModelVersion, Study
+from portal.records.models import ModelVersion
 
-SEARCH_LIMIT = 200
-HOLDS_SHOWN = 50
-EXPORTS_SHOWN = 25
 POLL_EVERY = "2s"
 _SPLIT = re.compile(r"[\s,;]+")
 
@@ -165,7 +160,7 @@ class ExportForm(ScopeFieldsMixin):
         self.fields["model"].choices = [("", "—"), *((f"{n}:{v}", f"{n} {v}") for n, v in names)]
 
     def scope_values(self) -> dict[str, Any]:
-        """The criteria plus the model, for :func:`portal.legal.services.export_request`."""
+        """The criteria plus the model, for :func:`portal.legal.export_jobs.export_request`."""
         values = super().scope_values()
         if self.cleaned_data.get("model"):
             values["model"] = self.cleaned_data["model"]
@@ -180,12 +175,8 @@ def _add_error(form: forms.Form, exc: InvalidRecord | RecordConflict | ExportFor
 # --- Reads ----------------------------------------------------------------------------------------------
 
 
-def _exports() -> list[ExportPackage]:
-    return list(ExportPackage.objects.select_related("requested_by").order_by("-pk")[:EXPORTS_SHOWN])
-
-
 def _exports_context() -> dict[str, Any]:
-    exports = _exports()
+    exports = selectors.recent_exports()
     return {
         "exports": exports,
         "exports_active": any(not p.is_finished for p in exports),
@@ -199,35 +190,18 @@ def _page(
     search_form: SearchForm | None = None,
     hold_form: HoldForm | None = None,
     export_form: ExportForm | None = None,
-    results: list[Study] | None = None,
-    result_count: int | None = None,
+    found: selectors.SearchResult | None = None,
     status: int = 200,
 ) -> HttpResponse:
     """The whole legal page, with whichever forms were just submitted (and their errors)."""
-    holds = list(
-        LegalHold.objects.select_related("placed_by", "released_by", "patient").prefetch_related("studies")[
-            :HOLDS_SHOWN
-        ]
-    )
-    # The hold list names patients and studies: reading it is an access like the API's hold list.
-    with transaction.atomic():
-        audit.record(
-            "legal_hold.list",
-            actor=request.user,
-            context=audit.AuditContext.from_request(request),
-            object_type="legal_hold",
-            details={"ids": [hold.pk for hold in holds]},
-        )
-    flags = {pk: bool(ids) for pk, ids in holds_covering(results).items()} if results else {}
-    for study in results or []:
-        study.is_held = flags[study.pk]  # type: ignore[attr-defined]
+    holds = selectors.holds_listed(actor=request.user, context=audit.AuditContext.from_request(request))
     context = {
         "search_form": search_form or SearchForm(),
         "hold_form": hold_form or HoldForm(),
         "export_form": export_form or ExportForm(),
-        "results": results,
-        "result_count": result_count,
-        "search_limit": SEARCH_LIMIT,
+        "results": found.studies if found else None,
+        "result_count": found.count if found else None,
+        "search_limit": selectors.SEARCH_LIMIT,
         "holds": holds,
         "can_manage_holds": roles.can_manage_holds(request.user),
         "can_export": roles.can_export_packages(request.user),
@@ -252,31 +226,14 @@ def search(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.POST)
     if not form.is_valid():
         return _page(request, search_form=form, status=400)
-    values = form.scope_values()
     try:
-        studies_qs = export_scope.resolve(
-            ExportScope(
-                patient_mrn=values.get("patient_mrn"),
-                accession_numbers=tuple(values.get("accession_numbers", ())),
-                date_from=values.get("date_from"),
-                date_to=values.get("date_to"),
-            )
+        found = selectors.legal_search(
+            criteria=form.scope_values(), actor=request.user, context=audit.AuditContext.from_request(request)
         )
     except InvalidRecord as exc:
         _add_error(form, exc)
         return _page(request, search_form=form, status=400)
-    count = studies_qs.count()
-    studies = list(studies_qs.select_related("patient").order_by("study_datetime", "pk")[:SEARCH_LIMIT])
-    with transaction.atomic():
-        audit.record(
-            "legal.search",
-            actor=request.user,
-            context=audit.AuditContext.from_request(request),
-            object_type="study",
-            # Which criteria and which studies were shown; the MRN itself stays out of the log.
-            details={"criteria": sorted(values), "matches": count, "studies": [s.pk for s in studies]},
-        )
-    return _page(request, search_form=form, results=studies, result_count=count)
+    return _page(request, search_form=form, found=found)
 
 
 @login_required
@@ -342,7 +299,7 @@ def export_request(request: HttpRequest) -> HttpResponse:
     form = ExportForm(request.POST)
     if form.is_valid():
         try:
-            package = services.export_request(
+            package = export_jobs.export_request(
                 actor=request.user,
                 context=audit.AuditContext.from_request(request),
                 matter_reference=form.cleaned_data["matter_reference"],
@@ -381,7 +338,7 @@ def export_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     if package is None:
         raise Http404
     try:
-        services.export_cancel(
+        export_jobs.export_cancel(
             actor=request.user, context=audit.AuditContext.from_request(request), package=package
         )
     except RecordConflict as exc:

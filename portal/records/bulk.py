@@ -17,9 +17,12 @@ from django.db import transaction
 
 from audit.bulk import record_many
 from audit.log import SYSTEM, AuditContext
+from portal.records.clinicians import clinician_for_account
+from portal.records.ingest.payloads import AIOutputPayload, SignedReportPayload, StudyPayload
 from portal.records.models import (
     AIOutput,
     AIOutputOrigin,
+    Clinician,
     GroundTruthLabel,
     ModelVersion,
     Patient,
@@ -27,7 +30,6 @@ from portal.records.models import (
     Study,
     sha256_text,
 )
-from portal.records.payloads import AIOutputPayload, SignedReportPayload, StudyPayload
 from portal.records.services import compose_text, payload_hash, to_jsonable
 
 User = get_user_model()
@@ -77,6 +79,7 @@ def _batches(items: Iterable[ReportPair], size: int) -> Iterator[list[ReportPair
 def _import_batch(
     batch: list[ReportPair], *, actor: AbstractBaseUser | None, context: AuditContext, counts: ImportCounts
 ) -> None:
+    """Write one batch (studies not stored yet) and its audit events in ONE transaction."""
     present = set(
         Study.objects.filter(accession_number__in=[p.study.accession_number for p in batch]).values_list(
             "accession_number", flat=True
@@ -87,7 +90,25 @@ def _import_batch(
     if not fresh:
         return
     events: list[dict] = []
+    patients = _patients(fresh, events)
+    studies = _studies(fresh, patients, events)
+    counts.studies += len(studies)
+    outputs = _ai_outputs(fresh, studies, events)
+    reports = _signed_reports(fresh, studies, events, actor=actor, context=context)
+    GroundTruthLabel.objects.bulk_create(
+        [
+            GroundTruthLabel(study=study, **label)
+            for pair, study in zip(fresh, studies, strict=True)
+            for label in pair.labels
+        ]
+    )
+    counts.ai_outputs += len(outputs)
+    counts.signed_reports += len(reports)
+    record_many(events, actor=actor, context=context)
 
+
+def _patients(fresh: list[ReportPair], events: list[dict]) -> dict[str, Patient]:
+    """The batch's patients by MRN: those stored, and the new ones created here (each audited)."""
     patients = {p.mrn: p for p in Patient.objects.filter(mrn__in={x.study.patient.mrn for x in fresh})}
     new_patients = {}
     for pair in fresh:
@@ -106,7 +127,11 @@ def _import_batch(
         {"action": "patient.create", "object_type": "patient", "object_id": p.pk, "patient_id": p.pk}
         for p in new_patients.values()
     ]
+    return patients
 
+
+def _studies(fresh: list[ReportPair], patients: dict[str, Patient], events: list[dict]) -> list[Study]:
+    """One new Study per pair, in the batch's order (each audited)."""
     studies = [
         Study(
             study_instance_uid=s.study_instance_uid or None,
@@ -124,7 +149,6 @@ def _import_batch(
         for s in (p.study for p in fresh)
     ]
     Study.objects.bulk_create(studies)
-    counts.studies += len(studies)
     events += [
         {
             "action": "study.create",
@@ -135,58 +159,34 @@ def _import_batch(
         }
         for s in studies
     ]
+    return studies
 
+
+def _ai_outputs(fresh: list[ReportPair], studies: list[Study], events: list[dict]) -> list[AIOutput]:
+    """The batch's AI drafts with their provenance (model versions created as needed; each audited)."""
     models = _model_versions(
         {(p.ai_output.model_name, p.ai_output.model_version) for p in fresh if p.ai_output}, events
     )
-    radiologists = {
-        u.username: u
-        for u in User.objects.filter(
-            username__in={p.signed_report.radiologist_username for p in fresh if p.signed_report}
+    outputs = [
+        AIOutput(
+            study=study,
+            kind=out.kind,
+            model_version=models[(out.model_name, out.model_version)],
+            inputs=to_jsonable(out.inputs),
+            generation_settings=to_jsonable(out.generation_settings),
+            text=out.text,
+            text_sha256=sha256_text(out.text),
+            payload_sha256=payload_hash(out),
+            prompt_tokens=out.prompt_tokens,
+            completion_tokens=out.completion_tokens,
+            latency_ms=out.latency_ms,
+            generated_at=out.generated_at,
+            origin=AIOutputOrigin.CLINICAL,
         )
-    }
-    outputs, reports, labels = [], [], []
-    for pair, study in zip(fresh, studies, strict=True):
-        if pair.ai_output is not None:
-            out = pair.ai_output
-            outputs.append(
-                AIOutput(
-                    study=study,
-                    kind=out.kind,
-                    model_version=models[(out.model_name, out.model_version)],
-                    inputs=to_jsonable(out.inputs),
-                    generation_settings=to_jsonable(out.generation_settings),
-                    text=out.text,
-                    text_sha256=sha256_text(out.text),
-                    payload_sha256=payload_hash(out),
-                    prompt_tokens=out.prompt_tokens,
-                    completion_tokens=out.completion_tokens,
-                    latency_ms=out.latency_ms,
-                    generated_at=out.generated_at,
-                    origin=AIOutputOrigin.CLINICAL,
-                )
-            )
-        if pair.signed_report is not None:
-            rep = pair.signed_report
-            text = rep.text or compose_text(rep.sections)
-            reports.append(
-                SignedReport(
-                    study=study,
-                    radiologist=radiologists[rep.radiologist_username],
-                    sections=rep.sections,
-                    text=text,
-                    text_sha256=sha256_text(text),
-                    payload_sha256=payload_hash(rep),
-                    signed_at=rep.signed_at,
-                    status=rep.status,
-                )
-            )
-        labels += [GroundTruthLabel(study=study, **label) for label in pair.labels]
+        for pair, study in zip(fresh, studies, strict=True)
+        if (out := pair.ai_output) is not None
+    ]
     AIOutput.objects.bulk_create(outputs)
-    SignedReport.objects.bulk_create(reports)
-    GroundTruthLabel.objects.bulk_create(labels)
-    counts.ai_outputs += len(outputs)
-    counts.signed_reports += len(reports)
     events += [
         {
             "action": "ai_output.create",
@@ -198,6 +198,37 @@ def _import_batch(
         }
         for o in outputs
     ]
+    return outputs
+
+
+def _signed_reports(
+    fresh: list[ReportPair],
+    studies: list[Study],
+    events: list[dict],
+    *,
+    actor: AbstractBaseUser | None,
+    context: AuditContext,
+) -> list[SignedReport]:
+    """The batch's signed reports by their radiologists (account and clinician; each audited)."""
+    radiologists, clinicians = _signers(fresh, actor, context)
+    reports = []
+    for pair, study in zip(fresh, studies, strict=True):
+        if (rep := pair.signed_report) is not None:
+            text = rep.text or compose_text(rep.sections)
+            reports.append(
+                SignedReport(
+                    study=study,
+                    radiologist=radiologists[rep.radiologist_username],
+                    clinician=clinicians[rep.radiologist_username],
+                    sections=rep.sections,
+                    text=text,
+                    text_sha256=sha256_text(text),
+                    payload_sha256=payload_hash(rep),
+                    signed_at=rep.signed_at,
+                    status=rep.status,
+                )
+            )
+    SignedReport.objects.bulk_create(reports)
     events += [
         {
             "action": f"signed_report.{r.status}",
@@ -205,11 +236,29 @@ def _import_batch(
             "object_id": r.pk,
             "patient_id": r.study.patient_id,
             "study_id": r.study_id,
-            "details": {"radiologist_id": r.radiologist_id, "text_sha256": r.text_sha256, "amends": None},
+            "details": {
+                "radiologist_id": r.radiologist_id,
+                "clinician_id": r.clinician_id,
+                "text_sha256": r.text_sha256,
+                "amends": None,
+            },
         }
         for r in reports
     ]
-    record_many(events, actor=actor, context=context)
+    return reports
+
+
+def _signers(
+    pairs: list[ReportPair], actor: AbstractBaseUser | None, context: AuditContext
+) -> tuple[dict[str, AbstractBaseUser], dict[str, Clinician]]:
+    """The signing accounts of the pairs' reports by username, and the clinician standing for each."""
+    names = {p.signed_report.radiologist_username for p in pairs if p.signed_report}
+    accounts = {u.username: u for u in User.objects.filter(username__in=names)}
+    clinicians = {
+        name: clinician_for_account(user=user, actor=actor, context=context)
+        for name, user in accounts.items()
+    }
+    return accounts, clinicians
 
 
 def _model_versions(keys: set[tuple[str, str]], events: list[dict]) -> dict[tuple[str, str], ModelVersion]:

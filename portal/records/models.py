@@ -70,12 +70,15 @@ class Study(models.Model):
     """An imaging study (one accession), with the subset of its DICOM header that QA needs.
 
     The StudyInstanceUID is unique when known; HL7 results may arrive before the DICOM header, so it
-    may be filled in later (never changed once set).
+    may be filled in later (never changed once set). The accession number may be unknown too: an
+    unscheduled or outside study arrives from the PACS without one and is kept under its
+    StudyInstanceUID until the RIS message that names its accession joins it (see
+    ``records.services.study_ingest``). At least one of the two keys is always known.
     """
 
-    # NULL, not "", for "not known yet": the unique constraint must ignore unknown UIDs.
+    # NULL, not "", for "not known yet": the unique constraints must ignore unknown keys.
     study_instance_uid = models.CharField("Study Instance UID", max_length=64, null=True, blank=True)  # noqa: DJ001
-    accession_number = models.CharField(max_length=64, unique=True)
+    accession_number = models.CharField(max_length=64, unique=True, null=True, blank=True)  # noqa: DJ001
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="studies")
     modality = models.CharField(max_length=16, blank=True)
     body_part = models.CharField(max_length=64, blank=True)
@@ -96,6 +99,10 @@ class Study(models.Model):
                 name="study_uid_unique_when_known",
             ),
             models.CheckConstraint(condition=~Q(accession_number=""), name="study_accession_not_empty"),
+            models.CheckConstraint(
+                condition=Q(accession_number__isnull=False) | Q(study_instance_uid__isnull=False),
+                name="study_has_a_key",
+            ),
         ]
         indexes = [
             models.Index(fields=["study_datetime", "id"]),
@@ -225,19 +232,77 @@ class ReportStatus(models.TextChoices):
     CORRECTION = "correction", "Correction"
 
 
+# The authority under which a portal account is its own clinician (reports sent by username).
+PORTAL_AUTHORITY = "portal"
+
+
+class Clinician(models.Model):
+    """A clinician as the hospital's systems know them: keyed by (assigning authority, identifier).
+
+    Feeds name signers by a provider number and who issued it (RIS ``OBR-32``, FHIR Practitioner
+    identifier, DICOM VerifyingObserver); a reader unknown so far becomes a new row, so no report is
+    refused for want of an account. ``account`` links the clinician to a portal account when an
+    admin has matched them (several clinician keys may be one person, hence one account); it is the
+    only link from a signed report to an account, and it may be set long after the report was stored.
+    ``fhir_id`` is the logical id a FHIR client may use to reference this clinician as a Practitioner.
+    """
+
+    authority = models.CharField("assigning authority", max_length=200)
+    identifier = models.CharField(max_length=64)
+    family_name = models.CharField(max_length=128, blank=True)
+    given_name = models.CharField(max_length=128, blank=True)
+    middle_name = models.CharField(max_length=128, blank=True)
+    prefix = models.CharField(max_length=32, blank=True)
+    suffix = models.CharField(max_length=32, blank=True)
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="clinicians",
+    )
+    fhir_id = models.CharField(max_length=64, null=True, blank=True, unique=True)  # noqa: DJ001
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["authority", "identifier"], name="clinician_key_unique"),
+            models.CheckConstraint(
+                condition=~Q(authority="") & ~Q(identifier=""), name="clinician_key_not_empty"
+            ),
+        ]
+        indexes = [models.Index(fields=["account"]), models.Index(fields=["family_name", "given_name"])]
+
+    def __str__(self) -> str:
+        return f"Clinician {self.pk}"  # never the name: str() ends up in logs
+
+    @property
+    def display_name(self) -> str:
+        """``"Family, Given"`` (or whichever part is known), else the key."""
+        name = ", ".join(part for part in (self.family_name, self.given_name) if part)
+        return name or f"{self.identifier} ({self.authority})"
+
+
 class SignedReport(models.Model):
     """What a radiologist signed. Immutable: addenda and corrections are new rows that amend it.
 
     Each study has at most one original ``final`` report; every addendum or correction points at the
-    report it amends (a chain, never an edit).
+    report it amends (a chain, never an edit). ``clinician`` is who signed it, as the feed named them;
+    ``radiologist`` is the portal account that clinician was linked to when the report was stored
+    (empty for a reader nobody has linked yet: ask ``clinician.account`` for the current link).
     """
 
     SECTION_NAMES = ("indication", "technique", "comparison", "findings", "impression")
 
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="signed_reports")
     radiologist = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signed_reports"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="signed_reports",
     )
+    clinician = models.ForeignKey(Clinician, on_delete=models.PROTECT, related_name="signed_reports")
     sections = models.JSONField(default=dict)
     text = models.TextField()
     text_sha256 = models.CharField(max_length=64)
@@ -266,11 +331,27 @@ class SignedReport(models.Model):
         ]
         indexes = [
             models.Index(fields=["radiologist", "signed_at"]),
+            models.Index(fields=["clinician", "signed_at"]),
             models.Index(fields=["signed_at", "id"]),
         ]
 
     def __str__(self) -> str:
         return f"SignedReport {self.pk} ({self.status})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        """A report stored with only a portal account is signed by that account's own clinician."""
+        if self.clinician_id is None and self.radiologist_id is not None:
+            account = self.radiologist
+            self.clinician, _ = Clinician.objects.get_or_create(
+                authority=PORTAL_AUTHORITY,
+                identifier=account.get_username()[:64],
+                defaults={
+                    "account": account,
+                    "family_name": account.last_name,
+                    "given_name": account.first_name,
+                },
+            )
+        super().save(*args, **kwargs)
 
 
 class GroundTruthLabel(models.Model):
@@ -292,3 +373,92 @@ class GroundTruthLabel(models.Model):
 
     def __str__(self) -> str:
         return f"GroundTruthLabel {self.pk} {self.category}"
+
+
+class FhirPatientId(models.Model):
+    """A logical id by which FHIR clients reference a patient (``"Patient/<logical_id>"``).
+
+    Assigned when a client posts a Patient (or puts one under its own id in a Bundle); later
+    DiagnosticReports may then name their subject by that literal reference alone.
+    """
+
+    logical_id = models.CharField(max_length=64, unique=True)
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="fhir_ids")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"FhirPatientId {self.pk}"
+
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+class InboundChannel(models.TextChoices):
+    """The interface a message came in by."""
+
+    HL7_HTTP = "hl7_http", "HL7 v2 over HTTP"
+    HL7_MLLP = "hl7_mllp", "HL7 v2 over MLLP"
+    FHIR = "fhir", "FHIR R4"
+    DICOM = "dicom", "DICOM"
+
+
+class InboundOutcome(models.TextChoices):
+    """What became of an inbound message."""
+
+    STORED = "stored", "Stored"
+    DUPLICATE = "duplicate", "Already stored"
+    IGNORED = "ignored", "Acknowledged, not stored"
+    REJECTED = "rejected", "Rejected"
+    ERROR = "error", "Error (retry)"
+
+
+class InboundMessage(models.Model):
+    """One message exactly as an interface received it, with what became of it: nothing is lost.
+
+    Written before the answer goes back to the sender, for every channel and every outcome, so an
+    integration admin can see each refusal with its reason and replay the message once the cause is
+    fixed (``replay_of`` points at the message replayed; a replay is a new row, the original stays as
+    it was). ``reason`` and ``location`` are the adapter's or service's message, which names fields,
+    never their values. ``body`` holds PHI: it is shown only to admins and never logged.
+    """
+
+    channel = models.CharField(max_length=16, choices=InboundChannel.choices)
+    endpoint = models.CharField(max_length=64, blank=True)  # FHIR: the resource type posted to, "" a Bundle
+    received_at = models.DateTimeField()
+    latency_ms = models.FloatField()
+    body = models.BinaryField()
+    body_sha256 = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    content_type = models.CharField(max_length=128, blank=True)
+    message_id = models.CharField(max_length=200, blank=True)  # MSH-10, resource id, SOP Instance UID
+    outcome = models.CharField(max_length=16, choices=InboundOutcome.choices)
+    status_code = models.PositiveSmallIntegerField()
+    reason = models.CharField(max_length=500, blank=True)
+    location = models.CharField(max_length=200, blank=True)
+    records = models.JSONField(default=list, blank=True)  # [{"type": "signed_report", "id": 7}, ...]
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    replay_of = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="replays"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(latency_ms__gte=0), name="inbound_latency_ge_0"),
+            models.CheckConstraint(
+                condition=Q(status_code__gte=100) & Q(status_code__lte=599), name="inbound_status_code_http"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["channel", "received_at"]),
+            models.Index(fields=["outcome", "received_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"InboundMessage {self.pk} ({self.channel}, {self.outcome})"
+
+    @property
+    def is_replayable(self) -> bool:
+        """False for a body refused unread (over the size limit): there is nothing to send again."""
+        return self.size == 0 or self.body_sha256 != EMPTY_SHA256

@@ -13,15 +13,21 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from audit import log as audit
 from audit.canonical import canonical_json
-from portal.accounts.roles import Role
 from portal.core.enqueue import enqueue_on_commit
 from portal.core.errors import InvalidRecord, RecordConflict, RecordNotFound
+from portal.records.clinicians import signer_resolve
+from portal.records.ingest.payloads import (
+    AIOutputPayload,
+    PatientPayload,
+    SignedReportPayload,
+    StudyPayload,
+    split_sections,
+)
 from portal.records.models import (
     AIOutput,
     AIOutputKind,
@@ -33,19 +39,11 @@ from portal.records.models import (
     Study,
     sha256_text,
 )
-from portal.records.payloads import (
-    AIOutputPayload,
-    PatientPayload,
-    SignedReportPayload,
-    StudyPayload,
-    split_sections,
-)
 
 T = TypeVar("T")
 
 # By name, so that records does not import review (review reads records, not the reverse).
 COMPARE_TASK = "portal.review.tasks.compare_study"
-User = get_user_model()
 
 # The clinical order of sections when a report's text is rebuilt from them.
 SECTION_ORDER = ("indication", "technique", "comparison", "findings", "impression")
@@ -60,8 +58,16 @@ class Ingested:
 
 
 def payload_hash(payload: Any) -> str:
-    """SHA-256 of a payload's canonical JSON: equal payloads, equal hashes, on every machine."""
-    return hashlib.sha256(canonical_json(to_jsonable(dataclasses.asdict(payload)))).hexdigest()
+    """SHA-256 of a payload's canonical JSON: equal payloads, equal hashes, on every machine.
+
+    Fields added to a payload after records were stored (``metadata={"omit_when_none": True}``) are
+    left out while empty, so a payload re-sent in its old shape still hashes as it did then.
+    """
+    data = dataclasses.asdict(payload)
+    for item in dataclasses.fields(payload):
+        if item.metadata.get("omit_when_none") and data.get(item.name) is None:
+            del data[item.name]
+    return hashlib.sha256(canonical_json(to_jsonable(data))).hexdigest()
 
 
 def to_jsonable(value: Any) -> Any:
@@ -163,22 +169,59 @@ def _fill_blanks(obj: Any, values: dict[str, Any], blank_values: tuple = ("", No
     return changed
 
 
+def _study_by_keys(payload: StudyPayload) -> Study | None:
+    """The stored study this payload describes, by accession number, else by StudyInstanceUID."""
+    studies = Study.objects.select_related("patient")
+    if payload.accession_number:
+        study = studies.filter(accession_number=payload.accession_number).first()
+        if study is not None:
+            return study
+    if payload.study_instance_uid:
+        return studies.filter(study_instance_uid=payload.study_instance_uid).first()
+    return None
+
+
+def _unscheduled_match(payload: StudyPayload) -> Study | None:
+    """A study kept without accession that this RIS message (which has no UID) must be joining.
+
+    The rule: same patient (MRN), same modality and same study day, among studies still without an
+    accession; joined only when exactly one study qualifies, since a wrong join would put a report
+    on another examination. Anything else creates a new study.
+    """
+    if payload.study_instance_uid or not payload.accession_number or payload.study_datetime is None:
+        return None
+    day = payload.study_datetime.date()
+    candidates = list(
+        Study.objects.select_related("patient").filter(
+            accession_number__isnull=True,
+            patient__mrn=payload.patient.mrn,
+            modality=payload.modality,
+            study_datetime__date=day,
+        )[:2]
+    )
+    return candidates[0] if len(candidates) == 1 else None
+
+
 @transaction.atomic
 def study_ingest(
     *, payload: StudyPayload, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> Ingested:
-    """Create a study, or return it when it exists; fields still blank are filled in, keys never change."""
-    existing = (
-        Study.objects.select_related("patient").filter(accession_number=payload.accession_number).first()
-    )
-    if existing is None and payload.study_instance_uid:
-        by_uid = Study.objects.filter(study_instance_uid=payload.study_instance_uid).first()
-        if by_uid is not None:
-            raise RecordConflict(
-                f"Study Instance UID is already stored under another accession number "
-                f"({by_uid.accession_number}).",
-                field="study_instance_uid",
-            )
+    """Create a study, or return it when it exists; fields still blank are filled in, keys never change.
+
+    A study stored without accession (DICOM from an unscheduled or outside exam) is joined by the
+    first message that brings its accession: by the same StudyInstanceUID, or, when that message has
+    no UID, by :func:`_unscheduled_match` (same patient, modality and day, one candidate only).
+    """
+    existing = _study_by_keys(payload) or _unscheduled_match(payload)
+    if (
+        existing is not None
+        and payload.accession_number
+        and existing.accession_number not in (None, payload.accession_number)
+    ):
+        raise RecordConflict(
+            "Study Instance UID is already stored under another accession number.",
+            field="study_instance_uid",
+        )
     if existing is not None:
         return Ingested(_study_merge(existing, payload, actor, context), False)
 
@@ -186,7 +229,7 @@ def study_ingest(
     study, created = _insert_or_fetch(
         lambda: Study.objects.create(
             study_instance_uid=payload.study_instance_uid or None,
-            accession_number=payload.accession_number,
+            accession_number=payload.accession_number or None,
             patient=patient,
             modality=payload.modality,
             body_part=payload.body_part,
@@ -197,9 +240,7 @@ def study_ingest(
             referring_physician=payload.referring_physician,
             dicom_header=to_jsonable(payload.dicom_header or {}),
         ),
-        lambda: (
-            Study.objects.select_related("patient").filter(accession_number=payload.accession_number).first()
-        ),
+        lambda: _study_by_keys(payload),
     )
     if not created:
         return Ingested(_study_merge(study, payload, actor, context), False)
@@ -240,6 +281,7 @@ def _study_merge(
     changed = _fill_blanks(
         study,
         {
+            "accession_number": payload.accession_number,
             "study_instance_uid": payload.study_instance_uid,
             "modality": payload.modality,
             "body_part": payload.body_part,
@@ -397,15 +439,6 @@ def compose_text(sections: dict[str, str]) -> str:
     return "\n\n".join(parts)
 
 
-def _radiologist(username: str) -> AbstractBaseUser:
-    user = User.objects.filter(username=username, is_active=True).first()
-    if user is None or not user.groups.filter(name=Role.RADIOLOGIST).exists():
-        raise InvalidRecord(
-            "The signing radiologist is not a known, active radiologist account.", field="radiologist"
-        )
-    return user
-
-
 @transaction.atomic
 def signed_report_ingest(
     *, payload: SignedReportPayload, actor: AbstractBaseUser | None, context: audit.AuditContext
@@ -414,15 +447,8 @@ def signed_report_ingest(
     if payload.status not in ReportStatus.values:
         raise InvalidRecord(f"Unknown report status {payload.status!r}.", field="status")
     study = _find_study(payload.accession_number, payload.study_instance_uid)
-    radiologist = _radiologist(payload.radiologist_username)
-    sections = {k: v for k, v in (payload.sections or {}).items() if v and v.strip()}
-    text = payload.text.strip() if payload.text else ""
-    if not text and not sections:
-        raise InvalidRecord("A signed report needs text or sections.", field="text")
-    if not sections:
-        sections = split_sections(text)
-    if not text:
-        text = compose_text(sections)
+    clinician, radiologist = signer_resolve(payload=payload, actor=actor, context=context)
+    sections, text = _report_content(payload)
     digest = payload_hash(payload)
 
     def fetch() -> SignedReport | None:
@@ -440,29 +466,12 @@ def signed_report_ingest(
             )
         return Ingested(existing, False)
 
-    amends = None
-    if payload.status == ReportStatus.FINAL:
-        if payload.amends_report_id:
-            raise InvalidRecord(
-                "A final report does not amend another; use status addendum or correction.", field="amends"
-            )
-        if SignedReport.objects.filter(study=study, status=ReportStatus.FINAL).exists():
-            raise RecordConflict(
-                "This study already has a final signed report; changes are sent as an addendum "
-                "or a correction.",
-                field="status",
-            )
-    else:
-        amends = _amended_report(study, payload.amends_report_id)
-        if payload.signed_at < amends.signed_at:
-            raise InvalidRecord(
-                "An amendment cannot be signed before the report it amends.", field="signed_at"
-            )
-
+    amends = _amends(study, payload)
     report, created = _insert_or_fetch(
         lambda: SignedReport.objects.create(
             study=study,
             radiologist=radiologist,
+            clinician=clinician,
             sections=sections,
             text=text,
             text_sha256=sha256_text(text),
@@ -488,13 +497,48 @@ def signed_report_ingest(
         patient_id=study.patient_id,
         study_id=study.pk,
         details={
-            "radiologist_id": radiologist.pk,
+            "radiologist_id": radiologist.pk if radiologist else None,
+            "clinician_id": clinician.pk,
             "text_sha256": report.text_sha256,
             "amends": amends.pk if amends else None,
         },
     )
     enqueue_comparison(study.pk)
     return Ingested(report, True)
+
+
+def _report_content(payload: SignedReportPayload) -> tuple[dict[str, str], str]:
+    """The report's sections and text: each derived from the other when only one was sent."""
+    sections = {k: v for k, v in (payload.sections or {}).items() if v and v.strip()}
+    text = payload.text.strip() if payload.text else ""
+    if not text and not sections:
+        raise InvalidRecord("A signed report needs text or sections.", field="text")
+    if not sections:
+        sections = split_sections(text)
+    if not text:
+        text = compose_text(sections)
+    return sections, text
+
+
+def _amends(study: Study, payload: SignedReportPayload) -> SignedReport | None:
+    """The report an addendum or correction amends; a final amends none and must be the study's only one."""
+    if payload.status != ReportStatus.FINAL:
+        amends = _amended_report(study, payload.amends_report_id)
+        if payload.signed_at < amends.signed_at:
+            raise InvalidRecord(
+                "An amendment cannot be signed before the report it amends.", field="signed_at"
+            )
+        return amends
+    if payload.amends_report_id:
+        raise InvalidRecord(
+            "A final report does not amend another; use status addendum or correction.", field="amends"
+        )
+    if SignedReport.objects.filter(study=study, status=ReportStatus.FINAL).exists():
+        raise RecordConflict(
+            "This study already has a final signed report; changes are sent as an addendum or a correction.",
+            field="status",
+        )
+    return None
 
 
 def _amended_report(study: Study, amends_report_id: str | None) -> SignedReport:

@@ -27,13 +27,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from audit import log as audit
 from portal.accounts import roles
+from portal.core.charts import bar_chart, line_chart
 from portal.records.models import ModelVersion
 from portal.review import selectors, services
 from portal.review.errors import CaseNotFound, InvalidReview, ReviewForbidden
 from portal.review.exports import performance_csv_rows, performance_pdf
 from portal.review.forms import AdjudicationForm, AssignForm, CampaignForm, QueueFilterForm
 from portal.review.models import Comparison, RadpeerScore, SamplingCampaign, StatDimension
-from portal.review.presentation import Mark, bar_chart, highlight, line_chart
+from portal.review.presentation import Mark, highlight
 from portal.review.pseudonyms import display_name, pseudonym
 
 User = get_user_model()

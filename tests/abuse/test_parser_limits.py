@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inference.compare import compare
-from portal.records import dicom, fhir, hl7
-from portal.records.payloads import AdapterError
+from portal.records.ingest import dicom, fhir, hl7
+from portal.records.ingest.payloads import AdapterError
 
 HANG_GUARD_MS = 20_000
 MAX_TEXT = 200_000  # CONCORDANCE_MAX_TEXT_CHARS, the longest report text ingestion accepts
@@ -56,7 +56,7 @@ _TOKENS = st.sampled_from(
 
 
 @st.composite
-def flood(draw, limit: int = MAX_TEXT) -> str:  # noqa: ANN001 - hypothesis's draw
+def flood(draw, limit: int = MAX_TEXT) -> str:  # hypothesis's draw
     """One or two tokens repeated up to ``limit`` characters."""
     unit = draw(_TOKENS) + draw(st.one_of(st.just(""), _TOKENS))
     return (unit * (limit // len(unit) + 1))[: draw(st.integers(min_value=limit // 2, max_value=limit))]

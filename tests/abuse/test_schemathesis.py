@@ -38,7 +38,7 @@ EXAMPLES = int(os.environ.get("CONCORDANCE_FUZZ_EXAMPLES", "6"))
 
 
 @schemathesis.serializer("x-application/hl7-v2+er7")
-def _hl7_body(ctx, value) -> bytes:  # noqa: ANN001 - schemathesis's serialisation hook
+def _hl7_body(ctx, value) -> bytes:  # schemathesis's serialisation hook
     """HL7 v2 ER7 is text: send generated strings as they are, anything else (negative mode) as its repr."""
     if isinstance(value, bytes | bytearray):
         return bytes(value)
@@ -75,7 +75,7 @@ def wsgi_app():
         request_finished.connect(close_old_connections)
 
 
-def _describe(case, response) -> str:  # noqa: ANN001 - schemathesis Case and Response
+def _describe(case, response) -> str:  # schemathesis Case and Response
     body = case.body if not isinstance(case.body, bytes | bytearray) else f"<{len(case.body)} bytes>"
     return (
         f"{case.method} {case.formatted_path} query={case.query!r} body={str(body)[:300]!r} "
@@ -116,7 +116,7 @@ def test_no_operation_answers_a_server_error_for_any_role(tokens, seeded, wsgi_a
                 suppress_health_check=list(HealthCheck),
             )
             @given(case=operation.as_strategy(generation_mode=mode))
-            def probe(case) -> None:  # noqa: ANN001 - a schemathesis Case
+            def probe(case) -> None:  # a schemathesis Case
                 for name, key in tokens.items():
                     # Our token replaces whatever Authorization header the generator made up.
                     response = case.call(headers={"Authorization": f"Token {key}"})

@@ -46,7 +46,7 @@ def fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def _page_client(user) -> Client:  # noqa: ANN001 - a User
+def _page_client(user) -> Client:  # a User
     client = Client()
     client.force_login(user)
     return client

@@ -47,6 +47,7 @@ REINFER_RUN = CHAIR
 MODELS_VIEW = frozenset({"carol", "dana", "otto", "lena", "root"})
 MODELS_MANAGE = CHAIR
 SYSTEM_HEALTH = frozenset({"ris", "root"})
+INTERFACES = frozenset({"root"})  # the integration admin's pages: interface monitor, clinicians
 MISSING = 987_654  # a primary key that exists nowhere
 
 PAGE_ANON = frozenset({302})
@@ -166,6 +167,13 @@ RULES: dict[str, list[Probe]] = {
     "api-signed-report": [get(READ_ALL | {"alice"}, {200}, special={"bob": frozenset({404})})],
     "api-fhir-diagnosticreport": [post(INGEST, {400})],
     "api-hl7": [post(INGEST, {400})],
+    "api-fhir-patient": [post(INGEST, {400})],
+    "api-fhir-practitioner": [post(INGEST, {400})],
+    "api-fhir-bundle": [post(INGEST, {400})],
+    "records-interfaces": [page(INTERFACES, {200})],
+    "records-interface-replay": [page(INTERFACES, {404}, method="post")],
+    "records-clinicians": [page(INTERFACES, {200})],
+    "records-clinician-link": [page(INTERFACES, {404}, method="post")],
     "api-dicom": [post(INGEST, {400, 415})],  # multipart expected: JSON is an unsupported media type
     "api-drafts": [post(DRAFT, {400})],
     # --- Legal and audit API ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""DICOM header reading (portal.records.dicom) against pydicom's bundled test files."""
+"""DICOM header reading (portal.records.ingest.dicom) against pydicom's bundled test files."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from portal.records.dicom import HEADER_KEYWORDS, iter_dicom_files, read_study_header
-from portal.records.payloads import AdapterError
+from portal.records.ingest.dicom import HEADER_KEYWORDS, iter_dicom_files, read_study_header
+from portal.records.ingest.payloads import AdapterError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom warns about odd test files
 
@@ -178,10 +178,17 @@ def test_an_encapsulated_file_reads_and_its_truncation_is_caught():
 
 
 # --- refusals -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm"])
-def test_pydicom_samples_lack_an_accession_number(name):
-    error = refused(bundled(name))
-    assert (error.code, error.location) == ("missing_field", "(0008,0050) AccessionNumber")
+@pytest.mark.parametrize(
+    ("name", "uid"),
+    [
+        ("CT_small.dcm", "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"),
+        ("MR_small.dcm", "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457"),
+        ("rtplan.dcm", "1.22.333.4.555555.6.7777777777777777777777777777"),
+    ],
+)
+def test_pydicom_samples_without_an_accession_number_are_kept_under_their_study_uid(name, uid):
+    study = read_study_header(bundled(name))
+    assert (study.accession_number, study.study_instance_uid) == ("", uid)
 
 
 def test_missing_study_uid_and_patient_id():

@@ -1,4 +1,4 @@
-"""FHIR R4 DiagnosticReport parsing and OperationOutcome rendering (portal.records.fhir)."""
+"""FHIR R4 DiagnosticReport parsing and OperationOutcome rendering (portal.records.ingest.fhir)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,10 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portal.records.fhir import (
-    AI_MODEL_URL,
-    REPLACES_URL,
-    FhirReportResult,
-    operation_outcome,
-    parse_diagnostic_report,
-)
-from portal.records.payloads import AdapterError, AIOutputPayload, SignedReportPayload
+from portal.records.ingest.fhir import FhirReportResult, parse_diagnostic_report
+from portal.records.ingest.fhir_ai import AI_MODEL_URL, REPLACES_URL
+from portal.records.ingest.fhir_outcome import operation_outcome
+from portal.records.ingest.payloads import AdapterError, AIOutputPayload, SignedReportPayload
 
 UID = "1.2.840.113619.2.55.3.604688119.969.1268071029.320"
 
@@ -59,7 +55,7 @@ def test_it_parses_a_final_report_with_presented_form_and_contained_patient(fina
     assert isinstance(report, SignedReportPayload)
     assert report.accession_number == "ACC20240301001"
     assert report.study_instance_uid == UID
-    assert report.radiologist_username == "jsmith"
+    assert (report.signer.authority, report.signer.identifier) == ("portal", "jsmith")
     assert report.status == "final"
     assert report.amends_report_id is None
     assert report.signed_at == datetime(2024, 3, 1, 9, 14, tzinfo=UTC)
@@ -141,9 +137,11 @@ def test_the_accession_may_come_from_a_contained_service_request(final_report):
     assert parse_diagnostic_report(final_report).payload.accession_number == "ACC-SR-9"
 
 
-def test_the_radiologist_may_be_given_by_display(final_report):
+def test_a_display_name_alone_does_not_identify_the_signer(final_report):
     final_report["resultsInterpreter"] = [{"display": "BJones"}]
-    assert parse_diagnostic_report(final_report).payload.radiologist_username == "bjones"
+    with pytest.raises(AdapterError) as err:
+        parse_diagnostic_report(final_report)
+    assert (err.value.code, err.value.location) == ("missing_field", "DiagnosticReport.resultsInterpreter")
 
 
 def test_hostile_text_is_kept_verbatim(final_report):
@@ -204,7 +202,7 @@ def _without(report: dict, *keys: str) -> dict:
             "DiagnosticReport.identifier",
         ),
         (lambda r: _without(r, "subject"), "missing_field", "DiagnosticReport.subject"),
-        (lambda r: {**r, "subject": {"reference": "Patient/1"}}, "missing_field", "DiagnosticReport.subject"),
+        (lambda r: {**r, "subject": {"reference": "Patient/1"}}, "not_found", "DiagnosticReport.subject"),
         (lambda r: {**r, "subject": {"reference": "#nobody"}}, "malformed", "DiagnosticReport.subject"),
         (lambda r: {**r, "subject": {"reference": "Group/1"}}, "unsupported", "DiagnosticReport.subject"),
         (lambda r: _without(r, "code"), "missing_field", "DiagnosticReport.code"),

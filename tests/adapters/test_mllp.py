@@ -1,4 +1,4 @@
-"""MLLP framing, the incremental decoder and the threaded server (portal.records.mllp)."""
+"""MLLP framing, the incremental decoder and the threaded server (portal.records.ingest.mllp)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portal.records.hl7 import build_ack, parse_oru
-from portal.records.mllp import MllpDecoder, MllpFrameTooLarge, frame, send_mllp, serve_mllp
-from portal.records.payloads import AdapterError
+from portal.records.ingest.hl7 import parse_oru
+from portal.records.ingest.hl7_ack import build_ack
+from portal.records.ingest.mllp import MllpDecoder, MllpFrameTooLarge, frame, send_mllp, serve_mllp
+from portal.records.ingest.payloads import AdapterError
 
 
 # --- framing and decoding -----------------------------------------------------------------------

@@ -16,8 +16,8 @@ from audit.canonical import canonical_json
 from audit.merkle import MerkleTree, leaf_hash
 from audit.models import ActorKind, AuditEvent, AuditLogHead, AuditNode
 from portal.records import services
+from portal.records.ingest.payloads import PatientPayload, StudyPayload
 from portal.records.models import Patient, Study
-from portal.records.payloads import PatientPayload, StudyPayload
 
 
 class InjectedFailure(RuntimeError):

@@ -245,7 +245,7 @@ def test_the_chair_assigns_reads_the_dashboard_and_exports(page, cases):
     assert page.locator("[data-testid=performance-row]").count() >= 2
     with page.expect_download() as download:
         page.click("#export-csv")
-    csv_text = open(download.value.path(), encoding="utf-8").read()  # noqa: PTH123, SIM115
+    csv_text = open(download.value.path(), encoding="utf-8").read()
     assert "alice" in csv_text and "bob" in csv_text
     pdf = page.request.get(page.locator("#export-pdf").get_attribute("href"))
     assert pdf.status == 200 and pdf.body().startswith(b"%PDF")

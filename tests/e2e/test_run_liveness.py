@@ -38,12 +38,12 @@ def test_the_run_page_says_chunks_were_lost_and_no_worker_takes_work(
     from django.utils import timezone
 
     from audit.log import SYSTEM
-    from inference import services
     from inference.models import ChunkStatus, ReinferenceChunk, ReinferenceRun
+    from inference.reinference import runs
     from inference.reinference.cohort import CohortFilter
 
     make_cohort(6, tiny_model_version)
-    run = services.reinference_run_create(
+    run = runs.reinference_run_create(
         model_version=tiny_model_version, cohort=CohortFilter(), chunk_size=2, actor=None, context=SYSTEM
     )
     long_ago = timezone.now() - dt.timedelta(minutes=3)

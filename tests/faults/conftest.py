@@ -140,7 +140,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 - fixed argv
+        self.process = subprocess.Popen(  # fixed argv
             [
                 "redis-server",
                 "--bind",
@@ -195,7 +195,7 @@ class Stack:
 
     def start_web(self, *, workers: int = 2, threads: int = 4) -> str:
         port = free_port()
-        web = subprocess.Popen(  # noqa: S603 - fixed argv
+        web = subprocess.Popen(  # fixed argv
             [
                 sys.executable,
                 "-m",
@@ -330,7 +330,7 @@ def stack(template_database, tmp_path) -> Iterator[Stack]:
         yield box
 
 
-def wait_until(predicate, *, timeout: float, interval: float = 0.5) -> bool:  # noqa: ANN001 - a callable
+def wait_until(predicate, *, timeout: float, interval: float = 0.5) -> bool:  # a callable
     """Poll ``predicate`` until it is true or ``timeout`` seconds pass; its last answer."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

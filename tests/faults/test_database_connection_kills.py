@@ -118,7 +118,7 @@ def _outage(stack: Stack) -> Outcome:
     finally:
         stop.set()
         killer.join(timeout=30)
-    print(  # noqa: T201 - for the report
+    print(  # for the report
         f"connections killed: {sum(kills)}; refused pairs {len(retry_pairs)}, refused HL7 {len(retry_hl7)}; "
         f"unclean answers: {len(unclean)}"
     )
@@ -149,7 +149,7 @@ def test_after_the_outage_every_record_is_whole_and_the_audit_log_verifies(outco
         ("records_signedreport", "signed_report.%"),
     ]:
         orphans = stack.scalar(
-            f"SELECT count(*) FROM {table} r WHERE NOT EXISTS (SELECT 1 FROM audit_auditevent e "  # noqa: S608
+            f"SELECT count(*) FROM {table} r WHERE NOT EXISTS (SELECT 1 FROM audit_auditevent e "
             "WHERE e.action LIKE %s AND e.object_id = r.id::text)",
             [action],
         )

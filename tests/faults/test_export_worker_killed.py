@@ -25,8 +25,8 @@ STUDIES = 60
 REQUEST = """
 import datetime as dt
 from audit.log import SYSTEM
-from portal.legal import services
-package = services.export_request(
+from portal.legal import export_jobs
+package = export_jobs.export_request(
     actor=None, context=SYSTEM, matter_reference="FAULT-1", reason="fault test",
     date_from=dt.date(2000, 1, 1), date_to=dt.date(2100, 1, 1),
 )
@@ -36,8 +36,8 @@ print(package.pk)
 # test cannot wait that long, and the heartbeat of a SIGKILLed worker is stale by definition.
 REAP_NOW = """
 import datetime as dt
-from portal.legal import services
-print(services.export_reap_stale(stale_after=dt.timedelta(0)))
+from portal.legal import export_jobs
+print(export_jobs.export_reap_stale(stale_after=dt.timedelta(0)))
 """
 
 

@@ -63,7 +63,7 @@ def _summary(stack, run_id: int) -> dict:
 
 def _start_beat(stack) -> subprocess.Popen:
     env = {**stack.env, "REINFERENCE_REAP_SECONDS": "2"}
-    beat = subprocess.Popen(  # noqa: S603 - fixed argv
+    beat = subprocess.Popen(  # fixed argv
         [
             sys.executable,
             "-m",
@@ -96,7 +96,7 @@ def test_workers_killed_at_random_change_nothing_in_the_run_or_the_audit_log(sta
 
     chaotic = _start_run(stack)
     workers = [stack.start_worker(), stack.start_worker()]
-    rng = random.Random(8)  # noqa: S311 - chaos, not cryptography
+    rng = random.Random(8)  # chaos, not cryptography
     kills = 0
     started = time.monotonic()
     while time.monotonic() - started < CHAOS_SECONDS and _status(stack, chaotic) != "completed":
@@ -124,4 +124,4 @@ def test_workers_killed_at_random_change_nothing_in_the_run_or_the_audit_log(sta
     events, first, last = stack.query("SELECT count(*), min(seq), max(seq) FROM audit_auditevent")[0]
     assert (first, last) == (0, events - 1), "the audit log has a gap"
     assert "audit log intact" in stack.verify_audit()
-    print(f"{kills} worker kills during the run")  # noqa: T201 - for the report
+    print(f"{kills} worker kills during the run")  # for the report

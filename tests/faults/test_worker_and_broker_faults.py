@@ -58,7 +58,7 @@ def test_ingestion_survives_a_broker_outage_and_the_sweeper_catches_up(stack):
     outage_seconds = time.monotonic() - started
     # The database is the system of record: every ingestion during the outage succeeded.
     assert during == [[201, 201, 201]] * 10, during
-    print(f"10 pairs during the broker outage took {outage_seconds:.1f} s")  # noqa: T201 - for the report
+    print(f"10 pairs during the broker outage took {outage_seconds:.1f} s")  # for the report
     assert stack.scalar(UNCOMPARED) == 10
 
     # The broker comes back empty (no persistence): the messages of the outage never existed.

@@ -15,7 +15,7 @@ from audit import verify_package as vp
 from audit.log import AuditContext
 from audit.models import AuditEvent
 from audit.signing import public_key_pem
-from portal.legal import services
+from portal.legal import export_jobs
 from portal.legal.export.records import folder_name
 from portal.legal.models import ExportPackage, ExportStatus
 from tests.legal_export.conftest import read_zip, write_zip
@@ -25,11 +25,11 @@ pytestmark = pytest.mark.django_db
 CLI = AuditContext(channel="test")
 
 
-def build(personas, out: Path | None = None, **scope) -> services.ExportPackage:
-    package = services.export_request(
+def build(personas, out: Path | None = None, **scope) -> export_jobs.ExportPackage:
+    package = export_jobs.export_request(
         actor=personas["lena"], context=CLI, matter_reference="M-2026-001", reason="Claim by patient", **scope
     )
-    built = services.export_build(package_pk=package.pk, out_path=out)
+    built = export_jobs.export_build(package_pk=package.pk, out_path=out)
     assert built is not None and built.status == ExportStatus.READY, built and built.error
     return built
 

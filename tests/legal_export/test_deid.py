@@ -14,7 +14,7 @@ from audit import checkpoints
 from audit import verify_package as vp
 from audit.log import AuditContext
 from audit.signing import public_key_pem
-from portal.legal import services
+from portal.legal import export_jobs
 from portal.legal.export.deid import PROFILE, Deidentifier
 from portal.legal.models import ExportStatus
 from tests.legal_export.conftest import PATIENT_A, PATIENT_B, STUDIES, read_zip
@@ -52,7 +52,7 @@ def _forbidden() -> list[str]:
 
 @pytest.fixture
 def deid_package(department, personas) -> Path:
-    package = services.export_request(
+    package = export_jobs.export_request(
         actor=personas["lena"],
         context=AuditContext(channel="test"),
         matter_reference="M-RESEARCH-1",
@@ -61,7 +61,7 @@ def deid_package(department, personas) -> Path:
         accession_numbers=["ACC-8001"],
         deidentify=True,
     )
-    built = services.export_build(package_pk=package.pk)
+    built = export_jobs.export_build(package_pk=package.pk)
     assert built is not None and built.status == ExportStatus.READY, built and built.error
     assert built.deidentified and built.deid_profile == PROFILE
     return Path(built.file_path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET  # noqa: S405 - parsing our own output, to prove it is well-formed
+import xml.etree.ElementTree as ET  # parsing our own output, to prove it is well-formed
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from audit import checkpoints
 from audit import verify_package as vp
 from audit.signing import public_key_pem
-from portal.legal import services
+from portal.legal import export_jobs
 from portal.legal.models import ExportStatus
 from tests.legal_export.conftest import PATIENT_A, ingest, read_zip
 from tests.legal_export.test_build import CLI
@@ -37,14 +37,14 @@ def hostile_package(ris, personas) -> Path:
     )
     for study in Study.objects.all():
         study_compare(study.pk)
-    package = services.export_request(
+    package = export_jobs.export_request(
         actor=personas["lena"],
         context=CLI,
         matter_reference="M-<img src=x onerror=alert(1)>",
         reason=HOSTILE,
         accession_numbers=["ACC-6666"],
     )
-    built = services.export_build(package_pk=package.pk, out_path=None)
+    built = export_jobs.export_build(package_pk=package.pk, out_path=None)
     assert built is not None and built.status == ExportStatus.READY, built and built.error
     return Path(built.file_path)
 

@@ -13,7 +13,7 @@ from audit import verify_package as vp
 from audit.log import AuditContext
 from audit.signing import public_key_pem
 from inference.models import ReinferenceChunk, ReinferenceResult, ReinferenceRun
-from portal.legal import services
+from portal.legal import export_jobs
 from portal.records.models import AIOutput, SignedReport
 from portal.review.models import Comparison, Feedback, Review
 from tests.legal_export.conftest import read_zip
@@ -47,14 +47,14 @@ def test_reviews_feedback_and_reinference_are_exported(department, personas) -> 
         radpeer_suggested="1",
         original_radpeer="3b",
     )
-    package = services.export_request(
+    package = export_jobs.export_request(
         actor=personas["lena"],
         context=AuditContext(channel="test"),
         matter_reference="M-QA",
         reason="QA history",
         accession_numbers=["ACC-7001"],
     )
-    built = services.export_build(package_pk=package.pk)
+    built = export_jobs.export_build(package_pk=package.pk)
     path = Path(built.file_path)
     assert vp.verify_package(path, public_key_pem(checkpoints.signing_key())).valid
     files = read_zip(path)

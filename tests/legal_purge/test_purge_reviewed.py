@@ -22,6 +22,7 @@ from audit.models import AuditEvent
 from audit.signing import public_key_pem
 from audit.verify import verify_log
 from inference.models import ReinferenceChunk, ReinferenceResult, ReinferenceRun
+from portal.legal import export_jobs
 from portal.legal import services as legal
 from portal.legal.models import ExportPackage
 from portal.records.models import AIOutput, ModelVersion, Patient, SignedReport, Study, sha256_text
@@ -181,11 +182,11 @@ def test_a_failure_midway_leaves_the_study_whole(personas, monkeypatch):
 
 def test_an_export_package_built_before_the_purge_stays_valid(personas):
     study = reviewed_study("ACC-PURGE-7", "MRN-PURGE-7", personas)
-    package = legal.export_request(
+    package = export_jobs.export_request(
         actor=personas["lena"], context=SYSTEM, matter_reference="M-QA", reason="QA history",
         accession_numbers=["ACC-PURGE-7"], enqueue=False,
     )  # fmt: skip
-    built = legal.export_build(package_pk=package.pk)
+    built = export_jobs.export_build(package_pk=package.pk)
 
     purge("--before", "2020-01-01")
 

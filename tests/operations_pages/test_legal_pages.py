@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from audit.models import AuditEvent
-from portal.legal import services
+from portal.legal import export_jobs, services
 from portal.legal.models import ExportPackage, ExportStatus, LegalHold
 from portal.records.models import ModelVersion
 
@@ -319,11 +319,11 @@ def test_a_ready_package_has_a_download_link_and_the_list_stops_polling(
     page_for, make_studies, model_version, personas, export_environment
 ):
     make_studies(1, model_version, mrn="MRN-READY")
-    package = services.export_request(
+    package = export_jobs.export_request(
         actor=personas["lena"], context=_context(), matter_reference="M-R", reason="r",
         patient_mrn="MRN-READY", enqueue=False,
     )  # fmt: skip
-    services.export_build(package_pk=package.pk)
+    export_jobs.export_build(package_pk=package.pk)
     client = page_for("lena")
 
     partial = client.get("/legal/exports").content.decode()
@@ -337,7 +337,7 @@ def test_a_ready_package_has_a_download_link_and_the_list_stops_polling(
 
 def test_counsel_cancels_a_queued_export_once(page_for, make_studies, model_version, personas):
     make_studies(1, model_version, mrn="MRN-C")
-    package = services.export_request(
+    package = export_jobs.export_request(
         actor=personas["lena"], context=_context(), matter_reference="M-C", reason="r",
         patient_mrn="MRN-C", enqueue=False,
     )  # fmt: skip
@@ -366,7 +366,7 @@ def test_the_legal_page_is_bounded_in_queries(page_for, make_studies, model_vers
                 actor=personas["lena"], context=_context(), matter_reference="M", reason="r",
                 accession_numbers=[study.accession_number],
             )  # fmt: skip
-            services.export_request(
+            export_jobs.export_request(
                 actor=personas["lena"], context=_context(), matter_reference="M", reason="r",
                 accession_numbers=[study.accession_number], enqueue=False,
             )  # fmt: skip

@@ -9,8 +9,8 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from inference import services
 from inference.models import ReinferenceRun, RunStatus
+from inference.reinference import chunks, runs
 from inference.reinference.cohort import CohortFilter
 from portal.records.models import ModelVersion
 
@@ -28,7 +28,7 @@ def _launch(client: Client, model_version: ModelVersion, **extra: object):
 def _run(model_version: ModelVersion, actor, **cohort: object) -> ReinferenceRun:
     from audit.log import SYSTEM
 
-    return services.reinference_run_create(
+    return runs.reinference_run_create(
         model_version=model_version,
         cohort=CohortFilter(**cohort),
         chunk_size=2,
@@ -40,7 +40,7 @@ def _run(model_version: ModelVersion, actor, **cohort: object) -> ReinferenceRun
 def _process_all(run: ReinferenceRun) -> None:
     """Play the worker in this process: every chunk through the real service and runtime."""
     for chunk_id in run.chunks.order_by("index").values_list("pk", flat=True):
-        services.reinference_chunk_process(chunk_id=chunk_id)
+        chunks.reinference_chunk_process(chunk_id=chunk_id)
 
 
 # --- Run list and launch form -------------------------------------------------------------------------
@@ -300,7 +300,7 @@ def test_the_nav_links_the_pages(page_for):
 
 
 def test_the_chart_labels_every_bar_and_escapes_its_text():
-    from inference.views import paired_bar_chart
+    from portal.core.charts import paired_bar_chart
 
     svg = str(paired_bar_chart(HOSTILE, [(HOSTILE, 0.25, 1.0)], chart_id="c1"))
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import hl7 as python_hl7
+import pydicom
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -18,8 +19,8 @@ from pydicom.data import get_testdata_file
 
 from audit.models import AuditEvent
 from portal.demo.synthetic import generate_department, write_dicom
+from portal.records.ingest.mllp import send_mllp
 from portal.records.management.commands.mllp_listen import listen
-from portal.records.mllp import send_mllp
 from portal.records.models import SignedReport, Study
 from tests.adapters.conftest import build_oru
 
@@ -205,13 +206,15 @@ def test_import_of_a_clean_folder_succeeds_as_the_named_account(dicom_dir, perso
 
 @pytest.mark.django_db
 def test_import_errors_never_echo_header_values(tmp_path):
-    # CT_small.dcm lacks an accession number; its patient's name and ID must not reach the log.
-    shutil.copy(get_testdata_file("CT_small.dcm", download=False), tmp_path / "ct.dcm")
+    # CT_small.dcm without its PatientID cannot be stored; its patient's name must not reach the log.
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    del ds.PatientID
+    ds.save_as(tmp_path / "ct.dcm")
 
     _out, err, error = run_import(str(tmp_path))
 
-    assert err.startswith("ct.dcm: missing_field: AccessionNumber is required")
-    assert "CompressedSamples" not in err and "1CT1" not in err
+    assert err.startswith("ct.dcm: missing_field: PatientID is required")
+    assert "CompressedSamples" not in err
     assert error is not None and error.returncode == 1
 
 

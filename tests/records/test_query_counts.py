@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from audit.log import SYSTEM
+from portal.records.clinicians import clinician_for_account
 from tests.factories import ai_output_json, signed_report_json, study_json
 
 pytestmark = pytest.mark.django_db
@@ -54,9 +56,13 @@ def test_a_radiologist_list_is_bounded_too(client_for, many, django_assert_max_n
     assert len(response.json()["results"]) == 10
 
 
-def test_storing_a_signed_report_costs_a_fixed_number_of_queries(ris, django_assert_max_num_queries):
+def test_storing_a_signed_report_costs_a_fixed_number_of_queries(
+    ris, personas, django_assert_max_num_queries
+):
     ris.post("/api/v1/studies", study_json(), format="json")
     ris.post("/api/v1/ai-outputs", ai_output_json(), format="json")
+    # alice has signed before: her clinician entry exists (its first creation is a one-off cost).
+    clinician_for_account(user=personas["alice"], actor=None, context=SYSTEM)
 
     # Auth, study and radiologist lookups, the natural-key and one-final checks, the insert, and the
     # audit append (head lock, event, Merkle nodes, head update), inside one savepointed transaction.

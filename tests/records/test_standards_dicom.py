@@ -86,11 +86,6 @@ def test_a_request_without_the_file_field_is_400(ris):
             "malformed",
             id="truncated",
         ),
-        pytest.param(
-            Path(get_testdata_file("CT_small.dcm", download=False)).read_bytes(),
-            "missing_field",
-            id="no-accession-number",
-        ),
     ],
 )
 def test_a_file_that_is_not_a_usable_dicom_study_is_400(ris, content, error):
@@ -101,10 +96,14 @@ def test_a_file_that_is_not_a_usable_dicom_study_is_400(ris, content, error):
     assert_nothing_written()
 
 
-def test_a_file_without_an_accession_number_names_the_missing_element(ris):
+def test_a_file_without_an_accession_number_is_kept_under_its_study_uid(ris):
     response = upload(ris, Path(get_testdata_file("CT_small.dcm", download=False)).read_bytes())
 
-    assert "AccessionNumber" in response.json()["field"]
+    assert response.status_code == 201, response.content
+    study = Study.objects.get()
+    assert study.accession_number is None
+    assert study.study_instance_uid == "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"
+    assert response.json()["study_instance_uid"] == study.study_instance_uid
 
 
 def test_an_oversized_upload_is_413(ris, settings, dicom_bytes):

@@ -81,6 +81,7 @@ def test_a_final_report_creates_its_study_and_the_signed_report_together(ris, pe
     assert list(AuditEvent.objects.order_by("seq").values_list("action", flat=True)) == [
         "patient.create",
         "study.create",
+        "clinician.create",
         "signed_report.final",
     ]
 
@@ -177,24 +178,32 @@ def test_bad_input_is_a_400_operation_outcome_and_writes_nothing(ris, body, code
     assert_nothing_written()
 
 
-def test_an_unknown_radiologist_is_400_and_the_study_it_brought_is_not_kept(ris):
-    body = final_report(resultsInterpreter=[{"identifier": {"value": "dr_nobody"}}])
+def test_an_unknown_signer_becomes_a_clinician_and_the_report_is_stored(ris):
+    body = final_report(
+        resultsInterpreter=[
+            {"identifier": {"system": "urn:oid:2.16.840.1.113883.4.6", "value": "1234567893"}}
+        ]
+    )
 
     response = post(ris, body)
 
-    assert response.status_code == 400
-    assert issue_code(response) == "invalid"
-    assert "radiologist" in response.json()["issue"][0]["diagnostics"]
-    assert_nothing_written()
+    assert response.status_code == 201, response.content
+    report = SignedReport.objects.select_related("clinician").get()
+    assert (report.clinician.authority, report.clinician.identifier) == (
+        "urn:oid:2.16.840.1.113883.4.6",
+        "1234567893",
+    )
+    assert report.radiologist is None and report.clinician.account is None
 
 
-def test_a_report_signed_by_a_non_radiologist_is_400(ris):
-    body = final_report(resultsInterpreter=[{"identifier": {"value": "carol"}}])
+def test_a_signer_named_like_a_non_radiologist_account_is_not_linked_to_it(ris, personas):
+    body = final_report(resultsInterpreter=[{"identifier": {"value": "carol"}}])  # carol reviews QA
 
     response = post(ris, body)
 
-    assert response.status_code == 400
-    assert_nothing_written()
+    assert response.status_code == 201, response.content
+    report = SignedReport.objects.select_related("clinician").get()
+    assert report.radiologist is None and report.clinician.account is None
 
 
 def test_an_oversized_body_is_413_too_long(ris, settings):

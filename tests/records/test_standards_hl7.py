@@ -73,9 +73,10 @@ def test_a_final_oru_is_accepted_whatever_the_line_endings(ris, personas, ending
     assert list(AuditEvent.objects.order_by("seq").values_list("action", flat=True)) == [
         "patient.create",
         "study.create",
+        "clinician.create",
         "signed_report.final",
     ]
-    assert AuditEvent.objects.filter(actor_username="ris").count() == 3
+    assert AuditEvent.objects.filter(actor_username="ris").count() == 4
 
 
 def test_plain_text_is_accepted_as_well(ris):
@@ -172,12 +173,16 @@ def test_an_unacceptable_message_is_ar_400_and_writes_nothing(ris, message, cont
     assert_nothing_written()
 
 
-def test_an_unknown_radiologist_is_rejected_and_the_study_is_not_kept(ris):
-    response = post(ris, build_oru({"OBR": {32: "dr_nobody"}}))
+def test_an_unknown_signer_becomes_a_new_clinician_and_the_report_is_stored(ris):
+    response = post(ris, build_oru({"OBR": {32: "16621^ORANGE^PANDA"}}))
 
-    assert response.status_code == 400
-    assert msa(response)[0] == "AE"
-    assert_nothing_written()
+    assert response.status_code == 200
+    assert msa(response)[0] == "AA"
+    report = SignedReport.objects.select_related("clinician").get()
+    assert report.radiologist is None  # nobody has linked this reader to an account yet
+    clinician = report.clinician
+    assert (clinician.identifier, clinician.family_name, clinician.given_name) == ("16621", "ORANGE", "PANDA")
+    assert clinician.account is None
 
 
 # --- access ----------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ import pytest
 
 from audit.log import SYSTEM
 from audit.models import AuditEvent
-from inference import runtime, services
+from inference import runtime
 from inference.models import ReinferenceRun
+from inference.reinference import chunks, runs
 from inference.reinference.cohort import CohortFilter
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +39,7 @@ def run(client_for, make_cohort, tiny_model_version, model_ref) -> ReinferenceRu
     assert response.status_code == 201, response.data
     created = ReinferenceRun.objects.get(pk=response.data["id"])
     for pk in created.chunks.values_list("pk", flat=True):
-        services.reinference_chunk_process(chunk_id=pk)
+        chunks.reinference_chunk_process(chunk_id=pk)
     created.refresh_from_db()
     return created
 
@@ -95,7 +96,7 @@ def test_only_qa_chairs_and_admins_create_or_cancel(
     client = client_for(name)
     assert client.post(URL, {"model": model_ref}, format="json").status_code == 403
     assert not ReinferenceRun.objects.exists()
-    run = services.reinference_run_create(
+    run = runs.reinference_run_create(
         model_version=tiny_model_version,
         cohort=CohortFilter(),
         actor=None,
@@ -255,7 +256,7 @@ def test_the_run_list_has_a_bounded_query_count(
 ):
     client = client_for("carol")
     for _ in range(3):
-        services.reinference_run_create(
+        runs.reinference_run_create(
             model_version=tiny_model_version,
             cohort=CohortFilter(),
             actor=None,

@@ -19,8 +19,9 @@ from django.db import connection
 from django.db.models import Count
 
 from audit.log import SYSTEM
-from inference import selectors, services
+from inference import selectors
 from inference.models import ChunkStatus, ReinferenceChunk, ReinferenceResult, RunStatus
+from inference.reinference import chunks, reaper, runs
 from inference.reinference.cohort import CohortFilter
 from inference.reinference.lease import chunk_heartbeat, chunk_lease_renew
 from portal.celery import app
@@ -32,7 +33,7 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 def _run(make_cohort, version, studies: int, chunk_size: int):
     make_cohort(studies, version)
-    return services.reinference_run_create(
+    return runs.reinference_run_create(
         model_version=version, cohort=CohortFilter(), chunk_size=chunk_size, actor=None, context=SYSTEM
     )
 
@@ -43,18 +44,18 @@ def test_a_slow_live_worker_keeps_its_chunk_and_a_silent_one_loses_it_within_the
     settings.REINFERENCE_LEASE_SECONDS = 2
     run = _run(make_cohort, tiny_model_version, 2, 2)
     chunk = run.chunks.get()
-    assert services._claim(chunk.pk, "host:1:1")
+    assert chunks._claim(chunk.pk, "host:1:1")
 
     with chunk_heartbeat(chunk_id=chunk.pk, owner="host:1:1", lease_seconds=2) as heartbeat:
         for _ in range(4):  # 4 s of "slow work": twice the lease
             time.sleep(1)
-            assert services.reinference_reap(redispatch_after=0).expired == 0
+            assert reaper.reinference_reap(redispatch_after=0).expired == 0
     chunk.refresh_from_db()
     assert chunk.status == ChunkStatus.RUNNING and chunk.lease_owner == "host:1:1"
     assert heartbeat.renewals >= 5 and not heartbeat.lost
 
     time.sleep(2.1)  # silent now, as a dead process is: one lease later the chunk is free
-    assert services.reinference_reap(redispatch_after=0).expired == 1
+    assert reaper.reinference_reap(redispatch_after=0).expired == 1
     chunk.refresh_from_db()
     assert chunk.status == ChunkStatus.PENDING and chunk.lease_owner == ""
 
@@ -62,7 +63,7 @@ def test_a_slow_live_worker_keeps_its_chunk_and_a_silent_one_loses_it_within_the
 def test_a_heartbeat_notices_when_its_lease_was_taken_over(make_cohort, tiny_model_version):
     run = _run(make_cohort, tiny_model_version, 2, 2)
     chunk = run.chunks.get()
-    assert services._claim(chunk.pk, "host:1:1")
+    assert chunks._claim(chunk.pk, "host:1:1")
 
     renew = functools.partial(chunk_lease_renew, chunk_id=chunk.pk, owner="host:1:1", lease_seconds=2)
     with LeaseHeartbeat(renew, every=0.1, what="test") as beat:
@@ -122,7 +123,7 @@ def test_a_sigkilled_prefork_child_s_chunk_is_retaken_within_a_minute(make_cohor
             run.refresh_from_db()
             notices.add(selectors.run_progress(run)["liveness"]["notice"])
             if time.monotonic() >= next_reap:
-                services.reinference_reap()  # what beat sends every REINFERENCE_REAP_SECONDS
+                reaper.reinference_reap()  # what beat sends every REINFERENCE_REAP_SECONDS
                 next_reap += reap_every
             time.sleep(0.2)
         recovered = time.monotonic() - killed_at
@@ -134,7 +135,7 @@ def test_a_sigkilled_prefork_child_s_chunk_is_retaken_within_a_minute(make_cohor
 
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            services.reinference_reap()
+            reaper.reinference_reap()
             run.refresh_from_db()
             if run.status == RunStatus.COMPLETED:
                 break

@@ -17,8 +17,9 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.log import SYSTEM
-from inference import selectors, services
+from inference import selectors
 from inference.models import ChunkStatus, ReinferenceChunk
+from inference.reinference import chunks, reaper, runs
 from inference.reinference.cohort import CohortFilter
 from inference.reinference.liveness import run_liveness
 
@@ -26,7 +27,7 @@ CLOCK = r"\d\d:\d\d:\d\d"
 
 
 def _create(version, chunk_size: int = 2):
-    return services.reinference_run_create(
+    return runs.reinference_run_create(
         model_version=version, cohort=CohortFilter(), chunk_size=chunk_size, actor=None, context=SYSTEM
     )
 
@@ -39,10 +40,10 @@ def run(make_cohort, tiny_model_version, settings):
 
 
 def _claim_two(run) -> list[ReinferenceChunk]:
-    chunks = list(run.chunks.order_by("index")[:2])
-    for chunk in chunks:
-        assert services._claim(chunk.pk, f"host:{chunk.pk}:1")
-    return chunks
+    taken = list(run.chunks.order_by("index")[:2])
+    for chunk in taken:
+        assert chunks._claim(chunk.pk, f"host:{chunk.pk}:1")
+    return taken
 
 
 def test_a_run_in_good_health_says_nothing_more(run):
@@ -69,16 +70,16 @@ def test_chunks_whose_worker_stopped_renewing_are_reported_lost_before_the_reape
 
 
 def test_after_the_reaper_hands_them_back_they_are_lost_until_retaken(run):
-    chunks = _claim_two(run)
+    taken = _claim_two(run)
     later = timezone.now() + dt.timedelta(seconds=31)
-    assert services.reinference_reap(now=later).expired == 2
+    assert reaper.reinference_reap(now=later).expired == 2
 
     liveness = run_liveness(run, now=later + dt.timedelta(seconds=1))
     assert liveness.lost_chunks == 2
     assert liveness.retry_from == later  # queued again by the reaper at that moment
     assert liveness.notice.startswith("2 chunks lost with their worker at ")
 
-    assert services._claim(chunks[0].pk, "host:new:1")  # a live worker takes one of them again
+    assert chunks._claim(taken[0].pk, "host:new:1")  # a live worker takes one of them again
     liveness = run_liveness(run, now=timezone.now() + dt.timedelta(seconds=1))
     assert liveness.lost_chunks == 1 and liveness.workers == "working"
     assert liveness.notice.startswith("1 chunk lost with their worker at ")
@@ -89,9 +90,9 @@ def test_the_eta_counts_the_wait_for_lost_work(make_cohort, tiny_model_version, 
     make_cohort(6, tiny_model_version)
     run = _create(tiny_model_version)
     first, second, third = run.chunks.order_by("index")
-    services.reinference_chunk_process(chunk_id=first.pk)  # 2 studies done
-    assert services._claim(second.pk, "host:dead:1")
-    assert services._claim(third.pk, "host:alive:1")
+    chunks.reinference_chunk_process(chunk_id=first.pk)  # 2 studies done
+    assert chunks._claim(second.pk, "host:dead:1")
+    assert chunks._claim(third.pk, "host:alive:1")
     run.refresh_from_db()
     later = timezone.now() + dt.timedelta(seconds=31)
     # The live worker's heartbeat kept its lease; the dead one's ran out.
@@ -109,7 +110,7 @@ def test_the_eta_counts_the_wait_for_lost_work(make_cohort, tiny_model_version, 
 def test_with_no_worker_there_is_no_eta(make_cohort, tiny_model_version):
     make_cohort(4, tiny_model_version)
     run = _create(tiny_model_version)
-    services.reinference_chunk_process(chunk_id=run.chunks.order_by("index").first().pk)
+    chunks.reinference_chunk_process(chunk_id=run.chunks.order_by("index").first().pk)
     run.refresh_from_db()
 
     progress = selectors.run_progress(run, now=run.started_at + dt.timedelta(minutes=5))
@@ -139,7 +140,7 @@ def test_a_run_waiting_behind_another_run_s_live_work_says_that_instead(run, mak
 
 
 def test_a_finished_or_cancelled_run_has_no_notice(run, personas):
-    run = services.reinference_run_cancel(run=run, actor=personas["dana"], context=SYSTEM)
+    run = runs.reinference_run_cancel(run=run, actor=personas["dana"], context=SYSTEM)
 
     assert run_liveness(run, now=run.created_at + dt.timedelta(hours=1)).notice == ""
 

@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from audit.log import SYSTEM
 from audit.models import AuditEvent
-from inference import runtime, selectors, services, tasks
+from inference import runtime, selectors, tasks
 from inference.models import ChunkStatus, ReinferenceChunk, ReinferenceResult, ReinferenceRun, RunStatus
 from inference.registry import model_version_register_directory
+from inference.reinference import chunks, reaper, runs
 from inference.reinference.cohort import CohortFilter
 from portal.core.errors import InvalidRecord, RecordConflict
 from portal.records.models import AIOutput
@@ -31,7 +32,7 @@ def _fresh_sessions():
 
 
 def _create(model_version, *, chunk_size: int = 2, **filters) -> ReinferenceRun:
-    return services.reinference_run_create(
+    return runs.reinference_run_create(
         model_version=model_version,
         cohort=CohortFilter(**filters),
         chunk_size=chunk_size,
@@ -42,7 +43,7 @@ def _create(model_version, *, chunk_size: int = 2, **filters) -> ReinferenceRun:
 
 def _process_all(run: ReinferenceRun) -> list[str]:
     return [
-        services.reinference_chunk_process(chunk_id=pk)
+        chunks.reinference_chunk_process(chunk_id=pk)
         for pk in run.chunks.order_by("index").values_list("pk", flat=True)
     ]
 
@@ -158,7 +159,7 @@ def test_a_result_already_stored_is_kept_and_not_counted_twice(make_cohort, tiny
         error="stored by an earlier delivery",
     )
 
-    assert services.reinference_chunk_process(chunk_id=chunk.pk) == "done"
+    assert chunks.reinference_chunk_process(chunk_id=chunk.pk) == "done"
 
     assert ReinferenceResult.objects.filter(run=run, study=studies[0]).get().pk == kept.pk
     assert ReinferenceResult.objects.filter(run=run).count() == 2
@@ -178,13 +179,13 @@ def test_a_live_lease_keeps_other_workers_out_and_an_expired_one_lets_them_in(
         lease_expires_at=timezone.now() + dt.timedelta(minutes=5),
     )
 
-    assert services.reinference_chunk_process(chunk_id=chunk.pk, owner="here:2:2") == "busy"
+    assert chunks.reinference_chunk_process(chunk_id=chunk.pk, owner="here:2:2") == "busy"
     assert not ReinferenceResult.objects.exists()
 
     ReinferenceChunk.objects.filter(pk=chunk.pk).update(
         lease_expires_at=timezone.now() - dt.timedelta(seconds=1)
     )
-    assert services.reinference_chunk_process(chunk_id=chunk.pk, owner="here:2:2") == "done"
+    assert chunks.reinference_chunk_process(chunk_id=chunk.pk, owner="here:2:2") == "done"
     chunk.refresh_from_db()
     assert chunk.status == ChunkStatus.DONE and chunk.attempts == 1
     assert ReinferenceResult.objects.filter(run=run).count() == 2
@@ -211,7 +212,7 @@ def test_the_reaper_hands_back_expired_leases_and_resends_stalled_chunks(
     )
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        reaped = services.reinference_reap(redispatch_after=0)
+        reaped = reaper.reinference_reap(redispatch_after=0)
 
     assert (reaped.expired, reaped.redispatched) == (1, 0)  # a live lease means the run is not stalled
     assert len(callbacks) == 1
@@ -222,7 +223,7 @@ def test_the_reaper_hands_back_expired_leases_and_resends_stalled_chunks(
         status=ChunkStatus.DONE, lease_owner="", lease_expires_at=None
     )
     ReinferenceChunk.objects.filter(run=run).update(started_at=now - dt.timedelta(hours=1))
-    reaped = services.reinference_reap(redispatch_after=0)
+    reaped = reaper.reinference_reap(redispatch_after=0)
     assert reaped.redispatched == 2  # the handed-back chunk and the one whose message was lost
     assert {c.status for c in (dead, waiting)} == {ChunkStatus.PENDING}
 
@@ -235,7 +236,7 @@ def test_a_chunk_lost_with_its_worker_too_often_records_its_studies_as_failed(
     chunk = run.chunks.get()
     ReinferenceChunk.objects.filter(pk=chunk.pk).update(attempts=3)
 
-    assert services.reinference_chunk_process(chunk_id=chunk.pk) == "done"
+    assert chunks.reinference_chunk_process(chunk_id=chunk.pk) == "done"
 
     run.refresh_from_db()
     assert (run.status, run.done, run.failed) == (RunStatus.COMPLETED, 0, 2)
@@ -265,18 +266,18 @@ def test_cancelling_skips_pending_chunks_and_is_audited(make_cohort, tiny_model_
     make_cohort(6, tiny_model_version)
     run = _create(tiny_model_version, chunk_size=2)
     first, *rest = run.chunks.order_by("index")
-    services.reinference_chunk_process(chunk_id=first.pk)
+    chunks.reinference_chunk_process(chunk_id=first.pk)
 
-    run = services.reinference_run_cancel(run=run, actor=personas["dana"], context=SYSTEM)
+    run = runs.reinference_run_cancel(run=run, actor=personas["dana"], context=SYSTEM)
 
     assert run.status == RunStatus.CANCELLED and run.finished_at is not None
-    assert [services.reinference_chunk_process(chunk_id=c.pk) for c in rest] == ["skipped", "skipped"]
+    assert [chunks.reinference_chunk_process(chunk_id=c.pk) for c in rest] == ["skipped", "skipped"]
     assert ReinferenceResult.objects.filter(run=run).count() == 2
     assert set(run.chunks.values_list("status", flat=True)) == {ChunkStatus.DONE, ChunkStatus.SKIPPED}
     event = AuditEvent.objects.get(action="reinference_run.cancel")
     assert event.actor_username == "dana" and event.details["chunks_skipped"] == 2
     with pytest.raises(RecordConflict):
-        services.reinference_run_cancel(run=run, actor=personas["dana"], context=SYSTEM)
+        runs.reinference_run_cancel(run=run, actor=personas["dana"], context=SYSTEM)
     assert not AuditEvent.objects.filter(action="reinference_run.complete").exists()
 
 
@@ -289,12 +290,12 @@ def test_a_running_chunk_finishes_its_batch_after_a_cancel(make_cohort, tiny_mod
         lease_owner="me:1:1",
         lease_expires_at=timezone.now() + dt.timedelta(minutes=1),
     )
-    services.reinference_run_cancel(run=run, actor=personas["dana"], context=SYSTEM)
+    runs.reinference_run_cancel(run=run, actor=personas["dana"], context=SYSTEM)
 
     # The worker that held it when the cancel came stores what it generated (the boundary is the chunk).
-    outcomes = services._load_outcomes(chunk)
-    services._generate(tiny_model_version, "report_draft", outcomes)
-    assert services._store(chunk, outcomes, 1.0) == "done"
+    outcomes = chunks._load_outcomes(chunk)
+    chunks._generate(tiny_model_version, "report_draft", outcomes)
+    assert chunks._store(chunk, outcomes, 1.0) == "done"
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED and run.done + run.failed == 2
 
@@ -371,7 +372,7 @@ def test_a_run_is_found_by_name_and_version_or_id(make_cohort, tiny_model_versio
 def test_progress_reports_rate_and_eta(make_cohort, tiny_model_version):
     make_cohort(4, tiny_model_version)
     run = _create(tiny_model_version, chunk_size=2)
-    services.reinference_chunk_process(chunk_id=run.chunks.order_by("index").first().pk)
+    chunks.reinference_chunk_process(chunk_id=run.chunks.order_by("index").first().pk)
     run.refresh_from_db()
     later = run.started_at + dt.timedelta(seconds=10)
 

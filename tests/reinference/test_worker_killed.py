@@ -17,8 +17,8 @@ from django.db import connection
 from django.db.models import Count
 
 from audit.log import SYSTEM
-from inference import services
 from inference.models import ChunkStatus, ReinferenceChunk, ReinferenceResult, ReinferenceRun
+from inference.reinference import reaper, runs
 from inference.reinference.cohort import CohortFilter
 from portal.celery import app
 from portal.core.workers import database_url, start_worker
@@ -62,7 +62,7 @@ def _kill_while_leasing(run: ReinferenceRun) -> bool:
 def test_a_killed_worker_loses_and_duplicates_nothing(make_cohort, tiny_model_version):
     app.control.purge()
     studies = make_cohort(16, tiny_model_version)
-    run = services.reinference_run_create(
+    run = runs.reinference_run_create(
         model_version=tiny_model_version, cohort=CohortFilter(), chunk_size=2, actor=None, context=SYSTEM
     )
 
@@ -75,7 +75,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(make_cohort, tiny_model_ve
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            services.reinference_reap(redispatch_after=0)
+            reaper.reinference_reap(redispatch_after=0)
             run.refresh_from_db()
             if run.status == "completed":
                 break

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from typing import Any
@@ -10,18 +9,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit import log as audit
-from inference import selectors, services
+from inference import selectors
 from inference.models import ReinferenceRun, RunStatus
+from inference.reinference import reaper, runs
 from inference.reinference.cohort import CohortFilter
+from portal.core.dates import date_option
 from portal.core.errors import RecordError
 from portal.records.models import AIOutputKind
-
-
-def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise CommandError(f"dates must be YYYY-MM-DD, not {value!r}") from exc
 
 
 class Command(BaseCommand):
@@ -40,8 +34,12 @@ class Command(BaseCommand):
         parser.add_argument("--kind", default=AIOutputKind.REPORT_DRAFT, choices=AIOutputKind.values)
         parser.add_argument("--specialty", default="")
         parser.add_argument("--modality", default="")
-        parser.add_argument("--from", dest="date_from", type=_date, help="first study date, YYYY-MM-DD")
-        parser.add_argument("--to", dest="date_to", type=_date, help="last study date, YYYY-MM-DD")
+        parser.add_argument(
+            "--from", dest="date_from", type=date_option("--from"), help="first study date, YYYY-MM-DD"
+        )
+        parser.add_argument(
+            "--to", dest="date_to", type=date_option("--to"), help="last study date, YYYY-MM-DD"
+        )
         parser.add_argument("--radiologist", default="", help="user name of the signing radiologist")
         parser.add_argument("--sample", type=int, help="re-run a random sample of N studies")
         parser.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
@@ -63,7 +61,7 @@ class Command(BaseCommand):
                 sample=options["sample"],
                 seed=options["seed"],
             )
-            run = services.reinference_run_create(
+            run = runs.reinference_run_create(
                 model_version=options["model"],
                 kind=options["kind"],
                 cohort=cohort,
@@ -98,7 +96,7 @@ class Command(BaseCommand):
                     f"run {run.pk} still {run.status} after {timeout} s; it goes on in the workers"
                 )
             # A worker that died holding a chunk is noticed here too, not only by Celery beat.
-            services.reinference_reap()
+            reaper.reinference_reap()
             time.sleep(poll)
         self.stdout.write(json.dumps(selectors.run_summary(run), indent=2, sort_keys=True))
         if run.status == RunStatus.FAILED:

@@ -21,17 +21,13 @@ from inference.training.pipeline import (
     model_build,
 )
 from inference.training.trainer import TrainSettings
+from portal.core.dates import parse_date_option
 from portal.core.errors import RecordError
 from portal.records.models import Specialty
 
 
-def _date(value: str | None, option: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise CommandError(f"{option} must be a date like 2026-01-31, not {value[:40]!r}.") from exc
+def _optional_date(value: str | None, option: str) -> dt.date | None:
+    return None if value is None else parse_date_option(value, option)
 
 
 class Command(BaseCommand):
@@ -98,8 +94,8 @@ class Command(BaseCommand):
             specialties=specialties,
             name=options["name"],
             version=options["model_version"],
-            since=_date(options["since"], "--since"),
-            until=_date(options["until"], "--until"),
+            since=_optional_date(options["since"], "--since"),
+            until=_optional_date(options["until"], "--until"),
             out_dir=options["out"],
             settings=settings,
             eval_max=options["eval_max"],

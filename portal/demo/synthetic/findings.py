@@ -15,8 +15,8 @@ from typing import TypeVar
 from .catalog import Pattern, SpecialtyCatalog
 from .models import Finding, Perturbation
 
-# Share of studies the AI gets exactly right: the evaluation needs mostly-concordant pairs, as in life.
-UNPERTURBED_RATE = 0.70
+# About 70% of studies the AI gets exactly right (the evaluation needs mostly-concordant pairs, as in
+# life): the per-study rates below are chosen for that share.
 TWO_PERTURBATIONS_RATE = 0.2
 
 # A normal study can only receive a false finding, so it is perturbed less often and abnormal studies

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .catalog import Catalog, Protocol, SpecialtyCatalog, load_catalog
+from .catalog import Catalog, Pattern, Protocol, SpecialtyCatalog, load_catalog
 from .findings import perturb, true_findings, weighted_choice
 from .models import (
     SPECIALTIES,
     Department,
+    Finding,
     PatientRecord,
     Radiologist,
     ReportStyle,
@@ -239,6 +240,68 @@ def _schedule(
 # -------------------------------------------------------------------------------------------- studies
 
 
+def _indication(rng: random.Random, protocol: Protocol, prior: StudyRecord | None) -> str:
+    """Why the study was asked for: often the follow-up of a known finding, else the protocol's reasons."""
+    known = [f for f in prior.true_findings if f.change != "resolved"] if prior else []
+    if known and rng.random() < 0.4:
+        return f"Follow-up of known {known[0].display}."
+    return rng.choice(protocol.indications)
+
+
+def _negatives(
+    rng: random.Random, catalog: Catalog, protocol: Protocol, style: Any, findings: list[Finding]
+) -> list[Pattern]:
+    """Pertinent negatives: what the reader states as absent (all of them when verbose, else one or two).
+
+    The AI is given the same checklist, so the draft repeats them except where its own (perturbed)
+    findings contradict them.
+    """
+    present = {f.concept for f in findings}
+    candidates = [catalog.pattern(c) for c in protocol.negatives if c not in present]
+    keep = len(candidates) if style.verbosity == "verbose" else min(len(candidates), rng.randint(1, 2))
+    return [candidates[i] for i in sorted(rng.sample(range(len(candidates)), keep))]
+
+
+def _ai_findings(ai_findings: list[Finding], negatives: list[Pattern]) -> dict[str, Any]:
+    """The findings and negatives the AI draft is written from (negatives its findings contradict dropped)."""
+    ai_concepts = {f.concept for f in ai_findings}
+    return {
+        "findings": [f.to_dict() for f in ai_findings],
+        "negatives": [
+            {"concept": p.concept, "display": p.display} for p in negatives if p.concept not in ai_concepts
+        ],
+    }
+
+
+def _signing(
+    rng: random.Random, slot: _Slot, findings: list[Finding]
+) -> tuple[datetime, CriticalCall | None]:
+    """When the report is signed (a delay by priority) and, for a critical finding, the call made first."""
+    low, high = _SIGN_DELAY_MINUTES[slot.priority]
+    delay = rng.randint(low, high)
+    signed_at = slot.when + timedelta(minutes=delay)
+    if not any(f.critical for f in findings):
+        return signed_at, None
+    called = signed_at - timedelta(minutes=rng.randint(1, min(9, delay - 1)))
+    return signed_at, CriticalCall(
+        physician_last_name=slot.referring_physician.rsplit(" ", 1)[1],
+        time=called.strftime("%H:%M"),
+        date=called.date().isoformat(),
+    )
+
+
+def _prior_context(prior: StudyRecord | None) -> PriorContext | None:
+    """What the reader compares with: the prior study's date, description, modality and sizes."""
+    if prior is None:
+        return None
+    return PriorContext(
+        date=prior.study_datetime[:10],
+        description=prior.description,
+        modality=prior.modality,
+        sizes_mm={f.concept: f.size_mm for f in prior.true_findings if f.size_mm is not None},
+    )
+
+
 def _build_study(
     seed: int, slot: _Slot, catalog: Catalog, patient: PatientRecord, prior: StudyRecord | None
 ) -> StudyRecord:
@@ -253,18 +316,8 @@ def _build_study(
         prior_findings=prior.true_findings if prior else None,
         hedge_rate=style.hedge_rate,
     )
-    known = [f for f in prior.true_findings if f.change != "resolved"] if prior else []
-    if known and rng.random() < 0.4:
-        indication = f"Follow-up of known {known[0].display}."
-    else:
-        indication = rng.choice(protocol.indications)
-
-    # Pertinent negatives: what the reader states as absent. The AI is given the same checklist, so
-    # the draft repeats them except where its own (perturbed) findings contradict them.
-    present = {f.concept for f in findings}
-    candidates = [catalog.pattern(c) for c in protocol.negatives if c not in present]
-    keep = len(candidates) if style.verbosity == "verbose" else min(len(candidates), rng.randint(1, 2))
-    negatives = [candidates[i] for i in sorted(rng.sample(range(len(candidates)), keep))]
+    indication = _indication(rng, protocol, prior)
+    negatives = _negatives(rng, catalog, protocol, style, findings)
 
     ai_findings, perturbations = perturb(
         rng,
@@ -275,40 +328,17 @@ def _build_study(
         side=slot.side,
         has_prior=prior is not None,
     )
-    ai_concepts = {f.concept for f in ai_findings}
     description = protocol.description.format(SIDE=slot.side.upper()) if slot.side else protocol.description
-    ai_inputs: dict[str, Any] = {
+    ai_inputs = {
         "indication": indication,
         "specialty": spec.name,
         "modality": protocol.modality,
         "body_part": protocol.body_part,
         "study_description": description,
         "prior_report_accession": prior.accession_number if prior else None,
-        "findings": [f.to_dict() for f in ai_findings],
-        "negatives": [
-            {"concept": p.concept, "display": p.display} for p in negatives if p.concept not in ai_concepts
-        ],
+        **_ai_findings(ai_findings, negatives),
     }
-
-    low, high = _SIGN_DELAY_MINUTES[slot.priority]
-    delay = rng.randint(low, high)
-    signed_at = slot.when + timedelta(minutes=delay)
-    critical_call = None
-    if any(f.critical for f in findings):
-        called = signed_at - timedelta(minutes=rng.randint(1, min(9, delay - 1)))
-        critical_call = CriticalCall(
-            physician_last_name=slot.referring_physician.rsplit(" ", 1)[1],
-            time=called.strftime("%H:%M"),
-            date=called.date().isoformat(),
-        )
-    prior_context = None
-    if prior is not None:
-        prior_context = PriorContext(
-            date=prior.study_datetime[:10],
-            description=prior.description,
-            modality=prior.modality,
-            sizes_mm={f.concept: f.size_mm for f in prior.true_findings if f.size_mm is not None},
-        )
+    signed_at, critical_call = _signing(rng, slot, findings)
     sections = render_signed_sections(
         rng,
         style=style,
@@ -319,7 +349,7 @@ def _build_study(
         indication=indication,
         findings=findings,
         negatives=negatives,
-        prior=prior_context,
+        prior=_prior_context(prior),
         critical_call=critical_call,
     )
     return StudyRecord(

@@ -16,8 +16,6 @@ from typing import Any
 from .catalog import Catalog, Pattern, SpecialtyCatalog, load_catalog
 from .models import Finding, ReportStyle
 
-SECTION_KEYS = ("indication", "comparison", "findings", "impression")
-
 # Words that mark a hedged finding in either text; the discrepancy engine's certainty check and the
 # tests look for these.
 HEDGE_CUES = ("possible", "cannot exclude", "cannot be excluded", "suspicious for", "questionable")

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from audit import log as audit
 from portal.accounts.permissions import CanExportPackages, CanManageHolds, CanReadHolds
 from portal.core.pagination import IdCursorPagination
-from portal.legal import services
+from portal.legal import export_jobs, services
 from portal.legal.export.scope import MAX_ACCESSIONS
 from portal.legal.models import ExportPackage, LegalHold
 
@@ -228,7 +228,7 @@ class ExportListCreate(generics.GenericAPIView):
     def post(self, request: Request) -> Response:
         data = ExportInput(data=request.data)
         data.is_valid(raise_exception=True)
-        package = services.export_request(
+        package = export_jobs.export_request(
             actor=request.user, context=audit.AuditContext.from_request(request), **data.validated_data
         )
         return Response(ExportOutput(package).data, status=status.HTTP_202_ACCEPTED)
@@ -251,7 +251,7 @@ class ExportCancel(APIView):
 
     @extend_schema(request=None, responses={200: ExportOutput})
     def post(self, request: Request, pk: int) -> Response:
-        package = services.export_cancel(
+        package = export_jobs.export_cancel(
             actor=request.user, context=audit.AuditContext.from_request(request), package=_package(pk)
         )
         return Response(ExportOutput(package).data)
@@ -265,7 +265,7 @@ class ExportDownload(APIView):
     @extend_schema(responses={(200, "application/zip"): bytes})
     def get(self, request: Request, pk: int) -> FileResponse:
         package = _package(pk)
-        handle = services.export_download(
+        handle = export_jobs.export_download(
             actor=request.user, context=audit.AuditContext.from_request(request), package=package
         )
         response = FileResponse(

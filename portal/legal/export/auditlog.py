@@ -74,7 +74,7 @@ def event_seqs(refs: ScopeRefs, up_to: int) -> list[int]:
     return sorted(found)
 
 
-def _reader(needed: Iterable[tuple[int, int]]):  # noqa: ANN202 - a merkle.NodeReader
+def _reader(needed: Iterable[tuple[int, int]]):  # a merkle.NodeReader
     """Fetch the given perfect-subtree hashes in a few queries and serve them to the proof builders."""
     needed = set(needed)
     found: dict[tuple[int, int], bytes] = {}

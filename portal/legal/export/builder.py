@@ -18,7 +18,7 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from audit.signing import MANIFEST_DOMAIN, key_fingerprint, public_key_pem, sign
 from portal.legal.export import auditlog, fhir, loadfile, pdf, records
 from portal.legal.export.deid import Deidentifier, Identity
 from portal.legal.export.scope import ExportScope, resolve
+from portal.legal.export.timeline import study_timeline
 from portal.legal.export.zipwriter import PackageWriter
 from portal.legal.holds import hold_ids_covering
 from portal.legal.models import ExportPackage
@@ -102,135 +103,171 @@ def build_package(*, package: ExportPackage, out_path: Path, heartbeat: Heartbea
     return BuildResult(out_path, _sha256_file(out_path), out_path.stat().st_size, studies, events)
 
 
-def _write(package: ExportPackage, writer: PackageWriter, heartbeat: Heartbeat) -> tuple[int, int]:
-    deid: Identity = Deidentifier() if package.deidentified else Identity()
-    scope = ExportScope.from_json(package.scope)
-    study_ids = list(resolve(scope).values_list("id", flat=True))
-    total = 2 * len(study_ids) + 3
-    heartbeat(0, total)
-    created_at = timezone.now()
-    refs = auditlog.ScopeRefs(study_ids=study_ids)
-    refs.add("export_package", package.pk)
-    timelines: list[pdf.StudyTimeline] = []
-    taken: set[str] = set()
-    folders: dict[int, str] = {}
-    counts = dict.fromkeys(
-        (
-            "studies",
-            "ai_outputs",
-            "signed_reports",
-            "comparisons",
-            "discrepancies",
-            "qa_reviews",
-            "reinference_results",
-        ),
-        0,
-    )
-    done = 0
+COUNTED = (
+    "studies",
+    "ai_outputs",
+    "signed_reports",
+    "comparisons",
+    "discrepancies",
+    "qa_reviews",
+    "reinference_results",
+)
 
-    # 1. records/
-    for start in range(0, len(study_ids), CHUNK):
-        for bundle in records.load_chunk(study_ids[start : start + CHUNK], deid):
+
+@dataclasses.dataclass
+class _Build:
+    """One package being written: its inputs and what each step leaves for the next ones."""
+
+    package: ExportPackage
+    writer: PackageWriter
+    heartbeat: Heartbeat
+    deid: Identity
+    study_ids: list[int]
+    refs: auditlog.ScopeRefs
+    created_at: dt.datetime = dataclasses.field(default_factory=timezone.now)
+    counts: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
+    timelines: list[pdf.StudyTimeline] = dataclasses.field(default_factory=list)
+    checkpoints: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    seqs: list[int] = dataclasses.field(default_factory=list)
+    done: int = 0
+
+    @property
+    def total(self) -> int:
+        """Progress steps: each study twice (records, FHIR), plus audit, report and manifest."""
+        return 2 * len(self.study_ids) + 3
+
+    def progress(self, done: int) -> None:
+        """Record ``done`` steps and beat the heart (the job's liveness and progress)."""
+        self.done = done
+        self.heartbeat(done, self.total)
+
+    @property
+    def requested_by(self) -> str:
+        """Who asked for the package, as printed in it."""
+        user = self.package.requested_by
+        return user.get_username() if user else "system (command line)"
+
+    def chunks(self) -> Iterator[list[int]]:
+        """The study ids in chunks of CHUNK (bounded memory whatever the scope)."""
+        for start in range(0, len(self.study_ids), CHUNK):
+            yield self.study_ids[start : start + CHUNK]
+
+
+def _write(package: ExportPackage, writer: PackageWriter, heartbeat: Heartbeat) -> tuple[int, int]:
+    """Write every file of the package in order; returns (studies, audit events) written."""
+    deid: Identity = Deidentifier() if package.deidentified else Identity()
+    study_ids = list(resolve(ExportScope.from_json(package.scope)).values_list("id", flat=True))
+    build = _Build(package, writer, heartbeat, deid, study_ids, auditlog.ScopeRefs(study_ids=study_ids))
+    build.refs.add("export_package", package.pk)
+    build.progress(0)
+    _write_records(build)
+    build.checkpoints, build.seqs = auditlog.write_audit(writer, build.refs, redacted=deid.deidentified)
+    build.progress(build.done + 1)
+    _write_fhir(build)
+    key = audit_checkpoints.signing_key()
+    _write_report(build, key_fingerprint(key.public_key()))
+    listed = list(writer.entries)
+    with writer.open("load_file.xml", media_type="application/xml") as out:  # lists all written so far
+        loadfile.write_load_file(
+            out,
+            package_id=str(package.package_id),
+            matter=package.matter_reference,
+            custodian=build.requested_by,
+            entries=listed,
+        )
+    writer.write_bytes("VERIFY.md", VERIFY_MD.read_bytes(), media_type="text/markdown")
+    writer.write_bytes(
+        "verify_package.py", Path(verifier_module.__file__).read_bytes(), media_type="text/x-python"
+    )
+    _write_manifest(build, key)
+    build.progress(build.total)
+    return len(study_ids), len(build.seqs)
+
+
+def _write_records(build: _Build) -> None:
+    """records/<folder>/*.json per study, remembering what the audit trail and the report need."""
+    taken: set[str] = set()
+    for chunk in build.chunks():
+        for bundle in records.load_chunk(chunk, build.deid):
             study = bundle.study
-            bundle.folder = folders[study.pk] = records.folder_name(
-                deid.accession(study.accession_number), study.pk, taken
-            )
-            accession = deid.accession(study.accession_number)
+            accession = build.deid.accession(study.accession_number)
+            bundle.folder = records.folder_name(accession, study.pk, taken)
             for name, value in records.sections_of(bundle):
-                writer.write_json(
+                build.writer.write_json(
                     f"records/{bundle.folder}/{name}",
                     value,
                     metadata={"AccessionNumber": accession, "Section": name.removesuffix(".json")},
                 )
-            _remember(bundle, refs, counts)
-            timelines.append(_timeline(bundle))
-        done = min(len(study_ids), start + CHUNK)
-        heartbeat(done, total)
+            _remember(bundle, build.refs, build.counts)
+            build.timelines.append(study_timeline(bundle))
+        build.progress(build.done + len(chunk))
     # Released holds too: the package shows the matter's whole hold history (portal.legal.holds).
-    for hold_id in sorted(hold_ids_covering(study_ids, include_released=True)):
-        refs.add("legal_hold", hold_id)
+    for hold_id in sorted(hold_ids_covering(build.study_ids, include_released=True)):
+        build.refs.add("legal_hold", hold_id)
 
-    # 2. audit/
-    checkpoint_list, seqs = auditlog.write_audit(writer, refs, redacted=deid.deidentified)
-    done += 1
-    heartbeat(done, total)
 
-    # 3. fhir/bundle.json
-    with writer.open("fhir/bundle.json", media_type="application/fhir+json") as out:
-        stream = fhir.BundleStream(out, records.iso(created_at) or "")
-        for start in range(0, len(study_ids), CHUNK):
-            for bundle in records.load_chunk(study_ids[start : start + CHUNK], deid):
+def _write_fhir(build: _Build) -> None:
+    """fhir/bundle.json: the studies' resources, then (identified packages) the audit events."""
+    with build.writer.open("fhir/bundle.json", media_type="application/fhir+json") as out:
+        stream = fhir.BundleStream(out, records.iso(build.created_at) or "")
+        for chunk in build.chunks():
+            for bundle in records.load_chunk(chunk, build.deid):
                 for resource in fhir.study_resources(bundle):
                     stream.add(resource)
-            done += min(CHUNK, len(study_ids) - start)
-            heartbeat(done, total)
-        if not deid.deidentified:
-            for start in range(0, len(seqs), 1000):
-                rows = AuditEvent.objects.filter(seq__in=seqs[start : start + 1000]).order_by("seq")
+            build.progress(build.done + len(chunk))
+        if not build.deid.deidentified:
+            for start in range(0, len(build.seqs), 1000):
+                rows = AuditEvent.objects.filter(seq__in=build.seqs[start : start + 1000]).order_by("seq")
                 for resource in fhir.audit_resources(rows.values_list(*LEAF_FIELDS, "leaf_hash")):
                     stream.add(resource)
         stream.close()
 
-    # 4. report.pdf
-    key = audit_checkpoints.signing_key()
-    fingerprint = key_fingerprint(key.public_key())
-    requested_by = package.requested_by.get_username() if package.requested_by else "system (command line)"
-    shown_scope = _shown_scope(package, deid)
+
+def _write_report(build: _Build, fingerprint: str) -> None:
+    """report.pdf: cover, one timeline per study, chain of custody."""
+    package, deid = build.package, build.deid
     report = pdf.ReportPdf()
     report.cover(
         [
             ("Package", str(package.package_id)),
             ("Matter", package.matter_reference),
             ("Reason", package.reason),
-            ("Requested by", requested_by),
+            ("Requested by", build.requested_by),
             ("Requested at", records.iso(package.requested_at) or ""),
-            ("Built at", records.iso(created_at) or ""),
+            ("Built at", records.iso(build.created_at) or ""),
             ("Signing key (Ed25519, SHA-256 fingerprint)", fingerprint),
             ("De-identified", deid.profile if deid.deidentified else "no (identified package)"),
         ],
-        shown_scope,
-        {**counts, "audit_events": len(seqs)},
+        _shown_scope(package, deid),
+        {**build.counts, "audit_events": len(build.seqs)},
     )
-    for timeline in timelines:
+    for timeline in build.timelines:
         report.study(timeline)
-    report.custody(_custody(package, checkpoint_list, seqs, deid))
-    writer.write_bytes(
+    report.custody(_custody(package, build.checkpoints, build.seqs, deid))
+    build.writer.write_bytes(
         "report.pdf", report.output(), media_type="application/pdf", metadata={"Section": "report"}
     )
-    del timelines
+    build.timelines.clear()
 
-    # 5. load_file.xml (lists everything written so far)
-    listed = list(writer.entries)
-    with writer.open("load_file.xml", media_type="application/xml") as out:
-        loadfile.write_load_file(
-            out,
-            package_id=str(package.package_id),
-            matter=package.matter_reference,
-            custodian=requested_by,
-            entries=listed,
-        )
 
-    # 6. the verifier and its instructions
-    writer.write_bytes("VERIFY.md", VERIFY_MD.read_bytes(), media_type="text/markdown")
-    writer.write_bytes(
-        "verify_package.py", Path(verifier_module.__file__).read_bytes(), media_type="text/x-python"
-    )
-
-    # 7. manifest.json + manifest.sig
+def _write_manifest(build: _Build, key: Any) -> None:
+    """manifest.json (every file with its hash, the checkpoints, the public key) and manifest.sig."""
+    package, deid = build.package, build.deid
+    fingerprint = key_fingerprint(key.public_key())
     manifest = {
         "package_id": str(package.package_id),
         "format": "concordance-export-v1",
-        "created_at": records.iso(created_at),
+        "created_at": records.iso(build.created_at),
         "software": {"name": "concordance", "version": software_version()},
         "matter_reference": package.matter_reference,
         "reason": package.reason,
-        "requested_by": requested_by,
+        "requested_by": build.requested_by,
         "requested_at": records.iso(package.requested_at),
-        "scope": shown_scope,
+        "scope": _shown_scope(package, deid),
         "deidentification": {"applied": deid.deidentified, "profile": deid.profile or None},
-        "counts": {**counts, "audit_events": len(seqs)},
-        "files": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in writer.entries],
-        "checkpoints": checkpoint_list,
+        "counts": {**build.counts, "audit_events": len(build.seqs)},
+        "files": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in build.writer.entries],
+        "checkpoints": build.checkpoints,
         "public_key_pem": public_key_pem(key),
         "public_key_fingerprint": fingerprint,
         "signature": {
@@ -240,12 +277,10 @@ def _write(package: ExportPackage, writer: PackageWriter, heartbeat: Heartbeat) 
         },
     }
     manifest_bytes = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
-    writer.write_bytes("manifest.json", manifest_bytes, listed=False)
-    writer.write_bytes(
+    build.writer.write_bytes("manifest.json", manifest_bytes, listed=False)
+    build.writer.write_bytes(
         "manifest.sig", base64.b64encode(sign_bytes(key, manifest_bytes)) + b"\n", listed=False
     )
-    heartbeat(total, total)
-    return len(study_ids), len(seqs)
 
 
 def _remember(bundle: records.StudyBundle, refs: auditlog.ScopeRefs, counts: dict[str, int]) -> None:
@@ -279,110 +314,6 @@ def _shown_scope(package: ExportPackage, deid: Identity) -> dict[str, Any]:
     if not deid.deidentified:
         return dict(package.scope)
     return {"criteria": sorted(package.scope)}
-
-
-def _when(value: dt.datetime | None, bundle: records.StudyBundle) -> str:
-    shifted = bundle.deid.datetime(value, bundle.patient_key)
-    return shifted.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if shifted else "(no time)"
-
-
-def _timeline(bundle: records.StudyBundle) -> pdf.StudyTimeline:
-    d, key, s = bundle.deid, bundle.patient_key, bundle.study
-    entries: list[tuple[Any, pdf.TimelineEntry]] = []
-    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
-    entries.append(
-        (
-            s.study_datetime or epoch,
-            pdf.TimelineEntry(
-                _when(s.study_datetime, bundle), f"study acquired ({s.modality} {s.body_part})"
-            ),
-        )
-    )
-    for o in bundle.ai_outputs:
-        v = o.model_version
-        inputs = ", ".join(sorted(map(str, o.inputs))) if isinstance(o.inputs, dict) else "stored inputs"
-        artifact = f", artifacts sha256 {v.artifact_sha256[:16]}" if v.artifact_sha256 else ""
-        entries.append(
-            (
-                o.generated_at,
-                pdf.TimelineEntry(
-                    _when(o.generated_at, bundle),
-                    f"AI {o.kind} generated by model {v.name} {v.version}{artifact} "
-                    f"from inputs: {d.text(inputs, key)}",
-                ),
-            )
-        )
-    for r in bundle.reports:
-        entries.append(
-            (
-                r.signed_at,
-                pdf.TimelineEntry(
-                    _when(r.signed_at, bundle),
-                    f"report {r.status} signed by {d.person(r.radiologist.get_username())}",
-                ),
-            )
-        )
-    for c in bundle.comparisons:
-        entries.append(
-            (
-                c.created_at,
-                pdf.TimelineEntry(
-                    _when(c.created_at, bundle),
-                    f"engine compared AI output with signed report: RADPEER suggested {c.radpeer_suggested}, "
-                    f"{c.significant_count} significant and {c.minor_count} minor differences",
-                ),
-            )
-        )
-        for x in c.discrepancies.all():
-            entries.append(
-                (
-                    c.created_at,
-                    pdf.TimelineEntry(
-                        "",
-                        f"{x.significance} {x.category} ({d.text(x.finding, key)}): "
-                        f'AI "{d.text(x.candidate_text, key)}" vs signed "{d.text(x.reference_text, key)}"',
-                        highlight=True,
-                    ),
-                )
-            )
-        for review in c.reviews.all():
-            entries.append(
-                (
-                    review.submitted_at,
-                    pdf.TimelineEntry(
-                        _when(review.submitted_at, bundle),
-                        f"QA review by {d.person(review.reviewer.get_username())}: RADPEER {review.radpeer}",
-                    ),
-                )
-            )
-        for feedback in c.feedback.all():
-            acknowledged = _when(feedback.acknowledged_at, bundle) if feedback.acknowledged_at else "not yet"
-            entries.append(
-                (
-                    feedback.created_at,
-                    pdf.TimelineEntry(
-                        _when(feedback.created_at, bundle),
-                        f"feedback sent to {d.person(feedback.radiologist.get_username())}; "
-                        f"acknowledged {acknowledged}",
-                    ),
-                )
-            )
-    for result in bundle.reinference:
-        version = result.run.model_version
-        entries.append(
-            (
-                result.created_at,
-                pdf.TimelineEntry(
-                    _when(result.created_at, bundle),
-                    f"re-inference by {version.name} {version.version}: {result.status}, RADPEER suggested "
-                    f"{result.radpeer_suggested or '-'} (original {result.original_radpeer or '-'})",
-                ),
-            )
-        )
-    entries.sort(key=lambda item: item[0])
-    return pdf.StudyTimeline(
-        d.accession(s.accession_number), d.text(s.description, key), [e for _, e in entries]
-    )
 
 
 def _custody(

@@ -1,7 +1,7 @@
 """De-identification for packages given to outside experts and researchers.
 
 * DICOM headers: the actions of the DICOM PS3.15 Annex E Basic Application Level Confidentiality
-  Profile for every attribute the portal stores (``portal.records.dicom.HEADER_KEYWORDS``), with the
+  Profile for every attribute the portal stores (``portal.records.ingest.dicom.HEADER_KEYWORDS``), with the
   Retain Longitudinal Temporal Information with Modified Dates Option: UIDs replaced (consistently
   within the package), identifying descriptions removed, dates shifted.
 * Texts and JSON: every known identifier of the study (patient names, MRN, accession numbers,

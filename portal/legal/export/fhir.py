@@ -3,7 +3,7 @@
 Streamed entry by entry (the Bundle is never held whole); each resource is validated with the R4B
 models of ``fhir.resources`` (wire-compatible with R4 for these resources) before it is written.
 AI outputs are ``preliminary`` DiagnosticReports carrying the model in the same extensions the FHIR
-ingestion adapter reads (``portal.records.fhir``); signed reports are ``final`` / ``appended`` /
+ingestion adapter reads (``portal.records.ingest.fhir``); signed reports are ``final`` / ``appended`` /
 ``corrected``. One Provenance per report says who (radiologist or model version) produced it, when,
 and from what. De-identified packages carry no AuditEvents (actors and record ids are identifying).
 """
@@ -22,7 +22,7 @@ from fhir.resources.R4B.provenance import Provenance
 from audit.interop import fhir_audit_event
 from audit.models import LEAF_FIELDS, AuditEvent
 from portal.legal.export.records import StudyBundle, iso
-from portal.records.fhir import AI_KIND_URL, AI_MODEL_URL, REPLACES_URL
+from portal.records.ingest.fhir_ai import AI_KIND_URL, AI_MODEL_URL, REPLACES_URL
 
 _LOINC_IMAGING = {"system": "http://loinc.org", "code": "18748-4", "display": "Diagnostic imaging study"}
 _ACSN = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "ACSN"}]}

@@ -12,9 +12,9 @@ import datetime as dt
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.utils import timezone
 
 from inference.selectors import model_version_by_reference
+from portal.core.dates import day_start
 from portal.core.errors import InvalidRecord
 from portal.records.models import AIOutput, Patient, Study
 
@@ -56,10 +56,6 @@ class ExportScope:
             date_to=dt.date.fromisoformat(data["date_to"]) if data.get("date_to") else None,
             model=data.get("model"),
         )
-
-
-def _day_start(day: dt.date) -> dt.datetime:
-    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
 def resolve(scope: ExportScope) -> QuerySet[Study]:
@@ -109,7 +105,7 @@ def resolve(scope: ExportScope) -> QuerySet[Study]:
     studies = Study.objects.all() if only_dates else Study.objects.filter(named)
     if has_dates:
         studies = studies.filter(
-            study_datetime__gte=_day_start(scope.date_from),  # type: ignore[arg-type]
-            study_datetime__lt=_day_start(scope.date_to + dt.timedelta(days=1)),  # type: ignore[operator]
+            study_datetime__gte=day_start(scope.date_from),  # type: ignore[arg-type]
+            study_datetime__lt=day_start(scope.date_to + dt.timedelta(days=1)),  # type: ignore[operator]
         )
     return studies.order_by("id")

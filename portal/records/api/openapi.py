@@ -18,8 +18,8 @@ from django.conf import settings
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 
-# C0 controls other than TAB, LF and CR are refused (records.payloads.clean_text); JSON Schema patterns
-# are ECMA-262, where \u escapes name the characters.
+# C0 controls other than TAB, LF and CR are refused (records.ingest.payloads.clean_text); JSON Schema
+# patterns are ECMA-262, where \u escapes name the characters.
 _ALLOWED_CHAR = r"[^\u0000-\u0008\u000b\u000c\u000e-\u001f]"
 TEXT_PATTERN = rf"^{_ALLOWED_CHAR}*$"
 # Not blank: at least one character that is neither whitespace nor a control character.
@@ -116,28 +116,6 @@ _FHIR_EXAMPLE = {
     "presentedForm": [{"contentType": "text/plain; charset=utf-8", "data": "RklORElOR1M6Ck5vcm1hbC4="}],
 }
 
-FHIR_DIAGNOSTIC_REPORT = {
-    "type": "object",
-    "required": ["resourceType", "status"],
-    "properties": {
-        "resourceType": {"type": "string", "enum": ["DiagnosticReport"]},
-        "status": {
-            "type": "string",
-            "enum": ["preliminary", "final", "amended", "corrected", "appended"],
-            "description": "preliminary with the model identified: an AI draft; otherwise a signed report",
-        },
-        "identifier": {"type": "array", "items": {"type": "object"}},
-        "code": {"type": "object"},
-        "subject": {"type": "object"},
-        "contained": {"type": "array", "items": {"type": "object"}},
-        "effectiveDateTime": {"type": "string", "format": "date-time"},
-        "issued": {"type": "string", "format": "date-time"},
-        "resultsInterpreter": {"type": "array", "items": {"type": "object"}},
-        "conclusion": {"type": "string"},
-        "presentedForm": {"type": "array", "items": {"type": "object"}},
-    },
-}
-
 _HL7_EXAMPLE = "\r".join(
     [
         "MSH|^~\\&|RIS|HOSP|CONCORDANCE|QA|20260301101500+0000||ORU^R01^ORU_R01|MSG00001|P|2.5.1",
@@ -149,22 +127,41 @@ _HL7_EXAMPLE = "\r".join(
     ]
 )
 
-#: ``POST /api/v1/fhir/DiagnosticReport``: a FHIR R4 DiagnosticReport in, an OperationOutcome out.
-fhir_diagnostic_report_schema = extend_schema(
-    request={"application/fhir+json": FHIR_DIAGNOSTIC_REPORT, "application/json": FHIR_DIAGNOSTIC_REPORT},
+#: Any FHIR R4 resource: named by ``resourceType`` (each endpoint takes its own type, or a Bundle).
+FHIR_RESOURCE = {
+    "type": "object",
+    "required": ["resourceType"],
+    "properties": {"resourceType": {"type": "string", "minLength": 1}},
+    "additionalProperties": True,
+}
+
+#: ``POST /api/v1/fhir/<Resource>`` (DiagnosticReport, Patient, Practitioner, a Bundle): a resource in,
+#: a FHIR resource out (an OperationOutcome, or for a Bundle its response Bundle); errors are
+#: OperationOutcomes. The example is a DiagnosticReport.
+fhir_resource_schema = extend_schema(
+    request={"application/fhir+json": FHIR_RESOURCE, "application/json": FHIR_RESOURCE},
     responses={
-        code: OpenApiResponse(OPERATION_OUTCOME, description=what)
-        for code, what in [
-            (200, "already stored (same content)"),
-            (201, "stored"),
-            (400, "refused: the outcome says why"),
-            (403, "this account may not ingest"),
-            (409, "conflicts with the stored record"),
-            (413, "too large"),
-            (415, "not application/fhir+json"),
-        ]
+        200: OpenApiResponse(
+            FHIR_RESOURCE, description="already stored (same content), or a Bundle's answer"
+        ),
+        201: OpenApiResponse(FHIR_RESOURCE, description="stored"),
+        **{
+            code: OpenApiResponse(OPERATION_OUTCOME, description=what)
+            for code, what in [
+                (400, "refused: the outcome says why"),
+                (409, "conflicts with the stored record"),
+                (413, "too large"),
+                (415, "not application/fhir+json"),
+            ]
+        },
     },
-    examples=[OpenApiExample("A final signed report", value=_FHIR_EXAMPLE, request_only=True)],
+    examples=[
+        OpenApiExample(
+            "A final signed report (DiagnosticReport)",
+            value=_FHIR_EXAMPLE,
+            request_only=True,
+        )
+    ],
 )
 
 #: ``POST /api/v1/hl7``: an HL7 v2 ORU^R01 message as ER7 text (segments end in CR), an ACK out.
@@ -185,21 +182,20 @@ hl7_message_schema = extend_schema(
 )
 
 
-def dicom_upload_schema(output: Any) -> Any:
-    """``POST /api/v1/dicom``: one DICOM Part 10 file as multipart ``file``; the study it describes out."""
-    return extend_schema(
-        request={
-            "multipart/form-data": {
-                "type": "object",
-                "required": ["file"],
-                "properties": {
-                    "file": {
-                        "type": "string",
-                        "format": "binary",
-                        "description": "A DICOM Part 10 file (128-byte preamble, 'DICM', then the data set)",
-                    }
-                },
-            }
-        },
-        responses={200: output, 201: output},
-    )
+#: ``POST /api/v1/dicom``: one DICOM Part 10 file as multipart ``file``; what it stored out.
+dicom_upload_schema = extend_schema(
+    request={
+        "multipart/form-data": {
+            "type": "object",
+            "required": ["file"],
+            "properties": {
+                "file": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "A DICOM Part 10 file (128-byte preamble, 'DICM', then the data set)",
+                }
+            },
+        }
+    },
+    responses={200: {"type": "object"}, 201: {"type": "object"}},
+)

@@ -7,6 +7,14 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
+from portal.records.ingest.payloads import (
+    AdapterError,
+    AIOutputPayload,
+    PatientPayload,
+    SignedReportPayload,
+    StudyPayload,
+    clean_text,
+)
 from portal.records.models import (
     AIOutput,
     AIOutputKind,
@@ -17,14 +25,6 @@ from portal.records.models import (
     SignedReport,
     Specialty,
     Study,
-)
-from portal.records.payloads import (
-    AdapterError,
-    AIOutputPayload,
-    PatientPayload,
-    SignedReportPayload,
-    StudyPayload,
-    clean_text,
 )
 
 MAX_JSON_DEPTH = 8

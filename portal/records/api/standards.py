@@ -1,12 +1,14 @@
-"""Ingestion through the field's standards: FHIR R4 DiagnosticReport, HL7 v2 ORU^R01, DICOM uploads.
+"""Ingestion through the field's standards: FHIR R4, HL7 v2 ORU^R01 over HTTP, DICOM uploads.
 
-Each view is thin: the adapter (``portal.records.fhir`` / ``hl7`` / ``dicom``) turns the wire format
-into neutral payloads, :mod:`portal.records.ingest` writes them in one transaction, and errors come
-back in the standard's own shape (OperationOutcome, ACK with MSA/ERR, JSON 4xx).
+Each view only translates: it takes the raw body and hands it to
+:func:`portal.records.ingest.channels.receive`, which runs the channel's processor, logs the message
+as received with its outcome, and returns the answer in the standard's own shape (OperationOutcome
+or a response Bundle, an ACK with MSA/ERR, JSON 4xx), which the view sends back as it is.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings
@@ -14,17 +16,18 @@ from django.http import HttpResponse
 from rest_framework import status
 from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.request import Request
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import log as audit
 from portal.accounts.permissions import CanIngest
-from portal.core.errors import RecordError
-from portal.records import dicom, fhir, ingest
-from portal.records.api.openapi import dicom_upload_schema, fhir_diagnostic_report_schema, hl7_message_schema
-from portal.records.api.serializers import StudyOutput
-from portal.records.api.views import ingested_response
-from portal.records.payloads import TOO_LARGE, AdapterError
+from portal.records.api.openapi import dicom_upload_schema, fhir_resource_schema, hl7_message_schema
+from portal.records.ingest import channels
+from portal.records.ingest.fhir_outcome import operation_outcome
+from portal.records.ingest.inbound import Answer
+from portal.records.ingest.payloads import AdapterError
+from portal.records.models import InboundChannel
+
+FHIR_TYPES = ("application/fhir+json", "application/json")
 
 
 class RawBodyParser(BaseParser):
@@ -36,58 +39,74 @@ class RawBodyParser(BaseParser):
         return stream.read() if stream is not None else b""
 
 
-class FhirDiagnosticReportView(APIView):
-    """``POST /api/v1/fhir/DiagnosticReport``.
+def _send(answer: Answer) -> HttpResponse:
+    return HttpResponse(answer.body, status=answer.status, content_type=answer.content_type)
 
-    Preliminary with the model identified = AI output; final/amended/corrected/appended = signed report.
-    """
+
+def _raw(request: Request) -> bytes:
+    # DRF hands an empty body over as {} rather than b"": the adapters then refuse it themselves.
+    body = request.data
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return body if isinstance(body, bytes) else b""
+
+
+class _FhirView(APIView):
+    """A FHIR endpoint: ``application/fhir+json`` in, FHIR JSON out; ``endpoint`` names the resource."""
 
     permission_classes = [CanIngest]
     parser_classes = [RawBodyParser]
+    endpoint = ""
 
-    @fhir_diagnostic_report_schema
-    def post(self, request: Request) -> Response:
+    @fhir_resource_schema
+    def post(self, request: Request) -> HttpResponse:
         content_type = (request.content_type or "").split(";")[0].strip().lower()
-        if content_type not in ("application/fhir+json", "application/json"):
-            return self._outcome(
-                AdapterError("unsupported", "Content-Type must be application/fhir+json."),
-                status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        if content_type not in FHIR_TYPES:
+            outcome = operation_outcome(
+                AdapterError("unsupported", "Content-Type must be application/fhir+json.")
             )
-        try:
-            parsed = fhir.parse_diagnostic_report(request.data, max_bytes=settings.CONCORDANCE_MAX_JSON_BYTES)
-            result = ingest.fhir_report(
-                parsed, actor=request.user, context=audit.AuditContext.from_request(request)
+            return HttpResponse(
+                _json_bytes(outcome),
+                status=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                content_type="application/fhir+json",
             )
-        except AdapterError as exc:
-            return self._outcome(
-                exc,
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-                if exc.code == TOO_LARGE
-                else status.HTTP_400_BAD_REQUEST,
-            )
-        except RecordError as exc:
-            return self._outcome(AdapterError(exc.code, exc.message, exc.field), exc.status)
-        body = {
-            "resourceType": "OperationOutcome",
-            "issue": [
-                {
-                    "severity": "information",
-                    "code": "informational",
-                    "diagnostics": f"{'Created' if result.created else 'Already stored'}: "
-                    f"{type(result.record).__name__} {result.record.pk}",
-                }
-            ],
-        }
-        return Response(
-            body,
-            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
-            content_type="application/fhir+json",
+        answer = channels.receive(
+            channel=InboundChannel.FHIR,
+            endpoint=self.endpoint,
+            body=_raw(request),
+            content_type=content_type,
+            actor=request.user,
+            context=audit.AuditContext.from_request(request),
         )
+        return _send(answer)
 
-    def _outcome(self, error: AdapterError, http_status: int) -> Response:
-        return Response(
-            fhir.operation_outcome(error), status=http_status, content_type="application/fhir+json"
-        )
+
+def _json_bytes(data: dict) -> bytes:
+    return json.dumps(data).encode("utf-8")
+
+
+class FhirDiagnosticReportView(_FhirView):
+    """``POST /api/v1/fhir/DiagnosticReport``: preliminary from an AI model = AI output; signed = report."""
+
+    endpoint = "DiagnosticReport"
+
+
+class FhirPatientView(_FhirView):
+    """``POST /api/v1/fhir/Patient``: later reports may name it as ``"Patient/<id>"`` (see Location)."""
+
+    endpoint = "Patient"
+
+
+class FhirPractitionerView(_FhirView):
+    """``POST /api/v1/fhir/Practitioner``: a clinician, referenced later as ``"Practitioner/<id>"``."""
+
+    endpoint = "Practitioner"
+
+
+class FhirBundleView(_FhirView):
+    """``POST /api/v1/fhir``: a ``transaction`` (all or nothing) or ``batch`` (per entry) Bundle."""
+
+    endpoint = ""
 
 
 class Hl7View(APIView):
@@ -98,41 +117,42 @@ class Hl7View(APIView):
 
     @hl7_message_schema
     def post(self, request: Request) -> HttpResponse:
-        # DRF hands an empty body over as {} rather than b"": the adapter then refuses it with an AR.
-        body = request.data if isinstance(request.data, bytes | str) else b""
-        ack, http_status = ingest.hl7_message(
-            body, actor=request.user, context=audit.AuditContext.from_request(request)
+        answer = channels.receive(
+            channel=InboundChannel.HL7_HTTP,
+            body=_raw(request),
+            content_type=(request.content_type or "")[:128],
+            actor=request.user,
+            context=audit.AuditContext.from_request(request),
         )
-        return HttpResponse(ack.encode("utf-8"), status=http_status, content_type="x-application/hl7-v2+er7")
+        return _send(answer)
 
 
 class DicomUploadView(APIView):
-    """``POST /api/v1/dicom``: multipart upload of one .dcm file; its header becomes a Study."""
+    """``POST /api/v1/dicom``: multipart upload of one .dcm file: its study, and an SR's report."""
 
     permission_classes = [CanIngest]
     parser_classes = [MultiPartParser]
 
-    @dicom_upload_schema(StudyOutput)
-    def post(self, request: Request) -> Response:
+    @dicom_upload_schema
+    def post(self, request: Request) -> HttpResponse:
         upload = request.FILES.get("file")
         if upload is None:
-            return Response(
-                {"error": "missing_field", "detail": "Send the DICOM file in the 'file' field."},
+            return HttpResponse(
+                _json_bytes({"error": "missing_field", "detail": "Send the DICOM file in the 'file' field."}),
                 status=status.HTTP_400_BAD_REQUEST,
+                content_type="application/json",
             )
         if upload.size > settings.CONCORDANCE_MAX_UPLOAD_BYTES:
-            return Response(
-                {"error": "too_large", "detail": "File too large."},
+            return HttpResponse(
+                _json_bytes({"error": "too_large", "detail": "File too large."}),
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                content_type="application/json",
             )
-        try:
-            payload = dicom.read_study_header(upload, max_bytes=settings.CONCORDANCE_MAX_UPLOAD_BYTES)
-        except AdapterError as exc:
-            http_status = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.code == TOO_LARGE else 400
-            return Response(
-                {"error": exc.code, "detail": exc.message, "field": exc.location}, status=http_status
-            )
-        result = ingest.dicom_study(
-            payload, actor=request.user, context=audit.AuditContext.from_request(request)
+        answer = channels.receive(
+            channel=InboundChannel.DICOM,
+            body=upload.read(),
+            content_type="application/dicom",
+            actor=request.user,
+            context=audit.AuditContext.from_request(request),
         )
-        return ingested_response(result, StudyOutput)
+        return _send(answer)

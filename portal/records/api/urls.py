@@ -17,6 +17,9 @@ urlpatterns = [
         standards.FhirDiagnosticReportView.as_view(),
         name="api-fhir-diagnosticreport",
     ),
+    path("fhir/Patient", standards.FhirPatientView.as_view(), name="api-fhir-patient"),
+    path("fhir/Practitioner", standards.FhirPractitionerView.as_view(), name="api-fhir-practitioner"),
+    path("fhir", standards.FhirBundleView.as_view(), name="api-fhir-bundle"),
     path("hl7", standards.Hl7View.as_view(), name="api-hl7"),
     path("dicom", standards.DicomUploadView.as_view(), name="api-dicom"),
 ]

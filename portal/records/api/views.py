@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from django.db import connection, transaction
@@ -16,7 +15,7 @@ from rest_framework.views import APIView
 from audit import log as audit
 from portal.accounts import roles
 from portal.accounts.permissions import CanIngest, CanReadRecords
-from portal.core.errors import InvalidRecord
+from portal.core.dates import parse_date_param
 from portal.core.pagination import IdCursorPagination
 from portal.records import services
 from portal.records.api import serializers as s
@@ -111,9 +110,9 @@ class StudyListCreate(_RecordListCreate):
             if params.get(param):
                 qs = qs.filter(**{lookup: params[param]})
         if params.get("date_from"):
-            qs = qs.filter(study_datetime__date__gte=_date(params["date_from"], "date_from"))
+            qs = qs.filter(study_datetime__date__gte=parse_date_param(params["date_from"], "date_from"))
         if params.get("date_to"):
-            qs = qs.filter(study_datetime__date__lte=_date(params["date_to"], "date_to"))
+            qs = qs.filter(study_datetime__date__lte=parse_date_param(params["date_to"], "date_to"))
         return qs
 
     @extend_schema(
@@ -277,13 +276,6 @@ class SignedReportDetail(_RecordDetail):
         return SignedReport.objects.filter(study__in=visible).select_related("study", "radiologist")
 
 
-def _date(value: str, field: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise InvalidRecord(f"{field} must be a date (YYYY-MM-DD).", field=field) from exc
-
-
 class HealthView(APIView):
     """Liveness and database reachability for load balancers (no auth, no data)."""
 
@@ -295,6 +287,6 @@ class HealthView(APIView):
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
-        except Exception:  # noqa: BLE001 - any database failure means "not ready"
+        except Exception:  # any database failure means "not ready"
             return Response({"status": "unavailable"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response({"status": "ok"})

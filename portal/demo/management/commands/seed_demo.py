@@ -32,8 +32,8 @@ from inference import registry, runtime
 from portal.accounts.roles import Role
 from portal.demo.synthetic import Department, StudyRecord, generate_department, write_dicom
 from portal.records import bulk
+from portal.records.ingest.payloads import AIOutputPayload, PatientPayload, SignedReportPayload, StudyPayload
 from portal.records.models import Study
-from portal.records.payloads import AIOutputPayload, PatientPayload, SignedReportPayload, StudyPayload
 
 # Without a shipped model (or with --drafts template), demo drafts come from the generator's neutral
 # template; they are stored under this model version so they can be told apart.

@@ -5,7 +5,6 @@ The same request, builder and audit events as the API, run synchronously in this
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +12,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit import log as audit
+from portal.core.dates import date_option
 from portal.core.errors import RecordError
-from portal.legal import services
+from portal.legal import export_jobs
 from portal.legal.models import ExportStatus
-
-
-def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise CommandError(f"dates are YYYY-MM-DD, not {value!r}") from exc
 
 
 class Command(BaseCommand):
@@ -37,8 +30,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--accession", action="append", default=[], help="accession number (repeatable)")
         parser.add_argument("--patient", help="patient MRN")
-        parser.add_argument("--from", dest="date_from", type=_date, help="first study day, YYYY-MM-DD")
-        parser.add_argument("--to", dest="date_to", type=_date, help="last study day, YYYY-MM-DD")
+        parser.add_argument(
+            "--from", dest="date_from", type=date_option("--from"), help="first study day, YYYY-MM-DD"
+        )
+        parser.add_argument(
+            "--to", dest="date_to", type=date_option("--to"), help="last study day, YYYY-MM-DD"
+        )
         parser.add_argument("--model", help="every study a model version touched, NAME:VERSION")
         parser.add_argument("--matter", required=True, help="the matter reference")
         parser.add_argument("--reason", required=True, help="why the package is made")
@@ -58,7 +55,7 @@ class Command(BaseCommand):
             if actor is None:
                 raise CommandError(f"no user {options['user']!r}")
         try:
-            package = services.export_request(
+            package = export_jobs.export_request(
                 actor=actor,
                 context=audit.AuditContext(channel="manage.py export_package"),
                 matter_reference=options["matter"],
@@ -73,7 +70,7 @@ class Command(BaseCommand):
             )
         except RecordError as exc:
             raise CommandError(exc.message) from exc
-        built = services.export_build(package_pk=package.pk, out_path=out)
+        built = export_jobs.export_build(package_pk=package.pk, out_path=out)
         if built is None or built.status != ExportStatus.READY:
             message = built.error if built is not None else "the job was taken by another process"
             raise CommandError(message)

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
+from portal.core.dates import date_option
 from portal.legal import services
-
-
-def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise CommandError(f"--before must be a date (YYYY-MM-DD), not {value!r}") from exc
 
 
 class Command(BaseCommand):
@@ -30,7 +23,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--before", required=True, type=_date, help="cut-off date, YYYY-MM-DD")
+        parser.add_argument(
+            "--before", required=True, type=date_option("--before"), help="cut-off date, YYYY-MM-DD"
+        )
         parser.add_argument("--dry-run", action="store_true", help="report what would happen; change nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -9,6 +9,7 @@ make the command exit with status 1.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +20,17 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit import log as audit
 from portal.accounts.roles import can_ingest
-from portal.core.errors import RecordError
-from portal.records import ingest
-from portal.records.dicom import iter_dicom_files, read_study_header
-from portal.records.payloads import AdapterError
+from portal.records.ingest import channels
+from portal.records.ingest.dicom import iter_dicom_files
+from portal.records.ingest.inbound import Answer
+from portal.records.models import InboundChannel, InboundOutcome
 
 
-def _reason(exc: AdapterError | RecordError) -> str:
-    """A PHI-free reason: adapter messages describe rules, record errors are reduced to code and field.
-
-    Record messages can quote stored keys (an accession number), so only their code and field are shown.
-    """
-    if isinstance(exc, AdapterError):
-        where = f" ({exc.location})" if exc.location else ""
-        return f"{exc.code}: {exc.message}{where}"
-    where = f" ({exc.field})" if exc.field else ""
-    return f"{exc.code}{where}"
+def _reason(answer: Answer) -> str:
+    """The refusal as one line: code, message (which names fields, never values) and where."""
+    data = json.loads(answer.body)
+    where = f" ({data['field']})" if data.get("field") else ""
+    return f"{data.get('error', 'refused')}: {data.get('detail', '')}{where}"
 
 
 class Command(BaseCommand):
@@ -57,20 +53,32 @@ class Command(BaseCommand):
         imported = present = failed = 0
         for path in iter_dicom_files(directory):
             name = path.relative_to(directory)
-            try:
-                payload = read_study_header(path, max_bytes=settings.CONCORDANCE_MAX_UPLOAD_BYTES)
-                result = ingest.dicom_study(payload, actor=actor, context=context)
-            except (AdapterError, RecordError) as exc:
+            answer = self._receive(path, actor, context)
+            if answer.status >= 400:
                 failed += 1
-                self.stderr.write(f"{name}: {_reason(exc)}")
-                continue
-            if result.created:
+                self.stderr.write(f"{name}: {_reason(answer)}")
+            elif answer.status == 201:
                 imported += 1
             else:
                 present += 1
         self.stdout.write(f"imported {imported}, already present {present}, failed {failed}")
         if failed:
             raise CommandError(f"{failed} file(s) could not be imported.", returncode=1)
+
+    @staticmethod
+    def _receive(path: Path, actor: AbstractBaseUser | None, context: audit.AuditContext) -> Answer:
+        """One file through the DICOM channel (logged like an upload); oversized files are not read."""
+        limit = settings.CONCORDANCE_MAX_UPLOAD_BYTES
+        if path.stat().st_size > limit:
+            body = json.dumps({"error": "too_large", "detail": f"file larger than {limit} bytes"})
+            return Answer(413, body.encode("utf-8"), "application/json", InboundOutcome.REJECTED)
+        return channels.receive(
+            channel=InboundChannel.DICOM,
+            body=path.read_bytes(),
+            content_type="application/dicom",
+            actor=actor,
+            context=context,
+        )
 
     @staticmethod
     def _actor(username: str | None) -> AbstractBaseUser | None:

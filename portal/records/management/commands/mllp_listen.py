@@ -1,7 +1,8 @@
 """``manage.py mllp_listen --port 2575 [--host 127.0.0.1] --account USERNAME``: HL7 v2 over MLLP.
 
 The listener receives ORU^R01 messages from a RIS or an AI engine over MLLP and stores each one exactly
-as ``POST /api/v1/hl7`` does (:func:`portal.records.ingest.hl7_message`), answering with the same ACK.
+as ``POST /api/v1/hl7`` does (:func:`portal.records.ingest.channels.receive`, logged in the inbound
+message log), answering with the same ACK.
 Everything it writes is attributed to the integration account named by ``--account``, so the audit
 trail shows which feed a record came from. SIGINT or SIGTERM stops it between messages.
 """
@@ -21,8 +22,9 @@ from django.db import close_old_connections, connection
 
 from audit import log as audit
 from portal.accounts.roles import Role, roles_of
-from portal.records import ingest
-from portal.records.mllp import serve_mllp
+from portal.records.ingest import channels
+from portal.records.ingest.mllp import serve_mllp
+from portal.records.models import InboundChannel
 
 DEFAULT_PORT = 2575  # the IANA port for HL7 over MLLP
 
@@ -51,8 +53,10 @@ def make_handler(user: AbstractBaseUser, *, port: int, client_address: str = "")
         # (the sender hung up) does not leak it.
         close_old_connections()
         try:
-            ack, _http_status = ingest.hl7_message(message, actor=user, context=context)
-            return ack.encode("utf-8")
+            answer = channels.receive(
+                channel=InboundChannel.HL7_MLLP, body=message, actor=user, context=context
+            )
+            return answer.body
         finally:
             connection.close()
 

@@ -39,32 +39,27 @@ Conventions (what a sender must put where):
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from typing import Any
 
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
-from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from portal.records.payloads import (
-    AI_OUTPUT_KINDS,
-    CONFLICT,
-    DUPLICATE,
+from portal.records.ingest.fhir_ai import REPLACES_URL, ai_output, extension_value
+from portal.records.ingest.fhir_common import MAX_BODY_BYTES, aware, load_json, short, validate
+from portal.records.ingest.fhir_people import Resolver, interpreter, subject
+from portal.records.ingest.payloads import (
     INVALID_VALUE,
     MALFORMED,
-    MAX_DESCRIPTION_CHARS,
     MAX_ID_CHARS,
-    MAX_NAME_CHARS,
     MAX_REPORT_CHARS,
     MISSING_FIELD,
-    NOT_FOUND,
     TOO_LARGE,
     UNSUPPORTED,
     AdapterError,
     AIOutputPayload,
+    ClinicianPayload,
     PatientPayload,
     SignedReportPayload,
     StudyPayload,
@@ -75,33 +70,7 @@ from portal.records.payloads import (
     split_sections,
 )
 
-__all__ = [
-    "AI_COMPLETION_TOKENS_URL",
-    "AI_INPUTS_URL",
-    "AI_KIND_URL",
-    "AI_LATENCY_URL",
-    "AI_MODEL_URL",
-    "AI_PROMPT_TOKENS_URL",
-    "AI_SETTINGS_URL",
-    "ISSUE_CODES",
-    "MAX_BODY_BYTES",
-    "REPLACES_URL",
-    "FhirReportResult",
-    "operation_outcome",
-    "parse_diagnostic_report",
-]
-
-MAX_BODY_BYTES = 1_048_576
-
-_EXT = "http://concordance.local/fhir/StructureDefinition/"
-AI_MODEL_URL = _EXT + "ai-model"
-AI_KIND_URL = _EXT + "ai-kind"
-AI_INPUTS_URL = _EXT + "ai-inputs"
-AI_SETTINGS_URL = _EXT + "ai-generation-settings"
-AI_PROMPT_TOKENS_URL = _EXT + "ai-prompt-tokens"
-AI_COMPLETION_TOKENS_URL = _EXT + "ai-completion-tokens"
-AI_LATENCY_URL = _EXT + "ai-latency-ms"
-REPLACES_URL = _EXT + "replaces"
+__all__ = ["FhirReportResult", "parse_diagnostic_report"]
 
 _ALL_STATUSES = frozenset(
     {
@@ -123,24 +92,8 @@ _SIGNED_STATUS = {
     "corrected": "correction",
     "appended": "addendum",
 }
-_GENDER = {"male": "M", "female": "F", "other": "O", "unknown": "U"}
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 _ROOT = "DiagnosticReport"
-
-# AdapterError.code -> FHIR R4 IssueType code (http://hl7.org/fhir/issue-type).
-ISSUE_CODES: dict[str, str] = {
-    MALFORMED: "invalid",
-    MISSING_FIELD: "required",
-    INVALID_VALUE: "value",
-    UNSUPPORTED: "not-supported",
-    TOO_LARGE: "too-long",
-    CONFLICT: "conflict",
-    DUPLICATE: "duplicate",
-    NOT_FOUND: "not-found",
-    # Codes of the record services' own errors (``portal.core.errors``) end up here too.
-    "invalid": "invalid",
-    "unavailable": "transient",
-}
 
 
 @dataclass(frozen=True)
@@ -163,13 +116,18 @@ class FhirReportResult:
 
 
 # --- entry point --------------------------------------------------------------------------------
-def parse_diagnostic_report(body: bytes | str | dict, *, max_bytes: int = MAX_BODY_BYTES) -> FhirReportResult:
+def parse_diagnostic_report(
+    body: bytes | str | dict, *, max_bytes: int = MAX_BODY_BYTES, resolve: Resolver | None = None
+) -> FhirReportResult:
     """Validate an R4 DiagnosticReport (JSON bytes, text or already decoded) and translate it.
+
+    ``resolve`` finds the Patient or Practitioner a literal reference names (the entries of the
+    Bundle the report came in, then resources posted earlier); without it such references are refused.
 
     Raises :class:`AdapterError` (and only that) with a FHIRPath-like ``location`` such as
     ``"DiagnosticReport.status"`` for anything it cannot accept; see the module docstring.
     """
-    data = _load_json(body, max_bytes)
+    data = load_json(body, max_bytes)
     if not isinstance(data, dict):
         raise AdapterError(MALFORMED, "body must be a JSON object", "")
     resource_type = data.get("resourceType")
@@ -190,9 +148,9 @@ def parse_diagnostic_report(body: bytes | str | dict, *, max_bytes: int = MAX_BO
             "only preliminary, final, amended, corrected and appended reports are accepted",
             f"{_ROOT}.status",
         )
-    report = _validate(data)
+    report = validate(DiagnosticReport, data, _ROOT)
     try:
-        return _translate(report, status)
+        return _translate(report, status, resolve)
     except AdapterError:
         raise
     except (ValueError, TypeError, AttributeError, OverflowError, RecursionError):
@@ -200,76 +158,23 @@ def parse_diagnostic_report(body: bytes | str | dict, *, max_bytes: int = MAX_BO
         raise AdapterError(MALFORMED, "DiagnosticReport could not be interpreted", _ROOT) from None
 
 
-def _load_json(body: bytes | str | dict, max_bytes: int) -> Any:
-    if isinstance(body, dict):
-        return body
-    if isinstance(body, bytes | bytearray | memoryview):
-        raw = bytes(body)
-        if len(raw) > max_bytes:
-            raise AdapterError(TOO_LARGE, f"body larger than {max_bytes} bytes", "")
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise AdapterError(MALFORMED, "body is not UTF-8", "") from None
-    elif isinstance(body, str):
-        if len(body) > max_bytes:
-            raise AdapterError(TOO_LARGE, f"body larger than {max_bytes} bytes", "")
-        text = body
-    else:
-        raise AdapterError(MALFORMED, "body must be JSON text, bytes or an object", "")
-
-    def reject_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not valid JSON")
-
-    try:
-        # FHIR JSON forbids NaN and Infinity; Python's json would accept them silently.
-        return json.loads(text, parse_constant=reject_constant)
-    except (ValueError, RecursionError):
-        raise AdapterError(MALFORMED, "body is not valid JSON", "") from None
-
-
-def _validate(data: dict) -> DiagnosticReport:
-    try:
-        return DiagnosticReport.model_validate(data)
-    except ValueError as exc:  # pydantic.ValidationError is a ValueError
-        errors = exc.errors() if hasattr(exc, "errors") else []
-        first = errors[0] if errors else {}
-        location = _pydantic_location(first.get("loc", ()))
-        if first.get("type") == "missing":
-            raise AdapterError(MISSING_FIELD, "required element is missing", location) from None
-        # pydantic's message describes the rule, not the offending input, so it carries no PHI.
-        reason = str(first.get("msg", "invalid element"))[:200]
-        raise AdapterError(MALFORMED, f"invalid element: {reason}", location) from None
-    except (TypeError, RecursionError, AttributeError):
-        raise AdapterError(MALFORMED, "not a valid DiagnosticReport", _ROOT) from None
-
-
-def _pydantic_location(loc: tuple | list) -> str:
-    path = _ROOT
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif part not in ("function-after", "function-before", "function-wrap"):
-            path += f".{part}"
-    return path
-
-
 # --- translation --------------------------------------------------------------------------------
-def _translate(report: DiagnosticReport, status: str) -> FhirReportResult:
+def _translate(report: DiagnosticReport, status: str, resolve: Resolver | None) -> FhirReportResult:
     contained = _contained_by_id(report)
     accession = _accession(report, contained)
     uid = _study_uid(report, contained)
-    patient = _patient(report, contained)
+    patient = subject(report, contained, resolve)
     text, sections = _text(report)
     effective = _effective(report)
-    issued = _aware(report.issued)
-    report_id = _short(report.id, f"{_ROOT}.id", MAX_ID_CHARS) or None
+    issued = aware(report.issued)
+    report_id = short(report.id, f"{_ROOT}.id", MAX_ID_CHARS) or None
 
     payload: AIOutputPayload | SignedReportPayload
     if status == "preliminary":
-        payload = _ai_output(report, accession, uid, text, issued)
+        payload = ai_output(report, accession, uid, text, issued)
     else:
-        payload = _signed_report(report, status, accession, uid, text, sections, issued)
+        signer = interpreter(report, contained, resolve)
+        payload = _signed_report(report, status, accession, uid, text, sections, issued, signer)
 
     description = _description(report)
     modality = infer_modality(description)
@@ -290,12 +195,6 @@ def _translate(report: DiagnosticReport, status: str) -> FhirReportResult:
     return FhirReportResult(
         payload=payload, patient=patient, study=study, report_id=report_id, fhir_status=status
     )
-
-
-def _short(value: Any, location: str, max_len: int = MAX_DESCRIPTION_CHARS) -> str:
-    if value is None:
-        return ""
-    return clean_text(str(value), max_len=max_len, location=location).strip()
 
 
 def _contained_by_id(report: DiagnosticReport) -> dict[str, Any]:
@@ -349,7 +248,7 @@ def _accession(report: DiagnosticReport, contained: dict[str, Any]) -> str:
     for element, identifiers in candidates:
         for identifier in identifiers:
             if _is_accession(identifier) and identifier.value:
-                return _short(identifier.value, f"{_ROOT}.{element}", MAX_ID_CHARS)
+                return short(identifier.value, f"{_ROOT}.{element}", MAX_ID_CHARS)
     raise AdapterError(
         MISSING_FIELD,
         "accession number is required: an identifier typed ACSN (or with an accession system)",
@@ -369,66 +268,18 @@ def _study_uid(report: DiagnosticReport, contained: dict[str, Any]) -> str | Non
     return None
 
 
-def _patient(report: DiagnosticReport, contained: dict[str, Any]) -> PatientPayload:
-    location = f"{_ROOT}.subject"
-    subject = report.subject
-    if subject is None:
-        raise AdapterError(MISSING_FIELD, "subject (the patient) is required", location)
-    ref = subject.reference or ""
-    declared_type = subject.type or (ref.split("/", 1)[0] if "/" in ref else "")
-    if declared_type and declared_type != "Patient":
-        raise AdapterError(UNSUPPORTED, "subject must be a Patient", location)
-    resource = _resolve(subject, contained, "Patient")
-    if ref.startswith("#") and resource is None:
-        raise AdapterError(MALFORMED, "subject names a contained Patient that is not there", location)
-    if resource is not None:
-        identifiers = resource.identifier or []
-        typed = [
-            i for i in identifiers if i.type and any((c.code or "") == "MR" for c in i.type.coding or [])
-        ]
-        chosen = next((i for i in typed + identifiers if i.value), None)
-        mrn = _short(chosen.value if chosen else "", f"{location}.identifier", MAX_ID_CHARS)
-        name = (resource.name or [None])[0]
-        family = _short(name.family if name else "", f"{location}.name", MAX_NAME_CHARS)
-        given = _short((name.given or [""])[0] if name else "", f"{location}.name", MAX_NAME_CHARS)
-        birth = resource.birthDate if isinstance(resource.birthDate, date) else None
-        sex = _GENDER.get(resource.gender or "unknown", "U")
-    else:
-        mrn = _short(
-            subject.identifier.value if subject.identifier else "", f"{location}.identifier", MAX_ID_CHARS
-        )
-        family = given = ""
-        birth, sex = None, "U"
-    if not mrn:
-        raise AdapterError(
-            MISSING_FIELD, "subject must carry an identifier (MRN) or reference a contained Patient", location
-        )
-    return PatientPayload(mrn=mrn, family_name=family, given_name=given, birth_date=birth, sex=sex)
-
-
-def _aware(value: Any) -> datetime | None:
-    """FHIR dateTime/instant -> aware UTC datetime; a bare date -> midnight UTC; partial -> None."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            value = value.replace(tzinfo=UTC)  # FHIR requires an offset with a time; be lenient
-        return value.astimezone(UTC)
-    if isinstance(value, date):
-        return datetime.combine(value, time(0, 0), tzinfo=UTC)
-    return None
-
-
 def _effective(report: DiagnosticReport) -> datetime | None:
     if report.effectiveDateTime is not None:
-        return _aware(report.effectiveDateTime)
+        return aware(report.effectiveDateTime)
     if report.effectivePeriod is not None:
-        return _aware(report.effectivePeriod.start)
+        return aware(report.effectivePeriod.start)
     return None
 
 
 def _description(report: DiagnosticReport) -> str:
     code = report.code
     text = code.text or next((c.display for c in code.coding or [] if c.display), "") or ""
-    return _short(text, f"{_ROOT}.code")
+    return short(text, f"{_ROOT}.code")
 
 
 def _text(report: DiagnosticReport) -> tuple[str, dict[str, str]]:
@@ -486,129 +337,8 @@ def _attachment_text(attachment: Any, location: str) -> str:
     return clean_text(decoded, max_len=MAX_REPORT_CHARS, location=f"{location}.data")
 
 
-def _extensions(report: DiagnosticReport, url: str) -> list[Any]:
-    return [ext for ext in report.extension or [] if ext.url == url]
-
-
-def _extension_value(report: DiagnosticReport, url: str, *kinds: str) -> tuple[Any, str] | None:
-    """The first value of extension ``url`` among ``kinds`` (e.g. ``valueString``), with a location."""
-    for ext in _extensions(report, url):
-        for kind in kinds:
-            value = getattr(ext, kind, None)
-            if value is not None:
-                return value, f"{_ROOT}.extension('{url.rsplit('/', 1)[-1]}').{kind}"
-    return None
-
-
-def _json_object(report: DiagnosticReport, url: str) -> dict:
-    found = _extension_value(report, url, "valueString")
-    if found is None:
-        return {}
-    value, location = found
-    try:
-        obj = json.loads(value, parse_constant=lambda name: math.nan)
-    except (ValueError, RecursionError):
-        raise AdapterError(MALFORMED, "extension must hold a JSON object", location) from None
-    if not isinstance(obj, dict):
-        raise AdapterError(MALFORMED, "extension must hold a JSON object", location)
-    if "NaN" in value or "Infinity" in value:
-        _reject_non_finite(obj, location)
-    return obj
-
-
-def _reject_non_finite(obj: Any, location: str) -> None:
-    stack = [obj]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            raise AdapterError(MALFORMED, "JSON numbers must be finite", location)
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
-def _count(report: DiagnosticReport, url: str) -> int | None:
-    found = _extension_value(report, url, "valueInteger", "valueUnsignedInt", "valuePositiveInt")
-    if found is None:
-        return None
-    value, location = found
-    if int(value) < 0:
-        raise AdapterError(MALFORMED, "count must not be negative", location)
-    return int(value)
-
-
-def _model(report: DiagnosticReport) -> tuple[str, str]:
-    found = _extension_value(report, AI_MODEL_URL, "valueString")
-    if found is not None:
-        value, location = found
-        name, sep, version = str(value).partition("|")
-        if not sep or not name.strip() or not version.strip():
-            raise AdapterError(MALFORMED, "ai-model must be 'name|version'", location)
-        return _short(name, location, MAX_NAME_CHARS), _short(version, location, MAX_ID_CHARS)
-    for index, performer in enumerate(report.performer or []):
-        is_device = (performer.type or "") == "Device" or (performer.reference or "").startswith("Device/")
-        display = (performer.display or "").strip()
-        if is_device and display:
-            location = f"{_ROOT}.performer[{index}].display"
-            name, _, version = display.rpartition(" ")
-            if not name.strip() or not version:
-                raise AdapterError(MALFORMED, "Device display must be 'name version'", location)
-            return _short(name, location, MAX_NAME_CHARS), _short(version, location, MAX_ID_CHARS)
-    raise AdapterError(
-        MISSING_FIELD,
-        "preliminary reports are accepted only from an AI model: add the ai-model extension "
-        "or a Device performer",
-        f"{_ROOT}.extension",
-    )
-
-
-def _ai_output(
-    report: DiagnosticReport, accession: str, uid: str | None, text: str, issued: datetime | None
-) -> AIOutputPayload:
-    name, version = _model(report)
-    kind = "report_draft"
-    found = _extension_value(report, AI_KIND_URL, "valueCode", "valueString")
-    if found is not None:
-        kind = str(found[0])
-        if kind not in AI_OUTPUT_KINDS:
-            raise AdapterError(INVALID_VALUE, "unknown AI output kind", found[1])
-    latency: float | None = None
-    found = _extension_value(report, AI_LATENCY_URL, "valueDecimal", "valueInteger")
-    if found is not None:
-        latency = float(found[0])
-        if not math.isfinite(latency) or latency < 0:
-            raise AdapterError(MALFORMED, "latency must be a non-negative number", found[1])
-    return AIOutputPayload(
-        accession_number=accession,
-        study_instance_uid=uid,
-        kind=kind,
-        model_name=name,
-        model_version=version,
-        inputs=_json_object(report, AI_INPUTS_URL),
-        generation_settings=_json_object(report, AI_SETTINGS_URL),
-        text=text,
-        prompt_tokens=_count(report, AI_PROMPT_TOKENS_URL),
-        completion_tokens=_count(report, AI_COMPLETION_TOKENS_URL),
-        latency_ms=latency,
-        generated_at=issued,
-    )
-
-
-def _radiologist(report: DiagnosticReport) -> str:
-    location = f"{_ROOT}.resultsInterpreter"
-    interpreters = report.resultsInterpreter or []
-    if interpreters:
-        first = interpreters[0]
-        value = (first.identifier.value if first.identifier else None) or first.display or ""
-        username = _short(value, f"{location}[0]", MAX_NAME_CHARS).lower()
-        if username:
-            return username
-    raise AdapterError(MISSING_FIELD, "resultsInterpreter (identifier or display) is required", location)
-
-
 def _amends(report: DiagnosticReport) -> str | None:
-    found = _extension_value(report, REPLACES_URL, "valueReference", "valueString", "valueId")
+    found = extension_value(report, REPLACES_URL, "valueReference", "valueString", "valueId")
     if found is None:
         return None
     value, location = found
@@ -619,7 +349,7 @@ def _amends(report: DiagnosticReport) -> str | None:
     target = target.strip().removeprefix(f"{_ROOT}/")
     if not target:
         raise AdapterError(MISSING_FIELD, "replaces must name the amended report", location)
-    return _short(target, location, MAX_ID_CHARS)
+    return short(target, location, MAX_ID_CHARS)
 
 
 def _signed_report(
@@ -630,15 +360,16 @@ def _signed_report(
     text: str,
     sections: dict[str, str],
     issued: datetime | None,
+    signer: ClinicianPayload,
 ) -> SignedReportPayload:
-    username = _radiologist(report)
     if issued is None:
         raise AdapterError(MISSING_FIELD, "issued (the signing time) is required", f"{_ROOT}.issued")
     kind = _SIGNED_STATUS[status]
     return SignedReportPayload(
         accession_number=accession,
         study_instance_uid=uid,
-        radiologist_username=username,
+        radiologist_username="",
+        signer=signer,
         sections=sections,
         text=text,
         signed_at=issued,
@@ -646,39 +377,3 @@ def _signed_report(
         # A first signature amends nothing, whatever extension came along with it.
         amends_report_id=None if kind == "final" else _amends(report),
     )
-
-
-# --- errors out ---------------------------------------------------------------------------------
-_SEVERITIES = frozenset({"fatal", "error", "warning", "information"})
-
-
-def operation_outcome(errors: list[AdapterError] | AdapterError, *, severity: str = "error") -> dict:
-    """Render adapter (or service) errors as a FHIR R4 OperationOutcome, as a JSON-ready dict.
-
-    Each error becomes one ``issue``: ``code`` from :data:`ISSUE_CODES` (``processing`` for codes
-    it does not know; ``structure`` for a body that is not JSON at all), ``diagnostics`` the error
-    message, ``expression`` the location when there is one. An empty list gives a single
-    informational issue, because an OperationOutcome must have at least one. The result is
-    validated with ``fhir.resources.R4B`` before it is returned.
-    """
-    if severity not in _SEVERITIES:
-        raise ValueError(f"severity must be one of {sorted(_SEVERITIES)}")
-    items = [errors] if isinstance(errors, AdapterError) else list(errors)
-    issues: list[dict[str, Any]] = []
-    for error in items:
-        code = ISSUE_CODES.get(error.code, "processing")
-        if error.code == MALFORMED and not error.location:
-            code = "structure"
-        issue: dict[str, Any] = {
-            "severity": severity,
-            "code": code,
-            "diagnostics": error.message or error.code,
-        }
-        if error.location:
-            issue["expression"] = [error.location]
-        issues.append(issue)
-    if not issues:
-        issues.append({"severity": "information", "code": "informational", "diagnostics": "No errors."})
-    outcome = {"resourceType": "OperationOutcome", "issue": issues}
-    OperationOutcome.model_validate(outcome)
-    return outcome

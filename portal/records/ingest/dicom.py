@@ -1,4 +1,4 @@
-"""DICOM Part 10 files in, :class:`~portal.records.payloads.StudyPayload` out.
+"""DICOM Part 10 files in, :class:`~portal.records.ingest.payloads.StudyPayload` out.
 
 Only the header is read (``stop_before_pixels=True``): pixel data never enters memory, but its
 declared length is checked against the bytes actually present so that a truncated upload is
@@ -9,7 +9,9 @@ because reading arbitrary bytes with ``force=True`` "succeeds" on garbage.
 Mapping:
 
 * PatientID -> MRN; PatientName -> family / given; PatientBirthDate; PatientSex (M/F/O, else U).
-* StudyInstanceUID, AccessionNumber (both required), Modality (``OT`` when absent),
+* StudyInstanceUID (required), AccessionNumber (optional: an unscheduled or outside study has
+  none, and is kept under its StudyInstanceUID until a RIS message brings the accession),
+  Modality (``OT`` when absent),
   BodyPartExamined (else inferred from StudyDescription), StudyDescription,
   ReferringPhysicianName as ``"Family, Given"``.
 * StudyDate + StudyTime -> study time. TimezoneOffsetFromUTC (``+hhmm``/``-hhmm``) is applied
@@ -17,7 +19,7 @@ Mapping:
   device" is unknowable here. Unparseable dates or offsets give ``None`` rather than a refusal:
   a header with a broken date still identifies its study, and a wrong time would be worse.
 * RequestedProcedurePriority: ``STAT`` -> stat, ``HIGH`` -> urgent, anything else -> routine.
-* specialty from :func:`~portal.records.payloads.infer_specialty`.
+* specialty from :func:`~portal.records.ingest.payloads.infer_specialty`.
 * ``dicom_header``: the keywords in :data:`HEADER_KEYWORDS` (plus the file meta
   TransferSyntaxUID) as JSON-safe values (str, int, float or lists of them). Patient
   demographics, physician and institution names, private tags, sequences and binary values are
@@ -32,10 +34,10 @@ import math
 import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import pydicom
 from pydicom.dataset import Dataset, FileDataset
@@ -44,7 +46,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.valuerep import PersonName
 
-from portal.records.payloads import (
+from portal.records.ingest.payloads import (
     MALFORMED,
     MAX_BODY_PART_CHARS,
     MAX_DESCRIPTION_CHARS,
@@ -59,7 +61,20 @@ from portal.records.payloads import (
     infer_specialty,
 )
 
-__all__ = ["DEFAULT_MAX_BYTES", "HEADER_KEYWORDS", "iter_dicom_files", "read_study_header"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "HEADER_KEYWORDS",
+    "datetime_value",
+    "dicom_datetime",
+    "person_name",
+    "iter_dicom_files",
+    "read_file",
+    "read_study_header",
+    "study_payload",
+    "text_value",
+]
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -115,12 +130,21 @@ Source = bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes]
 
 
 def read_study_header(source: Source, *, max_bytes: int = DEFAULT_MAX_BYTES) -> StudyPayload:
-    """Read the header of one DICOM file (bytes, a path, or a binary file object).
+    """Read the header of one DICOM file (bytes, a path, or a binary file object) as a study.
 
     A file object is read from its current position (Django's ``UploadedFile`` works as is).
     Raises :class:`AdapterError`, and nothing else: ``too_large`` over ``max_bytes``,
     ``malformed`` for anything that is not a complete DICOM Part 10 file, ``missing_field`` when
-    PatientID, StudyInstanceUID or AccessionNumber is absent or empty.
+    PatientID or StudyInstanceUID is absent or empty (AccessionNumber may be: see the module doc).
+    """
+    return read_file(source, max_bytes=max_bytes, convert=study_payload)
+
+
+def read_file(source: Source, *, max_bytes: int = DEFAULT_MAX_BYTES, convert: Callable[[Dataset], T]) -> T:
+    """Read one DICOM file's header, check it is complete, and ``convert`` the dataset.
+
+    Every failure, including one raised while ``convert`` decodes an element lazily, comes out as
+    :class:`AdapterError`.
     """
     with _open(source, max_bytes) as fp:
         start = fp.tell()
@@ -133,7 +157,7 @@ def read_study_header(source: Source, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
             raise AdapterError(MALFORMED, "DICOM file could not be read") from None
         try:
             _check_complete(fp, ds)
-            return _payload(ds)
+            return convert(ds)
         except AdapterError:
             raise
         except Exception:
@@ -316,7 +340,7 @@ def _location(keyword: str) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {keyword}"
 
 
-def _text(ds: Dataset, keyword: str, max_len: int) -> str:
+def text_value(ds: Dataset, keyword: str, max_len: int) -> str:
     """A string element, stripped; control characters removed; too long -> ``too_large``."""
     value = ds.get(keyword)
     if value is None:
@@ -329,7 +353,8 @@ def _text(ds: Dataset, keyword: str, max_len: int) -> str:
     return text
 
 
-def _person(ds: Dataset, keyword: str) -> tuple[str, str]:
+def person_name(ds: Dataset, keyword: str) -> tuple[str, str]:
+    """A PN element as (family, given), printable characters only."""
     value = ds.get(keyword)
     if value is None or value == "":
         return "", ""
@@ -352,16 +377,33 @@ def _dicom_date(value: str) -> date | None:
 
 
 def _study_datetime(ds: Dataset) -> datetime | None:
-    day = _dicom_date(_text(ds, "StudyDate", 16))
+    return dicom_datetime(
+        text_value(ds, "StudyDate", 16),
+        text_value(ds, "StudyTime", 32),
+        text_value(ds, "TimezoneOffsetFromUTC", 16),
+    )
+
+
+def datetime_value(ds: Dataset, keyword: str) -> datetime | None:
+    """A DT element (``YYYYMMDDHHMMSS.FFFFFF&ZZXX``) as an aware UTC datetime; None when unusable."""
+    raw = text_value(ds, keyword, 32)
+    match = re.fullmatch(r"(\d{8})([0-9.]*)([+-]\d{4})?", raw)
+    if not match:
+        return None
+    return dicom_datetime(match.group(1), match.group(2), match.group(3) or "")
+
+
+def dicom_datetime(day_text: str, time_text: str, offset: str) -> datetime | None:
+    """DA + TM (+ ``+hhmm`` offset, else UTC) as an aware UTC datetime; None when unusable."""
+    day = _dicom_date(day_text)
     if day is None:
         return None
-    raw_time = _text(ds, "StudyTime", 32).replace(":", "")  # ACR-NEMA wrote HH:MM:SS
+    raw_time = time_text.replace(":", "")  # ACR-NEMA wrote HH:MM:SS
     match = re.fullmatch(r"(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,6}))?)?)?", raw_time) if raw_time else None
     if raw_time and not match:
         return None
     hour, minute, second, fraction = match.groups() if match else (None, None, None, None)
     tz = UTC
-    offset = _text(ds, "TimezoneOffsetFromUTC", 16)
     if offset:
         off = re.fullmatch(r"([+-])(\d{2})(\d{2})", offset)
         if not off or int(off.group(2)) > 14 or int(off.group(3)) > 59:
@@ -385,30 +427,33 @@ def _study_datetime(ds: Dataset) -> datetime | None:
 
 
 def _required(ds: Dataset, keyword: str, max_len: int = MAX_ID_CHARS) -> str:
-    value = _text(ds, keyword, max_len)
+    value = text_value(ds, keyword, max_len)
     if not value:
         raise AdapterError(MISSING_FIELD, f"{keyword} is required", _location(keyword))
     return value
 
 
-def _payload(ds: Dataset) -> StudyPayload:
+def study_payload(ds: Dataset) -> StudyPayload:
+    """The study a dataset's header describes (its patient, keys, modality, time, description)."""
     uid = _required(ds, "StudyInstanceUID")
     if not _UID.fullmatch(uid):
         raise AdapterError(MALFORMED, "StudyInstanceUID is not a DICOM UID", _location("StudyInstanceUID"))
-    accession = _required(ds, "AccessionNumber")
+    accession = text_value(ds, "AccessionNumber", MAX_ID_CHARS)  # "" for unscheduled and outside studies
     mrn = _required(ds, "PatientID")
-    family, given = _person(ds, "PatientName")
+    family, given = person_name(ds, "PatientName")
     patient = PatientPayload(
         mrn=mrn,
         family_name=family,
         given_name=given,
-        birth_date=_dicom_date(_text(ds, "PatientBirthDate", 16)),
-        sex=_SEX.get(_text(ds, "PatientSex", 16).upper(), "U"),
+        birth_date=_dicom_date(text_value(ds, "PatientBirthDate", 16)),
+        sex=_SEX.get(text_value(ds, "PatientSex", 16).upper(), "U"),
     )
-    modality = _text(ds, "Modality", 16).upper() or "OT"
-    description = _text(ds, "StudyDescription", MAX_DESCRIPTION_CHARS)
-    body_part = _text(ds, "BodyPartExamined", MAX_BODY_PART_CHARS).upper() or infer_body_part(description)
-    ref_family, ref_given = _person(ds, "ReferringPhysicianName")
+    modality = text_value(ds, "Modality", 16).upper() or "OT"
+    description = text_value(ds, "StudyDescription", MAX_DESCRIPTION_CHARS)
+    body_part = text_value(ds, "BodyPartExamined", MAX_BODY_PART_CHARS).upper() or infer_body_part(
+        description
+    )
+    ref_family, ref_given = person_name(ds, "ReferringPhysicianName")
     return StudyPayload(
         study_instance_uid=uid,
         accession_number=accession,
@@ -418,7 +463,7 @@ def _payload(ds: Dataset) -> StudyPayload:
         specialty=infer_specialty(body_part, modality, description),
         study_datetime=_study_datetime(ds),
         description=description,
-        priority=_PRIORITY.get(_text(ds, "RequestedProcedurePriority", 16).upper(), "routine"),
+        priority=_PRIORITY.get(text_value(ds, "RequestedProcedurePriority", 16).upper(), "routine"),
         referring_physician=", ".join(part for part in (ref_family, ref_given) if part),
         dicom_header=_header(ds),
     )

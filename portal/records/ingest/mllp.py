@@ -20,8 +20,8 @@ import socketserver
 import threading
 from collections.abc import Callable
 
-from portal.records.hl7 import build_ack
-from portal.records.payloads import TOO_LARGE, AdapterError
+from portal.records.ingest.hl7_ack import build_ack
+from portal.records.ingest.payloads import TOO_LARGE, AdapterError
 
 __all__ = [
     "END_BLOCK",

@@ -48,6 +48,7 @@ __all__ = [
     "UNSUPPORTED",
     "AIOutputPayload",
     "AdapterError",
+    "ClinicianPayload",
     "PatientPayload",
     "SignedReportPayload",
     "StudyPayload",
@@ -60,7 +61,7 @@ __all__ = [
 
 # --- error codes --------------------------------------------------------------------------------
 # The adapters raise the first five; the last three are reserved for the service layer so that the
-# HL7 and FHIR error mappings (``hl7.ERR_CODES``, ``fhir.ISSUE_CODES``) already know them.
+# HL7 and FHIR error mappings (``hl7_ack.ERR_CODES``, ``fhir_outcome.ISSUE_CODES``) already know them.
 MALFORMED = "malformed"  # not parseable / wrong data type / control characters
 UNSUPPORTED = "unsupported"  # well formed but something we deliberately do not accept
 MISSING_FIELD = "missing_field"  # a required field is absent or empty
@@ -140,7 +141,8 @@ class StudyPayload:
     """An imaging study (one accession) and the patient it belongs to.
 
     ``study_instance_uid`` is the DICOM UID when the sender knows it (always for DICOM, optionally
-    for HL7); ``accession_number`` is the RIS key that ties the study to its reports.
+    for HL7); ``accession_number`` is the RIS key that ties the study to its reports ("" for an
+    unscheduled or outside study that the PACS sent without one; the UID is then required).
     ``modality`` is a DICOM modality code (``CT``, ``MR``, ``CR``, ``DX``, ``US``, ``MG``, ``NM``,
     ``PT``, ``XA``, ``RF``; ``OT`` when it could not be determined). ``body_part`` is an upper-case
     DICOM-style body part (``CHEST``, ``HEAD``, ...) or "". ``specialty`` is one of ``chest``,
@@ -162,8 +164,8 @@ class StudyPayload:
     dicom_header: dict[str, str | int | float | list] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.accession_number:
-            raise ValueError("accession_number must not be empty")
+        if not self.accession_number and not self.study_instance_uid:
+            raise ValueError("a study needs an accession_number or a study_instance_uid")
         if self.priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {sorted(PRIORITIES)}")
         _check_aware(self.study_datetime, "study_datetime")
@@ -200,6 +202,31 @@ class AIOutputPayload:
 
 
 @dataclass(frozen=True)
+class ClinicianPayload:
+    """A clinician as a sending system names them: the key and the name parts it sent.
+
+    ``authority`` is the assigning authority of ``identifier`` (HL7 XCN-9, FHIR
+    ``Identifier.system``, DICOM ``IssuerOfObserverID``... or, when the sender gives none, the sending
+    facility); the pair is the clinician's key in the directory. Name parts may be empty.
+    ``fhir_reference`` is set instead of a key when a FHIR report names a Practitioner posted earlier
+    (``"Practitioner/123"``): the service layer resolves it.
+    """
+
+    authority: str
+    identifier: str
+    family_name: str = ""
+    given_name: str = ""
+    middle_name: str = ""
+    prefix: str = ""
+    suffix: str = ""
+    fhir_reference: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.fhir_reference and not (self.authority and self.identifier):
+            raise ValueError("a clinician needs an authority and an identifier, or a FHIR reference")
+
+
+@dataclass(frozen=True)
 class SignedReportPayload:
     """A report signed by a radiologist: the reference an AI output is compared against.
 
@@ -207,7 +234,9 @@ class SignedReportPayload:
     report and ``correction`` for a replacement. ``amends_report_id`` is the sender's id of the
     report being amended when the wire format carries it; when it is None the service layer
     matches the amended report by accession number.
-    ``sections`` maps section names from :data:`REPORT_SECTIONS` to their text.
+    ``sections`` maps section names from :data:`REPORT_SECTIONS` to their text. The signer is
+    ``signer`` (a clinician as the feed names them) or, for the portal's own REST API,
+    ``radiologist_username`` (a portal account); one of the two is required.
     """
 
     accession_number: str
@@ -218,12 +247,13 @@ class SignedReportPayload:
     signed_at: datetime
     status: str  # 'final', 'addendum' or 'correction'
     amends_report_id: str | None
+    signer: ClinicianPayload | None = field(default=None, metadata={"omit_when_none": True})
 
     def __post_init__(self) -> None:
         if self.status not in SIGNED_REPORT_STATUSES:
             raise ValueError(f"status must be one of {sorted(SIGNED_REPORT_STATUSES)}")
-        if not self.radiologist_username:
-            raise ValueError("radiologist_username must not be empty")
+        if not self.radiologist_username and self.signer is None:
+            raise ValueError("a signed report needs a signer or a radiologist_username")
         _check_aware(self.signed_at, "signed_at")
 
 
