@@ -12,6 +12,7 @@ from django.utils.safestring import SafeString
 
 from inference.compare import RADPEER_SCORES
 from inference.models import ChunkStatus, ReinferenceResult, ReinferenceRun, ResultStatus
+from inference.reinference.liveness import run_liveness
 from inference.reinference.summary import latency_percentiles, rate, side_summary
 from portal.core.charts import paired_bar_chart
 from portal.core.errors import InvalidRecord, RecordError
@@ -77,9 +78,15 @@ def chunk_counts(run: ReinferenceRun) -> dict[str, int]:
     return {value: counts.get(value, 0) for value in ChunkStatus.values}
 
 
-def run_progress(run: ReinferenceRun, *, now: Any = None) -> dict[str, Any]:
-    """Done, failed, total, rate (studies per second since the first chunk started) and ETA in seconds."""
+def run_progress(run: ReinferenceRun, *, now: Any = None, liveness: bool = True) -> dict[str, Any]:
+    """Done, failed, total, rate (studies per second since the first chunk started) and ETA in seconds.
+
+    ``liveness`` says what the counters cannot (:func:`run_liveness`): chunks lost with their worker
+    and when they are retried (the ETA counts that wait), or that no worker is taking work. Lists of
+    runs leave it out (``liveness=False``, None): it costs two queries per run.
+    """
     now = now or timezone.now()
+    state = run_liveness(run, now=now) if liveness else None
     processed = run.done + run.failed
     remaining = max(0, run.total - processed)
     elapsed = None
@@ -90,8 +97,8 @@ def run_progress(run: ReinferenceRun, *, now: Any = None) -> dict[str, Any]:
         elapsed = max(0.0, (end - run.started_at).total_seconds())
         if elapsed > 0 and processed:
             studies_per_second = round(processed / elapsed, 3)
-            if run.is_active:
-                eta = round(remaining / (processed / elapsed), 1)
+            if run.is_active and (state is None or state.workers != "none"):  # no worker: no estimate
+                eta = round(remaining / (processed / elapsed) + (state.wait_seconds(now) if state else 0), 1)
     return {
         "done": run.done,
         "failed": run.failed,
@@ -101,6 +108,7 @@ def run_progress(run: ReinferenceRun, *, now: Any = None) -> dict[str, Any]:
         "elapsed_seconds": None if elapsed is None else round(elapsed, 1),
         "rate_per_second": studies_per_second,
         "eta_seconds": eta,
+        "liveness": state.as_dict() if state else None,
     }
 
 

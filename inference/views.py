@@ -117,7 +117,7 @@ def _runs_page(request: HttpRequest, form: RunForm | None, *, status: int = 200)
     runs = list(runs_qs[: RUNS_PER_PAGE + 1])
     more = len(runs) > RUNS_PER_PAGE
     runs = runs[:RUNS_PER_PAGE]
-    rows = [{"run": run, "progress": selectors.run_progress(run)} for run in runs]
+    rows = [{"run": run, "progress": selectors.run_progress(run, liveness=False)} for run in runs]
     return render(
         request,
         "inference/runs.html",

@@ -289,6 +289,15 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Enqueueing behind a circuit breaker (portal.core.enqueue): after this many failed sends in a row a
+# web process stops trying for COOLDOWN seconds (each request then pays nothing for a broker outage),
+# then lets one send try again. What is not sent is re-sent by the sweepers and reapers below.
+ENQUEUE_BREAKER_FAILURES = env_int("ENQUEUE_BREAKER_FAILURES", 1)
+ENQUEUE_BREAKER_COOLDOWN_SECONDS = env_int("ENQUEUE_BREAKER_COOLDOWN_SECONDS", 30)
+# How long the health report (portal.core.health) waits for the broker and for workers' ping replies.
+HEALTH_PROBE_TIMEOUT_SECONDS = env_int("HEALTH_PROBE_TIMEOUT_SECONDS", 1)
+# A worker ping's answer is reused for this long (a ping is a broadcast that waits for replies).
+HEALTH_PING_CACHE_SECONDS = env_int("HEALTH_PING_CACHE_SECONDS", 5)
 
 # --- Audit ----------------------------------------------------------------------------------------
 AUDIT_SIGNING_KEY_FILE = Path(env_str("AUDIT_SIGNING_KEY_FILE", str(VAR_DIR / "audit-signing-key.pem")) or "")
@@ -365,20 +374,25 @@ CELERY_BEAT_SCHEDULE = {
     },
     "legal-export-reaper": {
         "task": "portal.legal.tasks.reap_stale_exports",
-        "schedule": env_int("EXPORT_REAP_SECONDS", 300),
+        "schedule": env_int("EXPORT_REAP_SECONDS", 15),
     },
     "reinference-reap": {
         "task": "inference.tasks.reap_reinference",
-        "schedule": env_int("REINFERENCE_REAP_SECONDS", 60),
+        "schedule": env_int("REINFERENCE_REAP_SECONDS", 15),
     },
 }
 
 # --- Re-inference runs ----------------------------------------------------------------------------
-# Studies per chunk (one task, one generation batch); how long a worker's claim on a chunk lasts before
-# the reaper hands it to another; how often a chunk may be lost with its worker before its studies are
-# recorded as failed; the largest cohort one run may freeze.
+# Studies per chunk (one task, one generation batch); how long a worker's claim on a chunk lasts without
+# a renewal before the reaper hands it to another (the working process renews it every
+# LEASE_RENEW_SECONDS, see portal.core.leases: a dead worker's chunk is retaken within lease + reap
+# interval, a slow live one keeps it); how often a chunk may be lost with its worker before its studies
+# are recorded as failed; the largest cohort one run may freeze.
 REINFERENCE_CHUNK_SIZE = env_int("REINFERENCE_CHUNK_SIZE", 32)
-REINFERENCE_LEASE_SECONDS = env_int("REINFERENCE_LEASE_SECONDS", 600)
+REINFERENCE_LEASE_SECONDS = env_int("REINFERENCE_LEASE_SECONDS", 30)
+LEASE_RENEW_SECONDS = env_int("LEASE_RENEW_SECONDS", 10)
+# The same for a legal export build: its heartbeat_at is renewed by the building process.
+EXPORT_LEASE_SECONDS = env_int("EXPORT_LEASE_SECONDS", 30)
 REINFERENCE_MAX_ATTEMPTS = env_int("REINFERENCE_MAX_ATTEMPTS", 3)
 REINFERENCE_MAX_COHORT = env_int("REINFERENCE_MAX_COHORT", 200_000)
 

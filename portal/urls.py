@@ -16,6 +16,7 @@ from portal.core.access import require
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("health/", views.system_health, name="system-health"),
     path(
         "audit/",
         include(audit_urls.urlpatterns_for(require(roles.can_view_audit_status, reason="PermissionDenied"))),
@@ -26,6 +27,7 @@ urlpatterns = [
     path("", include("inference.urls")),  # /reinference/ and /models/
     path("", include("portal.legal.urls")),  # /legal/
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/v1/health/components", views.SystemHealthView.as_view(), name="api-system-health"),
     path("api/v1/", include("portal.review.api.urls")),
     path("api/v1/legal/", include("portal.legal.api.urls")),
     path("api/v1/audit/", include(audit_api_urls.urlpatterns_for(CanReadProofs))),

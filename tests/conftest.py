@@ -40,6 +40,16 @@ def make_user(username: str, role: str | None) -> User:
     return user
 
 
+@pytest.fixture(autouse=True)
+def closed_broker_circuit():
+    """Each test starts with this process's enqueue circuit closed (a broker failure opens it for 30 s)."""
+    from portal.core.enqueue import broker_breaker
+
+    broker_breaker().reset()
+    yield
+    broker_breaker().reset()
+
+
 @pytest.fixture
 def personas(db) -> dict[str, User]:
     """Every persona, by name."""

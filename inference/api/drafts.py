@@ -23,6 +23,7 @@ from inference.runtime import drafting
 from inference.selectors import model_version_by_reference
 from portal.accounts.permissions import CanDraft
 from portal.core.errors import RecordError, RecordNotFound
+from portal.core.serializers import StrictInput
 from portal.records.api.serializers import AIOutputOutput, BoundedJSONField
 from portal.records.models import AIOutputKind
 
@@ -56,19 +57,13 @@ class ReferenceField(serializers.Field):
         return value
 
 
-class DraftInput(serializers.Serializer):
+class DraftInput(StrictInput):
     """What to draft: the study (accession number or id), the kind, the inputs and optionally the model."""
 
     study = ReferenceField(hint="Give the study's accession number or id.")
     kind = serializers.ChoiceField(choices=AIOutputKind.choices, default=AIOutputKind.REPORT_DRAFT)
     inputs = BoundedJSONField()
     model_version = ReferenceField(hint="Give the model version's id or name:version.", required=False)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(self.initial_data) - set(self.fields))
-        if unknown:
-            raise ValidationError({key: "Unknown field." for key in unknown[:20]})
-        return attrs
 
 
 class DraftCreate(APIView):

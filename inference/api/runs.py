@@ -27,10 +27,11 @@ from inference.reinference import runs
 from inference.reinference.cohort import MAX_SAMPLE, MAX_SEED, CohortFilter
 from portal.accounts.permissions import CanRunReinference, CanViewReinference
 from portal.core.pagination import IdCursorPagination
+from portal.core.serializers import StrictInput
 from portal.records.models import AIOutputKind, Specialty
 
 
-class RunInput(serializers.Serializer):
+class RunInput(StrictInput):
     """A new run: the model (``NAME:VERSION`` or id), the kind, and the cohort filter. Unknown keys: 400."""
 
     model = serializers.CharField(max_length=200)
@@ -43,13 +44,6 @@ class RunInput(serializers.Serializer):
     sample = serializers.IntegerField(min_value=1, max_value=MAX_SAMPLE, required=False)
     seed = serializers.IntegerField(min_value=0, max_value=MAX_SEED, default=0)
     chunk_size = serializers.IntegerField(min_value=1, max_value=1024, required=False)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        # A misspelt filter ("speciality") must not silently widen the cohort to every study.
-        unknown = sorted(set(self.initial_data) - set(self.fields))
-        if unknown:
-            raise ValidationError({key: "Unknown field." for key in unknown[:20]})
-        return attrs
 
 
 class RunOutput(serializers.ModelSerializer):
@@ -85,8 +79,8 @@ class RunOutput(serializers.ModelSerializer):
         return {"id": mv.pk, "name": mv.name, "version": mv.version}
 
     def get_progress(self, run: ReinferenceRun) -> dict[str, Any]:
-        """Done, failed, total, rate and ETA (see :func:`inference.selectors.run_progress`)."""
-        return selectors.run_progress(run)
+        """Done, failed, total, rate, ETA and (one run, not a list) liveness; see ``run_progress``."""
+        return selectors.run_progress(run, liveness=not self.context.get("in_list", False))
 
 
 class ResultOutput(serializers.ModelSerializer):
@@ -154,7 +148,7 @@ class RunListCreate(generics.GenericAPIView):
     )
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(RunOutput(page, many=True).data)
+        return self.get_paginated_response(RunOutput(page, many=True, context={"in_list": True}).data)
 
     @extend_schema(request=RunInput, responses={201: RunOutput})
     def post(self, request: Request) -> Response:

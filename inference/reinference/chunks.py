@@ -29,6 +29,7 @@ from inference.models import (
 )
 from inference.prompts import PromptError, build_prompt
 from inference.registry import ArtifactIntegrityError, verify_artifacts
+from inference.reinference.lease import chunk_heartbeat
 from inference.reinference.runs import (
     MAX_ERROR_CHARS,
     complete_if_finished,
@@ -292,10 +293,12 @@ def reinference_chunk_process(*, chunk_id: int, owner: str | None = None) -> str
             outcome.error = f"abandoned after {chunk.attempts - 1} lost attempts"
         return _store(chunk, outcomes, None)
     mv = run.model_version
-    try:
-        verify_artifacts(mv)  # cheap (a few MB hashed per chunk); a model swapped mid-run must not run
-        generation_ms = _generate(mv, run.kind, outcomes)
-    except (runtime.ModelNotRunnable, ArtifactIntegrityError) as exc:
-        reinference_run_fail(run_id=run.pk, error=f"{type(exc).__name__}: {exc}")
-        return "failed"
-    return _store(chunk, outcomes, generation_ms)
+    # Renewed while this process lives, however long the batch takes; a dead process's lease runs out.
+    with chunk_heartbeat(chunk_id=chunk_id, owner=owner, lease_seconds=lease_seconds()):
+        try:
+            verify_artifacts(mv)  # cheap (a few MB hashed per chunk); a model swapped mid-run must not run
+            generation_ms = _generate(mv, run.kind, outcomes)
+        except (runtime.ModelNotRunnable, ArtifactIntegrityError) as exc:
+            reinference_run_fail(run_id=run.pk, error=f"{type(exc).__name__}: {exc}")
+            return "failed"
+        return _store(chunk, outcomes, generation_ms)

@@ -63,7 +63,7 @@ def reinference_reap(*, now: Any = None, redispatch_after: int | None = None) ->
         for pk, owner in list(expired):
             if ReinferenceChunk.objects.filter(
                 pk=pk, status=ChunkStatus.RUNNING, lease_owner=owner, lease_expires_at__lt=now
-            ).update(status=ChunkStatus.PENDING, lease_owner="", lease_expires_at=None, dispatched_at=now):
+            ).update(status=ChunkStatus.PENDING, lease_owner="", dispatched_at=now):  # last lease kept
                 logger.warning("re-inference chunk %s: lease of %s expired; handed back", pk, owner)
                 to_send.append(pk)
                 expired_count += 1

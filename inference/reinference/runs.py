@@ -50,8 +50,8 @@ def chunk_size_default() -> int:
 
 
 def lease_seconds() -> int:
-    """How long a claimed chunk stays its worker's before the reaper may hand it to another."""
-    return _setting("REINFERENCE_LEASE_SECONDS", 600)
+    """How long a claimed chunk stays its worker's without a renewal (its heartbeat renews it)."""
+    return _setting("REINFERENCE_LEASE_SECONDS", 30)
 
 
 def max_attempts() -> int:

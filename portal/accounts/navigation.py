@@ -36,6 +36,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("models", "Models", ("models", "model-list", "inference:models", "model-versions")),
     NavItem("legal", "Legal", ("legal", "legal-home", "legal:home", "legal-search", "legal:search")),
     NavItem("audit", "Audit", ("audit-status", "audit-log", "audit:status")),
+    NavItem("health", "Health", ("system-health",)),
     NavItem("interfaces", "Interfaces", ("records-interfaces",)),
     NavItem("clinicians", "Clinicians", ("records-clinicians",)),
 )

@@ -97,3 +97,12 @@ class CanExportPackages(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return roles.can_export_packages(request.user)
+
+
+class CanViewSystemHealth(BasePermission):
+    """The health report of database, broker and workers: admins and monitoring service accounts."""
+
+    message = "This account may not read the system's health."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return roles.can_view_system_health(request.user)

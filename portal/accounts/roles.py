@@ -170,6 +170,16 @@ def can_view_audit_status(user: UserLike | None) -> bool:
     return has_any_role(user, AUDIT_STATUS_ROLES)
 
 
+# The health of database, broker and workers (no clinical data): admins on the page, and service
+# accounts through the API so that a monitoring system needs no admin login.
+SYSTEM_HEALTH_ROLES = frozenset({Role.ADMIN, Role.INTEGRATION})
+
+
+def can_view_system_health(user: UserLike | None) -> bool:
+    """May this account read the health of database, broker and workers?"""
+    return has_any_role(user, SYSTEM_HEALTH_ROLES)
+
+
 def visible_studies(user: UserLike | None, studies: QuerySet) -> QuerySet:
     """Restrict a Study queryset to what ``user`` may see.
 
@@ -248,6 +258,7 @@ PAGE_ROLES: dict[str, frozenset[Role]] = {
     "models": MODEL_VIEW_ROLES,
     "legal": LEGAL_PAGE_ROLES,
     "audit": AUDIT_STATUS_ROLES,
+    "health": frozenset({Role.ADMIN}),  # the integration account may read the JSON, no page
     "interfaces": INTERFACE_ADMIN_ROLES,
     "clinicians": INTERFACE_ADMIN_ROLES,
 }

@@ -1,8 +1,10 @@
 """Enqueue Celery tasks by name once the transaction commits, tolerating a broker outage.
 
 Services enqueue by task name (they do not import the tasks modules, which import them). A broker that
-is down must not fail work that already committed: the message is logged as not sent (ids only, no PHI)
-and the app's periodic catch-up (sweeper or reaper) sends it later.
+is down must not fail work that already committed, nor make every request wait on it: the first
+failed send opens a circuit breaker (:mod:`.breaker`), and while it is open sends are skipped at once.
+A message not sent is logged (task name and ids only, no PHI) and the app's periodic catch-up (sweeper
+or reaper) sends it later from what the database holds.
 """
 
 from __future__ import annotations
@@ -11,9 +13,39 @@ import logging
 from collections.abc import Iterable
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
 
+from portal.core.breaker import CircuitBreaker
+
 logger = logging.getLogger(__name__)
+
+#: The one breaker of this process around the broker (see :func:`broker_breaker`).
+_BROKER_BREAKER = CircuitBreaker(name="broker")
+
+
+def broker_breaker() -> CircuitBreaker:
+    """This process's circuit breaker around sending to the broker, configured from settings."""
+    _BROKER_BREAKER.failures = settings.ENQUEUE_BREAKER_FAILURES
+    _BROKER_BREAKER.cooldown = settings.ENQUEUE_BREAKER_COOLDOWN_SECONDS
+    return _BROKER_BREAKER
+
+
+def send_now(task_name: str, object_id: int) -> bool:
+    """Send ``task_name(object_id)`` unless the broker's circuit is open; whether it was sent.
+
+    Never raises for a broker failure: the caller's work has committed, and its catch-up job re-sends.
+    """
+    breaker = broker_breaker()
+    if not breaker.allow():
+        return False
+    try:
+        current_app.send_task(task_name, args=[object_id])
+    except Exception as error:  # any broker failure opens the circuit; the catch-up job re-sends
+        breaker.failed(error)
+        return False
+    breaker.succeeded()
+    return True
 
 
 def enqueue_on_commit(task_name: str, ids: Iterable[int], *, catch_up: str) -> None:
@@ -27,10 +59,18 @@ def enqueue_on_commit(task_name: str, ids: Iterable[int], *, catch_up: str) -> N
         return
 
     def send() -> None:
-        for object_id in pending:
-            try:
-                current_app.send_task(task_name, args=[object_id])
-            except Exception:  # any broker failure: the catch-up job re-sends
-                logger.warning("%s for %s not enqueued; %s will re-send it", task_name, object_id, catch_up)
+        unsent = [object_id for object_id in pending if not send_now(task_name, object_id)]
+        if unsent:
+            # One line per batch, ids only (no PHI); a run may enqueue hundreds of chunks at once.
+            state = broker_breaker().snapshot()
+            logger.warning(
+                "%s not enqueued for %d id(s) (first %s; broker circuit %s, %s); %s will send them",
+                task_name,
+                len(unsent),
+                unsent[0],
+                state["state"],
+                state["last_error"] or "no error recorded",
+                catch_up,
+            )
 
     transaction.on_commit(send)

@@ -52,11 +52,21 @@ def start_worker(
     cwd: Path | str | None = None,
     stdout: IO[Any] | int | None = None,
     stderr: IO[Any] | int | None = None,
+    own_process_group: bool = False,
     **options: Any,
 ) -> subprocess.Popen:
-    """Start a worker process (``options`` as for :func:`worker_argv`) with its environment."""
+    """Start a worker process (``options`` as for :func:`worker_argv`) with its environment.
+
+    ``own_process_group`` puts the worker and its pool processes in a group of their own (its id is
+    the worker's pid), so that a supervisor can end the pool a killed worker leaves behind.
+    """
     return subprocess.Popen(  # this interpreter, fixed argv: no shell
-        worker_argv(**options), cwd=cwd, env=dict(env), stdout=stdout, stderr=stderr
+        worker_argv(**options),
+        cwd=cwd,
+        env=dict(env),
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=own_process_group,
     )
 
 

@@ -30,6 +30,7 @@ from portal.legal.export import scope as export_scope
 from portal.legal.export.builder import build_package
 from portal.legal.export.deid import PROFILE as DEID_PROFILE
 from portal.legal.export.errors import ExportCancelled, ExportForbidden
+from portal.legal.export.lease import build_heartbeat, export_lease
 from portal.legal.export.scope import ExportScope
 from portal.legal.models import ExportPackage, ExportStatus
 
@@ -38,6 +39,7 @@ from portal.legal.models import ExportPackage, ExportStatus
 logger = logging.getLogger(__name__)
 
 EXPORT_TASK = "portal.legal.tasks.build_export_package"
+# A queued job whose message may have been lost (broker outage) is re-sent after this long.
 STALE_BUILD_AFTER = dt.timedelta(minutes=10)
 
 
@@ -173,7 +175,8 @@ def export_build(*, package_pk: int, out_path: Path | None = None) -> ExportPack
         return None
     target = out_path or exports_dir() / f"{package.package_id}.zip"
     try:
-        result = build_package(package=package, out_path=target, heartbeat=_heartbeat(package.pk))
+        with build_heartbeat(package_pk=package.pk):  # the lease lives as long as this process
+            result = build_package(package=package, out_path=target, heartbeat=_heartbeat(package.pk))
     except ExportCancelled:
         package.refresh_from_db()
         return package
@@ -272,13 +275,15 @@ def export_download(
     return handle
 
 
-def export_reap_stale(*, stale_after: dt.timedelta = STALE_BUILD_AFTER) -> list[int]:
+def export_reap_stale(*, stale_after: dt.timedelta | None = None) -> list[int]:
     """Requeue (or, after ``MAX_ATTEMPTS``, fail) building jobs whose heartbeat stopped; return their ids.
 
-    Also re-sends queued jobs whose message may have been lost. Partial files of a reaped job are
-    deleted; its next attempt writes a new temporary name.
+    Stopped means no heartbeat for ``stale_after`` (default: one lease, see :func:`export_lease`).
+    Also re-sends queued jobs whose message may have been lost (queued for ``stale_after``, default
+    STALE_BUILD_AFTER). Partial files of a reaped job are deleted; its next attempt writes a new
+    temporary name.
     """
-    cutoff = timezone.now() - stale_after
+    cutoff = timezone.now() - (export_lease() if stale_after is None else stale_after)
     reaped: list[int] = []
     for pk in list(
         ExportPackage.objects.filter(status=ExportStatus.BUILDING, heartbeat_at__lt=cutoff).values_list(
@@ -310,7 +315,8 @@ def export_reap_stale(*, stale_after: dt.timedelta = STALE_BUILD_AFTER) -> list[
             if retry:
                 _enqueue_export(package.pk)
         reaped.append(pk)
-    stuck = ExportPackage.objects.filter(status=ExportStatus.QUEUED, requested_at__lt=cutoff)
+    lost_before = timezone.now() - (STALE_BUILD_AFTER if stale_after is None else stale_after)
+    stuck = ExportPackage.objects.filter(status=ExportStatus.QUEUED, requested_at__lt=lost_before)
     for pk in stuck.values_list("pk", flat=True):
         with transaction.atomic():
             _enqueue_export(pk)

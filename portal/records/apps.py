@@ -11,5 +11,6 @@ class RecordsConfig(AppConfig):
 
     def ready(self) -> None:
         from audit import immutability
+        from portal.records.api import openapi  # noqa: F401 - registers the schema extensions
 
         immutability.register("records_aioutput", "records_signedreport")

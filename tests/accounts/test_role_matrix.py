@@ -46,6 +46,7 @@ REINFER_VIEW = frozenset({"carol", "dana", "otto", "root"})
 REINFER_RUN = CHAIR
 MODELS_VIEW = frozenset({"carol", "dana", "otto", "lena", "root"})
 MODELS_MANAGE = CHAIR
+SYSTEM_HEALTH = frozenset({"ris", "root"})
 INTERFACES = frozenset({"root"})  # the integration admin's pages: interface monitor, clinicians
 MISSING = 987_654  # a primary key that exists nowhere
 
@@ -115,6 +116,7 @@ RULES: dict[str, list[Probe]] = {
     "otp-verify": [page(ALL, {302}), page(ALL, {302}, method="post")],
     "session-keepalive": [post(ALL, {204}), get(ALL, NOT_ALLOWED, anonymous=NOT_ALLOWED)],
     "session-status": [get(ALL, {200}, anonymous={200})],
+    "system-health": [page(frozenset({"root"}), {200})],
     # --- Review pages -------------------------------------------------------------------------------
     "review-queue": [page(REVIEW_READ, {200})],
     "review-assign": [page(CHAIR, {302, 400}, method="post"), page(PEOPLE, NOT_ALLOWED)],
@@ -154,6 +156,8 @@ RULES: dict[str, list[Probe]] = {
     # --- Records API --------------------------------------------------------------------------------
     "api-schema": [get(ALL, {200})],
     "api-health": [get(ALL, {200}, anonymous={200})],
+    # No worker runs beside the tests: the report says so with 503 (200 when everything is up).
+    "api-system-health": [get(SYSTEM_HEALTH, {200, 503})],
     "api-compare": [post(COMPARE, {400}), get(COMPARE, NOT_ALLOWED)],
     "api-studies": [get(READ_RECORDS, {200}), post(INGEST, {400})],
     "api-study": [get(READ_ALL | {"alice"}, {200}, special={"bob": frozenset({404})})],

@@ -78,7 +78,8 @@ def test_a_broker_outage_is_logged_not_raised(monkeypatch, caplog, django_captur
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             enqueue.enqueue_on_commit("app.tasks.job", [9], catch_up="the reaper")
     assert len(callbacks) == 1
-    assert "app.tasks.job for 9 not enqueued; the reaper will re-send it" in caplog.text
+    assert "app.tasks.job not enqueued for 1 id(s) (first 9; broker circuit open" in caplog.text
+    assert "the reaper will send them" in caplog.text
 
 
 def test_nothing_to_send_registers_nothing(django_capture_on_commit_callbacks):

@@ -32,7 +32,7 @@ package = export_jobs.export_request(
 )
 print(package.pk)
 """
-# What beat's reaper does once a build's heartbeat is older than STALE_BUILD_AFTER (10 minutes): the
+# What beat's reaper does once a build's heartbeat is older than EXPORT_LEASE_SECONDS (30 s): the
 # test cannot wait that long, and the heartbeat of a SIGKILLed worker is stale by definition.
 REAP_NOW = """
 import datetime as dt

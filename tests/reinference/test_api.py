@@ -77,6 +77,13 @@ def test_a_qa_chair_creates_a_run(client_for, make_cohort, tiny_model_version, m
         "elapsed_seconds": None,
         "rate_per_second": None,
         "eta_seconds": None,
+        "liveness": {
+            "lost_chunks": 0,
+            "lost_at": None,
+            "retry_from": None,
+            "workers": "working",
+            "notice": "",
+        },
     }
     assert AuditEvent.objects.get(action="reinference_run.create").actor_username == "dana"
 

@@ -85,7 +85,10 @@ class Command(BaseCommand):
             progress = selectors.run_progress(run)
             eta = "" if progress["eta_seconds"] is None else f", ETA {progress['eta_seconds']:.0f} s"
             rate = "" if progress["rate_per_second"] is None else f", {progress['rate_per_second']} studies/s"
-            self.stdout.write(f"{run.status}: {run.done} done, {run.failed} failed of {run.total}{rate}{eta}")
+            notice = f". {progress['liveness']['notice']}" if progress["liveness"]["notice"] else ""
+            self.stdout.write(
+                f"{run.status}: {run.done} done, {run.failed} failed of {run.total}{rate}{eta}{notice}"
+            )
             if not run.is_active:
                 break
             if deadline is not None and time.monotonic() > deadline:

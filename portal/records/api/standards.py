@@ -13,7 +13,6 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.request import Request
@@ -21,6 +20,7 @@ from rest_framework.views import APIView
 
 from audit import log as audit
 from portal.accounts.permissions import CanIngest
+from portal.records.api.openapi import dicom_upload_schema, fhir_resource_schema, hl7_message_schema
 from portal.records.ingest import channels
 from portal.records.ingest.fhir_outcome import operation_outcome
 from portal.records.ingest.inbound import Answer
@@ -58,7 +58,7 @@ class _FhirView(APIView):
     parser_classes = [RawBodyParser]
     endpoint = ""
 
-    @extend_schema(request={"application/fhir+json": dict}, responses={200: dict, 201: dict, 400: dict})
+    @fhir_resource_schema
     def post(self, request: Request) -> HttpResponse:
         content_type = (request.content_type or "").split(";")[0].strip().lower()
         if content_type not in FHIR_TYPES:
@@ -115,9 +115,7 @@ class Hl7View(APIView):
     permission_classes = [CanIngest]
     parser_classes = [RawBodyParser]
 
-    @extend_schema(
-        request={"x-application/hl7-v2+er7": str}, responses={200: OpenApiResponse(description="HL7 ACK")}
-    )
+    @hl7_message_schema
     def post(self, request: Request) -> HttpResponse:
         answer = channels.receive(
             channel=InboundChannel.HL7_HTTP,
@@ -135,15 +133,7 @@ class DicomUploadView(APIView):
     permission_classes = [CanIngest]
     parser_classes = [MultiPartParser]
 
-    @extend_schema(
-        request={
-            "multipart/form-data": {
-                "type": "object",
-                "properties": {"file": {"type": "string", "format": "binary"}},
-            }
-        },
-        responses={200: dict, 201: dict},
-    )
+    @dicom_upload_schema
     def post(self, request: Request) -> HttpResponse:
         upload = request.FILES.get("file")
         if upload is None:

@@ -2,7 +2,8 @@
 
 Migrates, loads the synthetic department once, creates one demo login per role and an API token for
 the integration account, then runs the web server (gunicorn) and a separate Celery worker (with beat)
-until interrupted. Credentials are random per installation and kept in var/demo-logins.json (0600).
+until interrupted, restarting the worker whenever it dies (:mod:`portal.demo.supervisor`).
+Credentials are random per installation and kept in var/demo-logins.json (0600).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rest_framework.authtoken.models import Token
 
 from portal.accounts.roles import Role
 from portal.core.workers import start_worker
+from portal.demo.supervisor import Supervisor
 from portal.records.models import Study
 
 DEMO_USERS = [
@@ -121,6 +123,7 @@ class Command(BaseCommand):
             "Next steps:",
             "  logins and token    kept in var/demo-logins.json (readable by you only)",
             "  stop                Ctrl-C here stops the web server and the worker together",
+            "  worker              restarted if it dies (a 'supervisor:' line says so); pages keep working",
             "  a command           in another terminal: .venv/bin/python manage.py verify_audit",
             "                      (all commands: .venv/bin/python manage.py help; README 'Useful commands')",
             "  start afresh        make clean-demo && make demo",
@@ -129,49 +132,46 @@ class Command(BaseCommand):
         self.stdout.write("\n".join(lines))
 
     def _serve(self, options: dict[str, Any], logins: dict[str, Any], started: float) -> None:
-        bin_dir = Path(sys.executable).parent
         env = os.environ.copy()
-        web = subprocess.Popen(
-            [  # fixed argv, no shell
-                str(bin_dir / "gunicorn"),
-                "portal.wsgi:application",
-                "--bind",
-                f"{options['host']}:{options['port']}",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "--access-logfile",
-                "-",
-                "--access-logformat",
-                '%(h)s "%(m)s %(U)s" %(s)s %(L)ss',  # path without query string: no PHI in logs
-            ],
-            env=env,
+        supervisor = Supervisor(
+            start_web=lambda: _start_web(options["host"], options["port"], env),
+            start_worker=lambda: start_worker(
+                env=env,
+                solo=False,
+                loglevel="INFO",
+                concurrency=2,
+                beat_schedule=settings.VAR_DIR / "celerybeat-schedule",
+                own_process_group=True,
+            ),
+            log=self.stdout,
         )
-        worker = start_worker(
-            env=env,
-            solo=False,
-            loglevel="INFO",
-            concurrency=2,
-            beat_schedule=settings.VAR_DIR / "celerybeat-schedule",
-        )
-        processes = [web, worker]
-        self._print_banner(options, logins, time.monotonic() - started)
 
         def stop(*_: Any) -> None:
-            for process in processes:
-                if process.poll() is None:
-                    process.terminate()
+            supervisor.stop_requested.set()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        try:
-            while all(process.poll() is None for process in processes):
-                time.sleep(0.5)
-        finally:
-            stop()
-            for process in processes:
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        supervisor.start()
+        self._print_banner(options, logins, time.monotonic() - started)
+        supervisor.watch()
+
+
+def _start_web(host: str, port: int, env: dict[str, str]) -> subprocess.Popen:
+    """gunicorn serving the portal on ``host:port`` (2 processes x 4 threads)."""
+    return subprocess.Popen(
+        [  # fixed argv, no shell
+            str(Path(sys.executable).parent / "gunicorn"),
+            "portal.wsgi:application",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--access-logfile",
+            "-",
+            "--access-logformat",
+            '%(h)s "%(m)s %(U)s" %(s)s %(L)ss',  # path without query string: no PHI in logs
+        ],
+        env=env,
+    )
