@@ -15,8 +15,9 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
-from django.db import connection, connections
+from django.db import connection
 
+from audit import range_workers
 from audit.canonical import canonical_json
 from audit.merkle import leaf_hash
 from audit.models import LEAF_FIELDS, AuditEvent, leaf_document
@@ -77,18 +78,18 @@ def recompute_all(
         return recompute(start, end)
     step = -(-(end - start) // workers)
     bounds = [(lo, min(lo + step, end)) for lo in range(start, end, step)]
-    connections.close_all()  # each forked worker opens its own connection
-    with ProcessPoolExecutor(len(bounds), mp_context=multiprocessing.get_context("fork")) as pool:
-        parts = list(pool.map(_recompute_in_worker, bounds))
+    # Spawned, not forked: forking a process that runs other threads (a web server, a broker client,
+    # a test's helpers) can copy a lock another thread holds, and the child then waits on it forever.
+    # A spawned worker sets Django up afresh and is told which database to read (in tests the test
+    # database, whose name only this process knows).
+    with ProcessPoolExecutor(
+        len(bounds),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=range_workers.start,
+        initargs=(connection.settings_dict["NAME"],),
+    ) as pool:
+        parts = list(pool.map(range_workers.recompute, bounds))
     return _join(parts)
-
-
-def _recompute_in_worker(bounds: tuple[int, int]) -> RangeResult:
-    connections.close_all()  # never share the parent's socket
-    try:
-        return recompute(*bounds)
-    finally:
-        connections.close_all()
 
 
 def _join(parts: list[RangeResult]) -> RangeResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -46,8 +47,13 @@ class HangingUpBroker:
 
 @contextlib.contextmanager
 def broker_at(port: int, *, password: str = "") -> Iterator[Celery]:
-    """A Celery app sending to Redis on ``port`` made the current app for the duration."""
+    """A Celery app sending to Redis on ``port`` made the current app for the duration.
+
+    Celery's ``broker_url`` prefers the CELERY_BROKER_URL environment variable over the app's own
+    setting, so the variable is lifted for the duration (CI exports it for the real broker).
+    """
     previous = current_app._get_current_object()
+    exported = os.environ.pop("CELERY_BROKER_URL", None)
     auth = f":{password}@" if password else ""
     app = Celery("broker-test", broker=f"redis://{auth}127.0.0.1:{port}/0", set_as_current=True)
     app.conf.broker_connection_timeout = 2
@@ -56,6 +62,8 @@ def broker_at(port: int, *, password: str = "") -> Iterator[Celery]:
     finally:
         app.close()
         previous.set_current()
+        if exported is not None:
+            os.environ["CELERY_BROKER_URL"] = exported
 
 
 def wait_for_port(port: int) -> None:
