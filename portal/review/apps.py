@@ -11,8 +11,12 @@ class ReviewConfig(AppConfig):
 
     def ready(self) -> None:
         from audit import immutability
+        from django.db.models.signals import post_save
+
         from portal.core.signals import stored_comparisons_wanted
-        from portal.review.receivers import stored_comparisons
+        from portal.records.models import Clinician
+        from portal.review.receivers import clinician_saved, stored_comparisons
 
         immutability.register("review_review", "review_discrepancyverdict")
         stored_comparisons_wanted.connect(stored_comparisons, dispatch_uid="review.stored_comparisons")
+        post_save.connect(clinician_saved, sender=Clinician, dispatch_uid="review.clinician_saved")

@@ -1,12 +1,14 @@
-"""Exports of the chair's performance summary: CSV (formula-injection safe) and PDF (fpdf2)."""
+"""Exports of the chair's performance summary: CSV (a plain table, formula-injection safe) and PDF.
+
+Both are built from the same :class:`PerformanceRow` cells as the page, so the three agree.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
 
-from fpdf import FPDF
-
+from portal.core.pdf import FAMILY, table, unicode_pdf
 from portal.review.selectors import RADPEER_VALUES, PerformanceRow
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -17,10 +19,19 @@ HEADER = (
     "with a significant discrepancy",
     "significant rate",
     "committee reviews",
+    "radiologist erred",
     *(f"RADPEER {s}" for s in RADPEER_VALUES),
     "major (2b+3b) rate",
+    "AI errors (model's, not counted)",
+    "AI error carried into report",
     "feedback sent",
     "feedback acknowledged",
+)
+NOTE = (
+    "Engine figures compare the clinical AI draft with the signed report, whoever erred. RADPEER and the "
+    "major rate count only what the committee attributed to the signed report (including AI errors "
+    "carried into it); errors of the AI draft alone count for the model version, not the radiologist. "
+    "Major = 2b or 3b, over all committee reviews of the radiologist's cases (current reviews only)."
 )
 
 
@@ -30,64 +41,65 @@ def csv_safe(value: object) -> str:
     return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
-def _cells(row: PerformanceRow) -> list[object]:
+def cells(row: PerformanceRow) -> list[str]:
+    """One radiologist's row as the page, the CSV and the PDF print it."""
     return [
         row.name,
-        row.compared,
-        row.with_discrepancy,
-        row.significant,
+        str(row.compared),
+        str(row.with_discrepancy),
+        str(row.significant),
         f"{row.significant_rate * 100:.1f}%",
-        row.reviewed,
-        *(row.radpeer.get(s, 0) for s in RADPEER_VALUES),
+        str(row.reviewed),
+        str(row.radiologist_errors),
+        *(str(row.radpeer.get(s, 0)) for s in RADPEER_VALUES),
         f"{row.major_discrepancy_rate * 100:.1f}%",
-        row.feedback,
-        row.acknowledged,
+        str(row.ai_errors),
+        str(row.carried),
+        str(row.feedback),
+        str(row.acknowledged),
     ]
 
 
-def performance_csv_rows(rows: Sequence[PerformanceRow], start: dt.date, end: dt.date) -> list[list[str]]:
-    """The CSV's rows: a period line, the header, one row per radiologist; every cell made safe."""
-    out = [[csv_safe(f"Concordance performance summary {start.isoformat()} to {end.isoformat()}")]]
-    out.append([csv_safe(h) for h in HEADER])
-    out.extend([csv_safe(c) for c in _cells(row)] for row in rows)
+def performance_csv_rows(rows: Sequence[PerformanceRow]) -> list[list[str]]:
+    """The CSV's rows: the header first, then one row per radiologist; every cell made safe.
+
+    A plain table (no title line), so spreadsheets and scripts read the header as the header; the
+    period is in the file name.
+    """
+    out = [[csv_safe(h) for h in HEADER]]
+    out.extend([csv_safe(c) for c in cells(row)] for row in rows)
     return out
 
 
-def _latin1(text: str) -> str:
-    # The PDF core fonts are Latin-1; anything else prints as "?" rather than failing the export.
-    return text.encode("latin-1", "replace").decode("latin-1")
+WIDTHS = [44, 14, 15, 17, 15, 15, 15, 11, 11, 11, 11, 11, 15, 20, 18, 14, 16]
 
 
-def performance_pdf(rows: Sequence[PerformanceRow], start: dt.date, end: dt.date) -> bytes:
-    """An A4 landscape PDF of the summary (the OPPE/FPPE file a credentials committee keeps)."""
-    pdf = FPDF(orientation="L", unit="mm", format="A4")
+def performance_pdf(
+    rows: Sequence[PerformanceRow], start: dt.date, end: dt.date, *, as_of: dt.datetime | None
+) -> bytes:
+    """An A4 landscape PDF of the summary (the OPPE/FPPE file a credentials committee keeps).
+
+    Names print in any script (embedded DejaVu Sans); header titles wrap inside their columns.
+    """
+    pdf = unicode_pdf(orientation="L")
     pdf.set_auto_page_break(auto=True, margin=12)
     pdf.add_page()
-    pdf.set_font("helvetica", "B", 14)
-    pdf.cell(0, 9, _latin1("Radiologist performance summary (OPPE/FPPE)"), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("helvetica", "", 9)
+    pdf.set_font(FAMILY, "B", 14)
+    pdf.cell(0, 9, "Radiologist performance summary (OPPE/FPPE)", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FAMILY, "", 9)
+    stamp = as_of.strftime("%Y-%m-%d %H:%M %Z") if as_of else "not computed yet"
     pdf.cell(
-        0, 6, _latin1(f"Studies from {start.isoformat()} to {end.isoformat()}"), new_x="LMARGIN", new_y="NEXT"
+        0,
+        6,
+        f"Studies from {start.isoformat()} to {end.isoformat()}; figures as of {stamp}",
+        new_x="LMARGIN",
+        new_y="NEXT",
     )
     pdf.ln(2)
-    widths = [48, 17, 17, 20, 17, 17, 12, 12, 12, 12, 12, 19, 17, 21]
-    pdf.set_font("helvetica", "B", 7)
-    for width, title in zip(widths, HEADER, strict=True):
-        pdf.cell(width, 8, _latin1(title.replace("with a ", "")[:22]), border=1)
-    pdf.ln()
-    pdf.set_font("helvetica", "", 8)
-    for row in rows:
-        for width, value in zip(widths, _cells(row), strict=True):
-            pdf.cell(width, 6, _latin1(str(value))[:40], border=1)
-        pdf.ln()
+    table(pdf, list(HEADER), [cells(row) for row in rows], WIDTHS)
     if not rows:
         pdf.cell(0, 6, "No cases in this period.", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
-    pdf.set_font("helvetica", "I", 7)
-    pdf.multi_cell(
-        0,
-        4,
-        "Engine figures compare the clinical AI draft with the signed report; RADPEER figures are the "
-        "committee's current scores (corrections replace earlier scores). Major = 2b or 3b.",
-    )
+    pdf.set_font(FAMILY, "", 7)
+    pdf.multi_cell(0, 4, NOTE)
     return bytes(pdf.output())

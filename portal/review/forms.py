@@ -8,7 +8,14 @@ from django import forms
 from django.core.validators import RegexValidator
 
 from portal.records.models import Specialty
-from portal.review.models import CampaignMethod, DiscrepancyCategory, RadpeerScore, ReviewStatus, Verdict
+from portal.review.models import (
+    CampaignMethod,
+    CorrectSide,
+    DiscrepancyCategory,
+    RadpeerScore,
+    ReviewStatus,
+    Verdict,
+)
 from portal.review.selectors import SORTS, QueueFilters
 from portal.review.services import MAX_COMMENT_CHARS, VerdictInput
 
@@ -28,13 +35,20 @@ SORT_CHOICES = [
 assert {value for value, _ in SORT_CHOICES} == set(SORTS)  # noqa: S101 - import-time consistency check
 
 
+class UpperChoiceField(forms.ChoiceField):
+    """A choice of codes written in capitals ("CT"), also accepted in small letters ("ct")."""
+
+    def to_python(self, value: object) -> str:
+        return super().to_python(value).upper()
+
+
 class QueueFilterForm(forms.Form):
     """The queue's filters and sort order (GET); every field optional."""
 
     date_from = forms.DateField(required=False, label="Study from")
     date_to = forms.DateField(required=False, label="Study to")
     specialty = forms.ChoiceField(choices=ANY + list(Specialty.choices), required=False)
-    modality = forms.CharField(max_length=16, required=False, validators=[MODALITY])
+    modality = forms.CharField(max_length=16, required=False, validators=[MODALITY])  # see __init__
     category = forms.ChoiceField(choices=ANY + list(DiscrepancyCategory.choices), required=False)
     significance = forms.ChoiceField(choices=ANY + SIGNIFICANCE_CHOICES, required=False)
     radpeer = forms.ChoiceField(choices=ANY + [(v, v) for v in RadpeerScore.values], required=False,
@@ -44,6 +58,13 @@ class QueueFilterForm(forms.Form):
     status = forms.ChoiceField(choices=ANY + list(ReviewStatus.choices), required=False)
     sort = forms.ChoiceField(choices=SORT_CHOICES, required=False)
     cursor = forms.CharField(max_length=1024, required=False)
+
+    def __init__(self, *args, modalities: list[str] | None = None, **kwargs) -> None:  # noqa: ANN002, ANN003
+        """``modalities``: the codes the data holds; given, the modality filter is a list of them."""
+        super().__init__(*args, **kwargs)
+        if modalities is not None:
+            choices = ANY + [(code, code) for code in modalities]
+            self.fields["modality"] = UpperChoiceField(choices=choices, required=False)
 
     def clean_modality(self) -> str:
         return self.cleaned_data["modality"].upper()
@@ -125,10 +146,20 @@ def verdict_choices(own_category: str) -> list[tuple[str, str]]:
     return choices
 
 
-class AdjudicationForm(forms.Form):
-    """RADPEER score, a verdict per engine discrepancy (``verdict_<id>``), comment and optional feedback."""
+#: The "not scored" choice: the radiologist's report is not judged (no verdict finds it wrong).
+NOT_SCORED = ("", "Not scored - the signed report is not at fault")
+SIDE_CHOICES = [("", "Who was right?"), *CorrectSide.choices]
 
-    radpeer = forms.ChoiceField(choices=RadpeerScore.choices, widget=forms.RadioSelect)
+
+class AdjudicationForm(forms.Form):
+    """A verdict per engine discrepancy (``verdict_<id>``) with who was right (``side_<id>``) and
+    whether the AI's error was carried into the report (``carried_<id>``); the RADPEER score of the
+    radiologist's report where it is judged; comment and optional feedback.
+    """
+
+    radpeer = forms.ChoiceField(
+        choices=[*RadpeerScore.choices, NOT_SCORED], widget=forms.RadioSelect, required=False
+    )
     comment = forms.CharField(max_length=MAX_COMMENT_CHARS, required=False, widget=forms.Textarea)
     send_feedback = forms.BooleanField(required=False)
     feedback_message = forms.CharField(max_length=MAX_COMMENT_CHARS, required=False, widget=forms.Textarea)
@@ -142,6 +173,8 @@ class AdjudicationForm(forms.Form):
             self.fields[f"verdict_{discrepancy.pk}"] = forms.ChoiceField(
                 choices=verdict_choices(discrepancy.category), initial=Verdict.AGREE.value
             )
+            self.fields[f"side_{discrepancy.pk}"] = forms.ChoiceField(choices=SIDE_CHOICES, required=False)
+            self.fields[f"carried_{discrepancy.pk}"] = forms.BooleanField(required=False)
             self.discrepancy_ids.append(discrepancy.pk)
 
     def clean(self) -> dict:
@@ -155,5 +188,10 @@ class AdjudicationForm(forms.Form):
         out = {}
         for pk in self.discrepancy_ids:
             verdict, _, category = self.cleaned_data[f"verdict_{pk}"].partition(":")
-            out[pk] = VerdictInput(verdict=verdict, category=category)
+            out[pk] = VerdictInput(
+                verdict=verdict,
+                category=category,
+                correct_side=self.cleaned_data.get(f"side_{pk}") or "",
+                carried=bool(self.cleaned_data.get(f"carried_{pk}")),
+            )
         return out

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from portal.records.models import AIOutput, ModelVersion, SignedReport, Study
+from portal.records.models import AIOutput, Clinician, ModelVersion, SignedReport, Study
 
 
 class Significance(models.TextChoices):
@@ -19,8 +19,9 @@ class Significance(models.TextChoices):
 
 
 class DiscrepancyCategory(models.TextChoices):
-    """The engine's vocabulary, mirroring GREEN's error types."""
+    """The engine's vocabulary, mirroring GREEN's error types (plus certainty and self-contradiction)."""
 
+    INTERNAL_CONTRADICTION = "internal_contradiction", "Internal contradiction"
     FALSE_FINDING = "false_finding", "False finding"
     MISSED_FINDING = "missed_finding", "Missed finding"
     LOCATION = "location", "Location / laterality"
@@ -66,6 +67,12 @@ class Comparison(models.Model):
     radiologist = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # Who signed, as the feed named them. ``radiologist`` follows ``clinician.account`` (kept in step by
+    # the review app's receiver when an admin links or unlinks the clinician), so readers known only
+    # from HL7/FHIR are reviewed under their clinician and reach their account once it is linked.
+    clinician = models.ForeignKey(
+        Clinician, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     review_status = models.CharField(
         max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.UNASSIGNED
     )
@@ -100,13 +107,19 @@ class Comparison(models.Model):
             self.modality = self.modality or study.modality
         if self.model_version_id is None and self.candidate_id is not None:
             self.model_version_id = self.candidate.model_version_id
+        if self.clinician_id is None and self.reference_id is not None:
+            self.clinician_id = self.reference.clinician_id
         if self.radiologist_id is None and self.reference_id is not None:
-            self.radiologist_id = self.reference.radiologist_id
+            self.radiologist_id = self.reference.radiologist_id or self.reference.clinician.account_id
         super().save(*args, **kwargs)
 
 
 class Discrepancy(models.Model):
-    """One difference, with the exact words on each side (character spans into the stored texts)."""
+    """One difference, with the exact words on each side (character spans into the stored texts).
+
+    ``*_start``/``*_end`` span the quoted sentence; ``*_marks`` list the words that differ, as
+    ``[[start, end], ...]`` into the same text, one per repeat of the finding (findings and impression).
+    """
 
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="discrepancies")
     category = models.CharField(max_length=32, choices=DiscrepancyCategory.choices)
@@ -118,6 +131,8 @@ class Discrepancy(models.Model):
     reference_text = models.TextField(blank=True)
     reference_start = models.PositiveIntegerField(null=True, blank=True)
     reference_end = models.PositiveIntegerField(null=True, blank=True)
+    candidate_marks = models.JSONField(default=list, blank=True)
+    reference_marks = models.JSONField(default=list, blank=True)
     explanation = models.TextField()
 
     class Meta:
@@ -147,6 +162,19 @@ class Verdict(models.TextChoices):
     AGREE = "agree", "Agree with the engine"
     RECATEGORISE = "recategorise", "Real, but another category"
     NOT_A_DISCREPANCY = "not_a_discrepancy", "Not a discrepancy"
+
+
+class CorrectSide(models.TextChoices):
+    """Who was right against the images, for one discrepancy (the committee's attribution)."""
+
+    SIGNED_REPORT = "signed_report", "Signed report (the AI draft erred)"
+    AI_DRAFT = "ai_draft", "AI draft (the signed report erred)"
+    BOTH_ACCEPTABLE = "both_acceptable", "Both acceptable (wording or style)"
+    INDETERMINATE = "indeterminate", "Indeterminate from the images"
+
+
+#: Scores that say the radiologist's interpretation was discrepant (2a-3b); "1" is concurrence.
+DISCREPANT_SCORES = ("2a", "2b", "3a", "3b")
 
 
 class CampaignMethod(models.TextChoices):
@@ -221,13 +249,23 @@ class Assignment(models.Model):
 
 
 class Review(models.Model):
-    """The committee's RADPEER adjudication of a case. Immutable (database triggers): a reviewer who
-    changes their mind submits a new Review that ``supersedes`` the old one, so the history stays.
+    """The committee's adjudication of a case. Immutable (database triggers): a reviewer who changes
+    their mind submits a new Review that ``supersedes`` the old one, so the history stays.
+
+    Attribution is part of the verdict: each DiscrepancyVerdict says who was right against the images.
+    ``radiologist_erred`` (some verdict blames the signed report, or an AI error was carried into it)
+    and ``ai_erred`` (some verdict blames the AI draft) are derived from the verdicts when the review is
+    stored. RADPEER grades the radiologist's interpretation, so a discrepant score (2a-3b) is recorded
+    exactly when the radiologist erred; otherwise the score is "1" (concur) or empty (not scored), and
+    the AI's errors count for the model version, never for the radiologist.
     """
 
     comparison = models.ForeignKey(Comparison, on_delete=models.PROTECT, related_name="reviews")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    radpeer = models.CharField(max_length=2, choices=RadpeerScore.choices)
+    radpeer = models.CharField(max_length=2, choices=RadpeerScore.choices, blank=True)
+    radiologist_erred = models.BooleanField(default=False)
+    ai_erred = models.BooleanField(default=False)
+    carried_ai_error = models.BooleanField(default=False)
     comment = models.TextField(blank=True)
     supersedes = models.OneToOneField(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by"
@@ -237,9 +275,19 @@ class Review(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=Q(radpeer__in=[choice.value for choice in RadpeerScore]),
+                condition=Q(radpeer__in=[*(choice.value for choice in RadpeerScore), ""]),
                 name="review_radpeer_valid",
-            )
+            ),
+            # RADPEER against the radiologist only where the radiologist erred (see the docstring).
+            models.CheckConstraint(
+                condition=(Q(radiologist_erred=True) & Q(radpeer__in=DISCREPANT_SCORES))
+                | (Q(radiologist_erred=False) & Q(radpeer__in=["", "1"])),
+                name="review_radpeer_follows_attribution",
+            ),
+            models.CheckConstraint(
+                condition=Q(carried_ai_error=False) | (Q(radiologist_erred=True) & Q(ai_erred=True)),
+                name="review_carried_error_is_both",
+            ),
         ]
         indexes = [models.Index(fields=["comparison", "submitted_at"]), models.Index(fields=["radpeer"])]
 
@@ -249,17 +297,31 @@ class Review(models.Model):
 
 class DiscrepancyVerdict(models.Model):
     """Part of a Review: the committee agrees with one engine discrepancy, moves it to another category,
-    or rejects it. Immutable with its review.
+    or rejects it, and for a real discrepancy says who was right against the images (``correct_side``)
+    and whether the AI's error was carried into the signed report (accepted unchanged: automation bias).
+    Immutable with its review. ``correct_side`` is empty only on reviews stored before attribution.
     """
 
     review = models.ForeignKey(Review, on_delete=models.PROTECT, related_name="verdicts")
     discrepancy = models.ForeignKey(Discrepancy, on_delete=models.PROTECT, related_name="verdicts")
     verdict = models.CharField(max_length=20, choices=Verdict.choices)
     category = models.CharField(max_length=32, choices=DiscrepancyCategory.choices, blank=True)
+    correct_side = models.CharField(max_length=16, choices=CorrectSide.choices, blank=True)
+    carried_into_report = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["review", "discrepancy"], name="verdict_once_per_review"),
+            models.CheckConstraint(
+                condition=~Q(verdict="not_a_discrepancy")
+                | (Q(correct_side="") & Q(carried_into_report=False)),
+                name="verdict_no_attribution_when_rejected",
+            ),
+            # A carried error is an AI error the signed report repeats: not a matter of wording.
+            models.CheckConstraint(
+                condition=Q(carried_into_report=False) | ~Q(correct_side__in=["", "both_acceptable"]),
+                name="verdict_carried_error_is_an_error",
+            ),
             models.CheckConstraint(
                 condition=(Q(verdict="recategorise") & ~Q(category=""))
                 | (~Q(verdict="recategorise") & Q(category="")),
@@ -308,7 +370,10 @@ class DailyStat(models.Model):
 
     Aggregating a million cases on every dashboard view would take seconds; these rows are a few
     thousand. ``key`` is the specialty, modality, model version id or radiologist id ("" for all).
-    ``radpeer_*`` count the engine's suggestions, ``committee_*`` the committee's current scores.
+    ``radpeer_*`` count the engine's suggestions, ``committee_*`` the committee's current scores (only
+    reviews that scored the radiologist); ``reviewed`` counts current reviews, ``ai_errors`` those that
+    found an error of the AI draft (the model's figure), ``radiologist_errors`` those that found one of
+    the signed report, ``carried`` those where the AI's error survived into the signed report.
     """
 
     dimension = models.CharField(max_length=16, choices=StatDimension.choices)
@@ -330,6 +395,10 @@ class DailyStat(models.Model):
     committee_2b = models.PositiveIntegerField(default=0)
     committee_3a = models.PositiveIntegerField(default=0)
     committee_3b = models.PositiveIntegerField(default=0)
+    reviewed = models.PositiveIntegerField(default=0)
+    ai_errors = models.PositiveIntegerField(default=0)
+    radiologist_errors = models.PositiveIntegerField(default=0)
+    carried = models.PositiveIntegerField(default=0)
     refreshed_at = models.DateTimeField()
 
     class Meta:

@@ -35,3 +35,9 @@ def display_name(user_id: int | None, *, full_name: str, username: str, reveal: 
     if not reveal:
         return pseudonym(user_id)
     return full_name.strip() or username
+
+
+def clinician_pseudonym(clinician_id: int) -> str:
+    """The reader label of a clinician with no portal account (known only from the RIS feed)."""
+    digest = hmac.new(_key(), f"clinician:{int(clinician_id)}".encode("ascii"), hashlib.sha256).hexdigest()
+    return f"{PREFIX} {digest[:6].upper()}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from portal.records.models import Clinician
 from portal.review.models import Comparison, Discrepancy
 
 Pair = tuple[int, int]
@@ -32,3 +33,17 @@ def stored_comparisons(sender: Any, *, pairs: Iterable[Pair], **_: Any) -> dict[
     ).values_list("comparison_id", "category", "significance"):
         found[pair_of[comparison_id]][3].append({"category": category, "significance": significance})
     return found
+
+
+def clinician_saved(sender: Any, *, instance: Clinician, created: bool, **_: Any) -> None:
+    """A clinician linked to (or unlinked from) an account: their cases follow the link.
+
+    Readers known only from HL7/FHIR are stored with no account; once an admin links them, their cases
+    reach their queue rows, feedback and performance figures (and unlinking takes them away again).
+    Runs inside the linking transaction, so the link and the cases change together.
+    """
+    if created:
+        return
+    Comparison.objects.filter(clinician_id=instance.pk).exclude(radiologist_id=instance.account_id).update(
+        radiologist_id=instance.account_id
+    )

@@ -24,11 +24,14 @@ from portal.review.errors import InvalidReview
 from portal.review.models import (
     Assignment,
     Comparison,
+    CorrectSide,
     DailyStat,
     Discrepancy,
+    DiscrepancyVerdict,
     Feedback,
     Review,
     StatDimension,
+    Verdict,
 )
 
 User = get_user_model()
@@ -126,6 +129,29 @@ def queue_queryset(filters: QueueFilters) -> QuerySet[Comparison]:
     return qs
 
 
+#: The queue counts its matches up to this many (a count of a million rows would cost every page view).
+TOTAL_CAP = 10_000
+
+
+def queue_total(filters: QueueFilters) -> tuple[int, bool]:
+    """How many cases match the filters, and whether there are more than :data:`TOTAL_CAP`."""
+    found = queue_queryset(filters).values("pk")[: TOTAL_CAP + 1].count()
+    return min(found, TOTAL_CAP), found > TOTAL_CAP
+
+
+def modality_choices(requested: str = "") -> list[str]:
+    """The modality codes the data holds (read from the daily rollup, a few thousand rows), for the
+    queue's controlled list. A code asked for that the rollup does not know yet (a case stored since
+    its last refresh) is offered when a case has it, so a link to a new modality still works.
+    """
+    rollup = DailyStat.objects.filter(dimension=StatDimension.MODALITY).exclude(key="")
+    codes = set(rollup.values_list("key", flat=True))
+    requested = requested.strip().upper()[:16]
+    if requested and requested not in codes and Comparison.objects.filter(modality=requested).exists():
+        codes.add(requested)
+    return sorted(codes)
+
+
 def _key_values(comparison: Comparison, ordering: tuple[str, ...]) -> list[Any]:
     return [getattr(comparison, name.lstrip("-")) for name in ordering]
 
@@ -180,7 +206,7 @@ def queue_page(
     ordering = SORTS[sort]
     qs = queue_queryset(filters).select_related("model_version")
     if with_names:
-        qs = qs.select_related("radiologist")
+        qs = qs.select_related("radiologist", "clinician")
     if cursor:
         qs = qs.filter(_after(ordering, decode_cursor(sort, cursor)))
     rows = list(qs.order_by(*ordering)[: PAGE_SIZE + 1])
@@ -220,7 +246,13 @@ def case_get(comparison_id: int) -> Comparison | None:
     """The case with the rows its page shows in one query (study, draft, model, report, radiologist)."""
     return (
         Comparison.objects.select_related(
-            "study", "candidate", "candidate__model_version", "reference", "reference__radiologist"
+            "study",
+            "candidate",
+            "candidate__model_version",
+            "reference",
+            "reference__radiologist",
+            "radiologist",
+            "clinician",
         )
         .filter(pk=comparison_id)
         .first()
@@ -278,6 +310,7 @@ def adjudicators() -> list[AbstractBaseUser]:
 # --- Dashboard ----------------------------------------------------------------------------------------
 
 COMMITTEE_FIELDS = tuple(f"committee_{score}" for score in RADPEER_VALUES)
+ATTRIBUTION_FIELDS = ("reviewed", "ai_errors", "radiologist_errors", "carried")
 COUNT_FIELDS = (
     "studies",
     "ai_outputs",
@@ -290,6 +323,7 @@ COUNT_FIELDS = (
     "radpeer_3a",
     "radpeer_3b",
     *COMMITTEE_FIELDS,
+    *ATTRIBUTION_FIELDS,
 )
 
 
@@ -322,8 +356,11 @@ def stats_breakdown(dimension: str, start: dt.date, end: dt.date) -> list[dict[s
 
 
 def stats_refreshed_at() -> dt.datetime | None:
-    """When the dashboard figures were last recomputed."""
-    return DailyStat.objects.order_by("-refreshed_at").values_list("refreshed_at", flat=True).first()
+    """When the figures were computed: the oldest row of the rollup (the pages' "as of").
+
+    A review refreshes its case's day at once; the other days are as current as this time.
+    """
+    return DailyStat.objects.order_by("refreshed_at").values_list("refreshed_at", flat=True).first()
 
 
 def committee_radpeer(start: dt.date, end: dt.date, radiologist_id: int | None = None) -> dict[str, int]:
@@ -367,17 +404,25 @@ class PerformanceRow:
     significant: int = 0
     reviewed: int = 0
     radpeer: dict[str, int] = dataclasses.field(default_factory=dict)
+    radiologist_errors: int = 0
+    ai_errors: int = 0
+    carried: int = 0
     feedback: int = 0
     acknowledged: int = 0
 
     @property
     def significant_rate(self) -> float:
-        """Share of compared cases with a significant discrepancy."""
+        """Share of compared cases with a significant discrepancy (engine: AI draft vs signed report,
+        whoever erred; not a measure of the radiologist)."""
         return self.significant / self.compared if self.compared else 0.0
 
     @property
     def major_discrepancy_rate(self) -> float:
-        """Share of committee-reviewed cases scored 2b or 3b (likely clinically significant)."""
+        """Share of committee-reviewed cases where the radiologist's report scored 2b or 3b.
+
+        Every reviewed case counts in the denominator: a case whose only error was the AI's is one
+        the radiologist got right.
+        """
         major = self.radpeer.get("2b", 0) + self.radpeer.get("3b", 0)
         return major / self.reviewed if self.reviewed else 0.0
 
@@ -406,7 +451,10 @@ def performance_summary(start: dt.date, end: dt.date) -> list[PerformanceRow]:
                 item["significant"],
             )
             r.radpeer = {score: item[f"committee_{score}"] or 0 for score in RADPEER_VALUES}
-            r.reviewed = sum(r.radpeer.values())
+            r.reviewed = item["reviewed"] or 0
+            r.radiologist_errors = item["radiologist_errors"] or 0
+            r.ai_errors = item["ai_errors"] or 0
+            r.carried = item["carried"] or 0
     in_period = Q(
         comparison__study_date__gte=_day_start(start),
         comparison__study_date__lt=_day_start(end + dt.timedelta(days=1)),
@@ -423,6 +471,56 @@ def performance_summary(start: dt.date, end: dt.date) -> list[PerformanceRow]:
     for pk, first, last, username in names:
         rows[pk].name = f"{first} {last}".strip() or username
     return sorted(rows.values(), key=lambda r: (r.name.lower(), r.radiologist_id))
+
+
+# --- The model's figures (errors the committee attributed to the AI draft) ------------------------------
+
+
+@dataclasses.dataclass
+class ModelErrorRow:
+    """Errors of the AI draft confirmed by the committee, for one model version and category."""
+
+    model_version_id: int | None
+    category: str
+    specialty: str
+    errors: int
+    carried: int
+
+
+def model_errors(start: dt.date, end: dt.date) -> list[ModelErrorRow]:
+    """Verdicts of current reviews that blame the AI draft, per model version, category and specialty.
+
+    The category is the committee's (a re-categorised discrepancy counts under its new category).
+    Live: verdicts exist only for reviewed cases, a few thousand rows at most.
+    """
+    ai_erred = Q(correct_side=CorrectSide.SIGNED_REPORT) | Q(carried_into_report=True)
+    rows = (
+        DiscrepancyVerdict.objects.filter(
+            ai_erred,
+            ~Q(verdict=Verdict.NOT_A_DISCREPANCY),
+            review__superseded_by__isnull=True,
+            review__comparison__study_date__gte=_day_start(start),
+            review__comparison__study_date__lt=_day_start(end + dt.timedelta(days=1)),
+        )
+        .values(
+            "review__comparison__model_version_id",
+            "category",
+            "discrepancy__category",
+            "review__comparison__specialty",
+        )
+        .annotate(n=Count("pk"), carried=Count("pk", filter=Q(carried_into_report=True)))
+    )
+    merged: dict[tuple[int | None, str, str], ModelErrorRow] = {}
+    for row in rows:
+        key = (
+            row["review__comparison__model_version_id"],
+            row["category"] or row["discrepancy__category"],
+            row["review__comparison__specialty"],
+        )
+        target = merged.setdefault(key, ModelErrorRow(*key, errors=0, carried=0))
+        target.errors += row["n"]
+        target.carried += row["carried"]
+    return sorted(merged.values(), key=lambda r: (-r.errors, r.category, r.specialty))
 
 
 def user_ids_with_role(ids: Iterable[int], role: roles.Role) -> set[int]:

@@ -1,19 +1,17 @@
 """Review workflows: turning an AI output and a signed report into stored discrepancies, and the
-committee's work on them (assignments, sampling campaigns, RADPEER reviews, feedback, dashboard rollup).
+committee's work on them (assignments, sampling campaigns, attributed reviews with RADPEER, feedback).
+The dashboard's rollup is in :mod:`portal.review.rollup`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import random
 from collections.abc import Mapping
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q
-from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from audit import log as audit
@@ -23,10 +21,11 @@ from portal.accounts import roles
 from portal.records.models import AIOutput, AIOutputKind, AIOutputOrigin, SignedReport, Study
 from portal.review.errors import CaseNotFound, InvalidReview, ReviewForbidden
 from portal.review.models import (
+    DISCREPANT_SCORES,
     Assignment,
     CampaignMethod,
     Comparison,
-    DailyStat,
+    CorrectSide,
     Discrepancy,
     DiscrepancyCategory,
     DiscrepancyVerdict,
@@ -35,10 +34,12 @@ from portal.review.models import (
     Review,
     ReviewStatus,
     SamplingCampaign,
-    StatDimension,
     Verdict,
 )
+from portal.review.rollup import daily_stats_refresh, refresh_day_of
 from portal.review.selectors import QueueFilters, queue_queryset
+
+__all__ = ["daily_stats_refresh"]  # the periodic task and the command call it through services
 
 MAX_COMMENT_CHARS = 10_000
 # A campaign reads its cohort's ids into memory and writes one assignment per pick: both bounded.
@@ -61,6 +62,7 @@ def comparison_create(*, candidate: AIOutput, reference: SignedReport) -> tuple[
     try:
         with transaction.atomic():
             study = candidate.study
+            clinician = reference.clinician
             comparison = Comparison.objects.create(
                 study_id=candidate.study_id,
                 candidate=candidate,
@@ -69,7 +71,9 @@ def comparison_create(*, candidate: AIOutput, reference: SignedReport) -> tuple[
                 specialty=study.specialty,
                 modality=study.modality,
                 model_version_id=candidate.model_version_id,
-                radiologist_id=reference.radiologist_id,
+                clinician=clinician,
+                # The clinician's current account: a reader linked after signing is still theirs.
+                radiologist_id=clinician.account_id or reference.radiologist_id,
                 radpeer_suggested=result.radpeer,
                 scores=result.scores,
                 significant_count=significant,
@@ -88,6 +92,8 @@ def comparison_create(*, candidate: AIOutput, reference: SignedReport) -> tuple[
                         candidate_end=d.candidate_span[1] if d.candidate_span else None,
                         reference_start=d.reference_span[0] if d.reference_span else None,
                         reference_end=d.reference_span[1] if d.reference_span else None,
+                        candidate_marks=[list(m) for m in d.candidate_marks],
+                        reference_marks=[list(m) for m in d.reference_marks],
                         explanation=d.explanation,
                     )
                     for d in result.discrepancies
@@ -135,10 +141,88 @@ def study_compare(study_id: int) -> list[Comparison]:
 
 @dataclasses.dataclass(frozen=True)
 class VerdictInput:
-    """The committee's view of one engine discrepancy (``category`` only when re-categorised)."""
+    """The committee's view of one engine discrepancy.
+
+    ``category`` only when re-categorised. For a real discrepancy (agree or re-categorise),
+    ``correct_side`` says who was right against the images and ``carried`` whether the AI's error
+    survived into the signed report; a rejected one ("not a discrepancy") has neither.
+    """
 
     verdict: str
     category: str = ""
+    correct_side: str = ""
+    carried: bool = False
+
+    @property
+    def radiologist_erred(self) -> bool:
+        """The signed report is wrong here: the draft was right, or the report repeats the AI's error."""
+        return self.verdict != Verdict.NOT_A_DISCREPANCY and (
+            self.correct_side == CorrectSide.AI_DRAFT or self.carried
+        )
+
+    @property
+    def ai_erred(self) -> bool:
+        """The AI draft is wrong here: the signed report was right, or the error was carried into it."""
+        return self.verdict != Verdict.NOT_A_DISCREPANCY and (
+            self.correct_side == CorrectSide.SIGNED_REPORT or self.carried
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Attribution:
+    """Who erred in a case, from its verdicts (what the review stores beside the score)."""
+
+    radiologist_erred: bool
+    ai_erred: bool
+    carried: bool
+
+
+def _check_verdict(item: VerdictInput) -> None:
+    if item.verdict not in Verdict.values:
+        raise InvalidReview("Unknown verdict.", field="verdicts")
+    if (item.verdict == Verdict.RECATEGORISE) != bool(item.category):
+        raise InvalidReview("Name the new category exactly when re-categorising.", field="verdicts")
+    if item.category and item.category not in DiscrepancyCategory.values:
+        raise InvalidReview("Unknown discrepancy category.", field="verdicts")
+    if item.verdict == Verdict.NOT_A_DISCREPANCY:
+        if item.correct_side or item.carried:
+            raise InvalidReview(
+                "A rejected discrepancy has no right side and no carried error.", field="verdicts"
+            )
+        return
+    if item.correct_side not in CorrectSide.values:
+        raise InvalidReview(
+            "Say who was right against the images for every real discrepancy.", field="verdicts"
+        )
+    if item.carried and item.correct_side == CorrectSide.BOTH_ACCEPTABLE:
+        raise InvalidReview(
+            "A difference of wording cannot be an AI error carried into the report.", field="verdicts"
+        )
+
+
+def attribution_of(verdicts: Mapping[int, VerdictInput], radpeer: str) -> Attribution:
+    """Check the verdicts and the score together; who erred in the case.
+
+    RADPEER grades the radiologist's interpretation: a discrepant score (2a-3b) exactly when some
+    verdict finds the signed report wrong; otherwise "1" (concur) or no score. An error of the AI
+    draft alone never gives the radiologist a discrepant score: it counts for the model version.
+    """
+    for item in verdicts.values():
+        _check_verdict(item)
+    attribution = Attribution(
+        radiologist_erred=any(v.radiologist_erred for v in verdicts.values()),
+        ai_erred=any(v.ai_erred for v in verdicts.values()),
+        carried=any(v.carried and v.verdict != Verdict.NOT_A_DISCREPANCY for v in verdicts.values()),
+    )
+    if attribution.radiologist_erred and radpeer not in DISCREPANT_SCORES:
+        raise InvalidReview("The signed report erred: score it 2a, 2b, 3a or 3b.", field="radpeer")
+    if not attribution.radiologist_erred and radpeer not in ("", "1"):
+        raise InvalidReview(
+            "RADPEER scores the radiologist's report, and no verdict finds it wrong: choose 1 (concur) "
+            "or leave it unscored. Errors of the AI draft count for the model.",
+            field="radpeer",
+        )
+    return attribution
 
 
 def review_submit(
@@ -152,28 +236,24 @@ def review_submit(
     supersedes: Review | None = None,
     context: audit.AuditContext,
 ) -> Review:
-    """Store a RADPEER adjudication of a case, with a verdict on every engine discrepancy.
+    """Store the committee's adjudication of a case: a verdict with attribution on every engine
+    discrepancy and, where the radiologist's report is judged, a RADPEER score.
 
     A reviewer's second opinion on the same case must name the review it corrects (``supersedes``):
     reviews are immutable, corrections are new rows. Optional feedback goes to the radiologist who
-    signed the report. Completes the reviewer's assignment of the case.
+    signed the report. Completes the reviewer's assignment of the case. Once committed, the case's
+    day of the rollup is recomputed, so every figure shows the review at once.
     """
     if not roles.can_adjudicate(reviewer, radiologist_id=comparison.radiologist_id):
         raise ReviewForbidden("This account may not score this case.")
-    if radpeer not in RadpeerScore.values:
-        raise InvalidReview("Choose a RADPEER score: 1, 2a, 2b, 3a or 3b.", field="radpeer")
+    if radpeer not in ("", *RadpeerScore.values):
+        raise InvalidReview("Choose a RADPEER score: 1, 2a, 2b, 3a or 3b, or none.", field="radpeer")
     if len(comment) > MAX_COMMENT_CHARS or len(feedback_message) > MAX_COMMENT_CHARS:
         raise InvalidReview(f"Comments are limited to {MAX_COMMENT_CHARS} characters.", field="comment")
     discrepancy_ids = set(comparison.discrepancies.values_list("pk", flat=True))
     if set(verdicts) != discrepancy_ids:
         raise InvalidReview("Give a verdict on every discrepancy of this case.", field="verdicts")
-    for item in verdicts.values():
-        if item.verdict not in Verdict.values:
-            raise InvalidReview("Unknown verdict.", field="verdicts")
-        if (item.verdict == Verdict.RECATEGORISE) != bool(item.category):
-            raise InvalidReview("Name the new category exactly when re-categorising.", field="verdicts")
-        if item.category and item.category not in DiscrepancyCategory.values:
-            raise InvalidReview("Unknown discrepancy category.", field="verdicts")
+    attribution = attribution_of(verdicts, radpeer)
     if feedback_message.strip() and comparison.radiologist_id is None:
         raise InvalidReview("This case has no signing radiologist to send feedback to.", field="feedback")
     with transaction.atomic():
@@ -190,54 +270,101 @@ def review_submit(
                 else "There is no earlier review of yours to correct.",
                 field="supersedes",
             )
-        review = Review.objects.create(
-            comparison=comparison, reviewer=reviewer, radpeer=radpeer, comment=comment, supersedes=supersedes
-        )
-        DiscrepancyVerdict.objects.bulk_create(
-            [
-                DiscrepancyVerdict(review=review, discrepancy_id=pk, verdict=v.verdict, category=v.category)
-                for pk, v in sorted(verdicts.items())
-            ]
-        )
-        Assignment.objects.filter(comparison=comparison, reviewer=reviewer, completed_at__isnull=True).update(
-            completed_at=timezone.now()
-        )
-        Comparison.objects.filter(pk=comparison.pk).update(review_status=ReviewStatus.REVIEWED)
-        comparison.review_status = ReviewStatus.REVIEWED
-        study = comparison.study
-        audit.record(
-            "review.submit",
-            actor=reviewer,
-            context=context,
-            object_type="review",
-            object_id=review.pk,
-            patient_id=study.patient_id,
-            study_id=study.pk,
-            details={
-                "comparison": comparison.pk,
-                "radpeer": radpeer,
-                "supersedes": supersedes.pk if supersedes else None,
-                "verdicts": {str(pk): v.verdict for pk, v in sorted(verdicts.items())},
-            },
-        )
+        review = _review_store(comparison, reviewer, radpeer, comment, verdicts, attribution, supersedes)
+        _review_audit(review, verdicts, context)
         if feedback_message.strip():
-            feedback = Feedback.objects.create(
-                review=review,
-                comparison=comparison,
-                radiologist_id=comparison.radiologist_id,
-                message=feedback_message.strip(),
-            )
-            audit.record(
-                "feedback.create",
-                actor=reviewer,
-                context=context,
-                object_type="feedback",
-                object_id=feedback.pk,
-                patient_id=study.patient_id,
-                study_id=study.pk,
-                details={"review": review.pk, "radiologist": comparison.radiologist_id},
-            )
+            _feedback_create(review, feedback_message.strip(), context)
+        comparison_id = comparison.pk
+        transaction.on_commit(lambda: refresh_day_of(comparison_id))
     return review
+
+
+def _review_store(  # noqa: PLR0913 - the parts of one review, checked by the caller
+    comparison: Comparison,
+    reviewer: AbstractBaseUser,
+    radpeer: str,
+    comment: str,
+    verdicts: Mapping[int, VerdictInput],
+    attribution: Attribution,
+    supersedes: Review | None,
+) -> Review:
+    review = Review.objects.create(
+        comparison=comparison,
+        reviewer=reviewer,
+        radpeer=radpeer,
+        comment=comment,
+        supersedes=supersedes,
+        radiologist_erred=attribution.radiologist_erred,
+        ai_erred=attribution.ai_erred,
+        carried_ai_error=attribution.carried,
+    )
+    DiscrepancyVerdict.objects.bulk_create(
+        [
+            DiscrepancyVerdict(
+                review=review,
+                discrepancy_id=pk,
+                verdict=v.verdict,
+                category=v.category,
+                correct_side=v.correct_side if v.verdict != Verdict.NOT_A_DISCREPANCY else "",
+                carried_into_report=v.carried and v.verdict != Verdict.NOT_A_DISCREPANCY,
+            )
+            for pk, v in sorted(verdicts.items())
+        ]
+    )
+    Assignment.objects.filter(comparison=comparison, reviewer=reviewer, completed_at__isnull=True).update(
+        completed_at=timezone.now()
+    )
+    Comparison.objects.filter(pk=comparison.pk).update(review_status=ReviewStatus.REVIEWED)
+    comparison.review_status = ReviewStatus.REVIEWED
+    return review
+
+
+def _review_audit(review: Review, verdicts: Mapping[int, VerdictInput], context: audit.AuditContext) -> None:
+    comparison = review.comparison
+    audit.record(
+        "review.submit",
+        actor=review.reviewer,
+        context=context,
+        object_type="review",
+        object_id=review.pk,
+        patient_id=comparison.study.patient_id,
+        study_id=comparison.study_id,
+        details={
+            "comparison": comparison.pk,
+            "radpeer": review.radpeer,
+            "radiologist_erred": review.radiologist_erred,
+            "ai_erred": review.ai_erred,
+            "carried_ai_error": review.carried_ai_error,
+            "supersedes": review.supersedes_id,
+            "verdicts": {
+                str(pk): {
+                    "verdict": v.verdict,
+                    "category": v.category,
+                    "correct_side": v.correct_side,
+                    "carried": v.carried,
+                }
+                for pk, v in sorted(verdicts.items())
+            },  # fmt: skip
+        },
+    )
+
+
+def _feedback_create(review: Review, message: str, context: audit.AuditContext) -> Feedback:
+    comparison = review.comparison
+    feedback = Feedback.objects.create(
+        review=review, comparison=comparison, radiologist_id=comparison.radiologist_id, message=message
+    )
+    audit.record(
+        "feedback.create",
+        actor=review.reviewer,
+        context=context,
+        object_type="feedback",
+        object_id=feedback.pk,
+        patient_id=comparison.study.patient_id,
+        study_id=comparison.study_id,
+        details={"review": review.pk, "radiologist": comparison.radiologist_id},
+    )
+    return feedback
 
 
 def feedback_acknowledge(
@@ -418,86 +545,3 @@ def campaign_create(
             comparison_ids=picks, reviewer=reviewer, actor=actor, context=context, campaign=campaign
         )
     return campaign
-
-
-# --- Dashboard rollup ---------------------------------------------------------------------------------
-
-_DIMENSION_COLUMNS = {
-    StatDimension.ALL: None,
-    StatDimension.SPECIALTY: "specialty",
-    StatDimension.MODALITY: "modality",
-    StatDimension.MODEL: "model_version_id",
-    StatDimension.RADIOLOGIST: "radiologist_id",
-}
-
-
-def daily_stats_refresh() -> int:
-    """Recompute the dashboard's daily counts from the cases, studies and AI outputs; returns rows written.
-
-    Derived figures only (no record changes, nothing to audit). Replaced in one transaction, so the
-    dashboard never shows half a refresh.
-    """
-    now = timezone.now()
-    cells: dict[tuple[str, str, dt.date], DailyStat] = {}
-
-    def cell(dimension: str, key: object, day: dt.date) -> DailyStat:
-        ident = (dimension, "" if key is None else str(key), day)
-        if ident not in cells:
-            cells[ident] = DailyStat(dimension=dimension, key=ident[1], day=day, refreshed_at=now)
-        return cells[ident]
-
-    radpeer_counts = {
-        f"radpeer_{score}": Count("pk", filter=Q(radpeer_suggested=score)) for score in RadpeerScore.values
-    }
-    for dimension, column in _DIMENSION_COLUMNS.items():
-        key = F(column) if column else F("radpeer_suggested")  # ignored for "all"
-        rows = (
-            Comparison.objects.filter(study_date__isnull=False)
-            .annotate(day=TruncDate("study_date"), k=key)
-            .values("day", *(["k"] if column else []))
-            .annotate(
-                compared=Count("pk"),
-                with_discrepancy=Count("pk", filter=Q(significant_count__gt=0) | Q(minor_count__gt=0)),
-                significant=Count("pk", filter=Q(significant_count__gt=0)),
-                **radpeer_counts,
-            )
-        )
-        for row in rows:
-            target = cell(dimension, row.get("k") if column else None, row["day"])
-            for name in ("compared", "with_discrepancy", "significant", *radpeer_counts):
-                setattr(target, name, row[name])
-    committee_counts = {
-        f"committee_{score}": Count("pk", filter=Q(radpeer=score)) for score in RadpeerScore.values
-    }
-    current = Review.objects.filter(superseded_by__isnull=True, comparison__study_date__isnull=False)
-    for dimension, column in _DIMENSION_COLUMNS.items():
-        values = ["day", "k"] if column else ["day"]
-        rows = (
-            current.annotate(
-                day=TruncDate("comparison__study_date"), k=F(f"comparison__{column or 'specialty'}")
-            )
-            .values(*values)
-            .annotate(**committee_counts)
-        )
-        for row in rows:
-            target = cell(dimension, row.get("k") if column else None, row["day"])
-            for name in committee_counts:
-                setattr(target, name, row[name])
-    study_day = TruncDate(Coalesce("study_datetime", "created_at"))
-    for dimension, column in (
-        (StatDimension.ALL, None),
-        (StatDimension.SPECIALTY, "specialty"),
-        (StatDimension.MODALITY, "modality"),
-    ):
-        values = ["day", column] if column else ["day"]
-        for row in Study.objects.annotate(day=study_day).values(*values).annotate(n=Count("pk")):
-            cell(dimension, row.get(column) if column else None, row["day"]).studies = row["n"]
-    output_day = TruncDate("generated_at")
-    for dimension, column in ((StatDimension.ALL, None), (StatDimension.MODEL, "model_version_id")):
-        values = ["day", column] if column else ["day"]
-        for row in AIOutput.objects.annotate(day=output_day).values(*values).annotate(n=Count("pk")):
-            cell(dimension, row.get(column) if column else None, row["day"]).ai_outputs = row["n"]
-    with transaction.atomic():
-        DailyStat.objects.all().delete()
-        DailyStat.objects.bulk_create(list(cells.values()), batch_size=2000)
-    return len(cells)

@@ -7,6 +7,7 @@ from portal.review import views
 urlpatterns = [
     path("queue/", views.queue, name="review-queue"),
     path("queue/assign/", views.assign, name="review-assign"),
+    path("queue/mine/", views.my_assigned, name="review-my-assigned"),
     path("campaigns/", views.campaigns, name="review-campaigns"),
     path("cases/<int:pk>/", views.case, name="review-case"),
     path("cases/<int:pk>/adjudicate/", views.adjudicate, name="review-adjudicate"),

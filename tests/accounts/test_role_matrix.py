@@ -273,7 +273,7 @@ def world(personas, monkeypatch) -> dict[str, Any]:
     comparison, _ = review.comparison_create(candidate=ai_output, reference=report)
     context = audit.AuditContext(channel="test")
     discrepancy_ids = comparison.discrepancies.values_list("pk", flat=True)
-    verdicts = {pk: review.VerdictInput(verdict="agree") for pk in discrepancy_ids}
+    verdicts = {pk: review.VerdictInput(verdict="agree", correct_side="ai_draft") for pk in discrepancy_ids}
     submitted = review.review_submit(
         comparison=comparison, reviewer=personas["carol"], radpeer="2a", comment="Missed pneumothorax.",
         verdicts=verdicts, feedback_message="Please look again.", context=context,

@@ -129,6 +129,9 @@ def test_reviewer_adjudicates_and_the_radiologist_acknowledges(page, cases):
     page.check("#radpeer-2b")
     page.select_option(f"#verdict-{pneumothorax.pk}", "agree")
     page.select_option(f"#verdict-{location.pk}", "recategorise:severity")
+    # Attribution is part of the verdict: here the signed report erred (hence a discrepant score).
+    for side in page.locator("select[id^=side-]").all():
+        side.select_option("ai_draft")
     page.fill("#adjudication-comment", COMMENT)
     page.check("#send-feedback")
     page.fill("#feedback-message", FEEDBACK)

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.django_db
 def test_reviews_feedback_and_reinference_are_exported(department, personas) -> None:
     comparison = Comparison.objects.get(study__accession_number="ACC-7001")
     review = Review.objects.create(
-        comparison=comparison, reviewer=personas["carol"], radpeer="3b", comment="Missed pneumothorax."
+        comparison=comparison, reviewer=personas["carol"], radpeer="3b", comment="Missed pneumothorax.",
+        radiologist_erred=True,
     )
     Feedback.objects.create(
         review=review,

@@ -67,7 +67,7 @@ def reviewed_study(accession: str, mrn: str, personas) -> Study:
     case, _ = review.comparison_create(candidate=output, reference=report)
     assert case.discrepancies.count() >= 1
     review.assignments_create(comparison_ids=[case.pk], reviewer=carol, actor=dana, context=SYSTEM)
-    agree = {d.pk: VerdictInput(verdict="agree") for d in case.discrepancies.all()}
+    agree = {d.pk: VerdictInput(verdict="agree", correct_side="ai_draft") for d in case.discrepancies.all()}
     first = review.review_submit(
         comparison=case, reviewer=carol, radpeer="2b", comment="Missed.", verdicts=agree,
         feedback_message="Please look at the apex.", context=SYSTEM,

@@ -17,8 +17,13 @@ def _url(case) -> str:
     return f"/review/cases/{case.pk}/"
 
 
-def _verdicts(case, verdict: str = "agree") -> dict[str, str]:
-    return {f"verdict_{d.pk}": verdict for d in case.discrepancies.all()}
+def _verdicts(case, verdict: str = "agree", side: str = "ai_draft") -> dict[str, str]:
+    """A verdict on every discrepancy; ``side`` says who was right (the signed report erred by default)."""
+    out = {}
+    for d in case.discrepancies.all():
+        out[f"verdict_{d.pk}"] = verdict
+        out[f"side_{d.pk}"] = side
+    return out
 
 
 def test_every_discrepancy_is_marked_at_its_exact_words(page_for, case):
@@ -27,12 +32,15 @@ def test_every_discrepancy_is_marked_at_its_exact_words(page_for, case):
     assert response.status_code == 200
     html = response.content.decode()
     for d in case.discrepancies.all():
-        if d.candidate_start is not None:
-            words = case.candidate.text[d.candidate_start : d.candidate_end]
-            assert f'data-testid="highlight-candidate-{d.pk}"' in html
-            assert f">{words}<sup" in html
-        if d.reference_start is not None:
-            assert f'data-testid="highlight-reference-{d.pk}"' in html
+        for side in ("candidate", "reference"):
+            text = getattr(case, side).text
+            marks = getattr(d, f"{side}_marks")
+            for index, (start, end) in enumerate(sorted(map(tuple, marks))):
+                anchor = f"{side}-mark-{d.pk}" + (f"-{index}" if index else "")
+                assert f'id="{anchor}"' in html
+                assert text[start:end] in html
+            if marks or getattr(d, f"{side}_start") is not None:
+                assert f'data-discrepancy="{d.pk}' in html or f' {d.pk}"' in html
         assert escape(d.explanation) in html
 
 
@@ -98,7 +106,7 @@ def test_a_reviewer_adjudicates_and_feedback_reaches_the_radiologist(page_for, c
 
 def test_a_second_opinion_is_a_correction_and_the_first_review_stays(page_for, case):
     client = page_for("carol")
-    client.post(f"{_url(case)}adjudicate/", {"radpeer": "1", **_verdicts(case)})
+    client.post(f"{_url(case)}adjudicate/", {"radpeer": "1", **_verdicts(case, side="signed_report")})
     first = Review.objects.get()
 
     again = client.post(f"{_url(case)}adjudicate/", {"radpeer": "3b", **_verdicts(case)})
@@ -115,7 +123,7 @@ def test_a_second_opinion_is_a_correction_and_the_first_review_stays(page_for, c
 
 
 def test_reviews_cannot_be_edited_even_with_raw_sql(page_for, case):
-    page_for("carol").post(f"{_url(case)}adjudicate/", {"radpeer": "1", **_verdicts(case)})
+    page_for("carol").post(f"{_url(case)}adjudicate/", {"radpeer": "1", **_verdicts(case, side="signed_report")})
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Review.objects.update(radpeer="3b")
@@ -165,7 +173,7 @@ def test_bad_adjudications_are_refused_and_nothing_is_written(page_for, case, ch
 def test_hostile_comment_text_is_stored_verbatim_and_shown_escaped(page_for, case):
     hostile = "<script>alert(1)</script>'; DROP TABLE review_review; --"
     page_for("carol").post(
-        f"{_url(case)}adjudicate/", {"radpeer": "1", "comment": hostile, **_verdicts(case)}
+        f"{_url(case)}adjudicate/", {"radpeer": "1", "comment": hostile, **_verdicts(case, side="signed_report")}
     )
 
     assert Review.objects.get().comment == hostile
@@ -180,7 +188,7 @@ def test_legal_and_auditors_read_cases_but_cannot_adjudicate(page_for, case, per
 
     page = client.get(_url(case))
     assert page.status_code == 200 and 'id="adjudication"' not in page.content.decode()
-    assert client.post(f"{_url(case)}adjudicate/", {"radpeer": "1", **_verdicts(case)}).status_code == 403
+    assert client.post(f"{_url(case)}adjudicate/", {"radpeer": "1", **_verdicts(case, side="signed_report")}).status_code == 403
     assert not Review.objects.exists()
     assert AuditEvent.objects.filter(action="access.denied", actor_username=persona).exists()
 
@@ -191,7 +199,7 @@ def test_a_reviewer_may_not_score_a_report_they_signed(page_for, make_case, pers
     personas["carol"].groups.add(Group.objects.get_or_create(name="radiologist")[0])
     own = make_case(personas["carol"])
 
-    response = page_for("carol").post(f"{_url(own)}adjudicate/", {"radpeer": "1", **_verdicts(own)})
+    response = page_for("carol").post(f"{_url(own)}adjudicate/", {"radpeer": "1", **_verdicts(own, side="signed_report")})
 
     assert response.status_code == 403
     assert not Review.objects.exists()
@@ -210,7 +218,7 @@ def test_j_and_k_link_to_the_neighbours_in_queue_order(page_for, make_case, pers
 def test_completing_a_review_completes_the_assignment(page_for, case, personas):
     Assignment.objects.create(comparison=case, reviewer=personas["carol"], assigned_by=personas["dana"])
 
-    page_for("carol").post(f"{_url(case)}adjudicate/", {"radpeer": "1", **_verdicts(case)})
+    page_for("carol").post(f"{_url(case)}adjudicate/", {"radpeer": "1", **_verdicts(case, side="signed_report")})
 
     assert Assignment.objects.get().completed_at is not None
 

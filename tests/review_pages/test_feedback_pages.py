@@ -18,7 +18,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _review(case, message: str = "Please check the apices.", radpeer: str = "2b", reviewer=None):
-    verdicts = {d.pk: services.VerdictInput("agree") for d in case.discrepancies.all()}
+    # A discrepant score says the signed report erred; "1" that the AI draft did.
+    side = "signed_report" if radpeer in ("", "1") else "ai_draft"
+    verdicts = {d.pk: services.VerdictInput("agree", correct_side=side) for d in case.discrepancies.all()}
     return services.review_submit(
         comparison=case,
         reviewer=reviewer or make_user(f"rev{case.pk}", "qa_reviewer"),
@@ -137,7 +139,8 @@ def test_the_chair_exports_the_summary_as_csv_with_formula_names_neutralised(
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     alice = next(r for r in rows if "HYPERLINK" in r[0])
     assert alice[0].startswith("'=")
-    header = rows[1]
+    header = rows[0]  # a plain table: the header comes first
+    assert header[0] == "radiologist"
     assert alice[header.index("RADPEER 3b")] == "1"
     assert AuditEvent.objects.filter(action="performance_summary.export").exists()
 

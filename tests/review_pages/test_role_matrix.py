@@ -44,7 +44,7 @@ MATRIX = [
 @pytest.fixture
 def world(case, personas):
     """Alice's case, reviewed by a third reviewer (rita) with feedback to alice."""
-    verdicts = {d.pk: services.VerdictInput("agree") for d in case.discrepancies.all()}
+    verdicts = {d.pk: services.VerdictInput("agree", correct_side="ai_draft") for d in case.discrepancies.all()}
     services.review_submit(
         comparison=case,
         reviewer=make_user("rita", "qa_reviewer"),
@@ -61,7 +61,12 @@ def _data(kind, world, personas):
     if kind == "assign":
         return {"reviewer": personas["carol"].pk, "cases": [world["case"].pk]}
     if kind == "adjudicate":
-        return {"radpeer": "1", **{f"verdict_{d.pk}": "agree" for d in world["case"].discrepancies.all()}}
+        discrepancies = world["case"].discrepancies.all()
+        return {
+            "radpeer": "1",
+            **{f"verdict_{d.pk}": "agree" for d in discrepancies},
+            **{f"side_{d.pk}": "signed_report" for d in discrepancies},
+        }
     return {}
 
 
