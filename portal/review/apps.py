@@ -10,9 +10,9 @@ class ReviewConfig(AppConfig):
     label = "review"
 
     def ready(self) -> None:
-        from audit import immutability
         from django.db.models.signals import post_save
 
+        from audit import immutability
         from portal.core.signals import stored_comparisons_wanted
         from portal.records.models import Clinician
         from portal.review.receivers import clinician_saved, stored_comparisons

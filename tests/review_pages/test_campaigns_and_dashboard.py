@@ -188,8 +188,12 @@ def test_the_refresh_command(cohort, capsys):
 
 def test_the_committee_distribution_counts_only_current_scores(page_for, cohort, personas):
     case = cohort[0][0]
-    ai_erred = {d.pk: services.VerdictInput("agree", correct_side="signed_report") for d in case.discrepancies.all()}
-    verdicts = {d.pk: services.VerdictInput("agree", correct_side="ai_draft") for d in case.discrepancies.all()}
+    ai_erred = {
+        d.pk: services.VerdictInput("agree", correct_side="signed_report") for d in case.discrepancies.all()
+    }
+    verdicts = {
+        d.pk: services.VerdictInput("agree", correct_side="ai_draft") for d in case.discrepancies.all()
+    }
     first = services.review_submit(
         comparison=case,
         reviewer=personas["carol"],

@@ -123,7 +123,9 @@ def test_a_second_opinion_is_a_correction_and_the_first_review_stays(page_for, c
 
 
 def test_reviews_cannot_be_edited_even_with_raw_sql(page_for, case):
-    page_for("carol").post(f"{_url(case)}adjudicate/", {"radpeer": "1", **_verdicts(case, side="signed_report")})
+    page_for("carol").post(
+        f"{_url(case)}adjudicate/", {"radpeer": "1", **_verdicts(case, side="signed_report")}
+    )
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Review.objects.update(radpeer="3b")
@@ -173,7 +175,8 @@ def test_bad_adjudications_are_refused_and_nothing_is_written(page_for, case, ch
 def test_hostile_comment_text_is_stored_verbatim_and_shown_escaped(page_for, case):
     hostile = "<script>alert(1)</script>'; DROP TABLE review_review; --"
     page_for("carol").post(
-        f"{_url(case)}adjudicate/", {"radpeer": "1", "comment": hostile, **_verdicts(case, side="signed_report")}
+        f"{_url(case)}adjudicate/",
+        {"radpeer": "1", "comment": hostile, **_verdicts(case, side="signed_report")},
     )
 
     assert Review.objects.get().comment == hostile
@@ -188,7 +191,12 @@ def test_legal_and_auditors_read_cases_but_cannot_adjudicate(page_for, case, per
 
     page = client.get(_url(case))
     assert page.status_code == 200 and 'id="adjudication"' not in page.content.decode()
-    assert client.post(f"{_url(case)}adjudicate/", {"radpeer": "1", **_verdicts(case, side="signed_report")}).status_code == 403
+    assert (
+        client.post(
+            f"{_url(case)}adjudicate/", {"radpeer": "1", **_verdicts(case, side="signed_report")}
+        ).status_code
+        == 403
+    )
     assert not Review.objects.exists()
     assert AuditEvent.objects.filter(action="access.denied", actor_username=persona).exists()
 
@@ -199,7 +207,9 @@ def test_a_reviewer_may_not_score_a_report_they_signed(page_for, make_case, pers
     personas["carol"].groups.add(Group.objects.get_or_create(name="radiologist")[0])
     own = make_case(personas["carol"])
 
-    response = page_for("carol").post(f"{_url(own)}adjudicate/", {"radpeer": "1", **_verdicts(own, side="signed_report")})
+    response = page_for("carol").post(
+        f"{_url(own)}adjudicate/", {"radpeer": "1", **_verdicts(own, side="signed_report")}
+    )
 
     assert response.status_code == 403
     assert not Review.objects.exists()
@@ -218,7 +228,9 @@ def test_j_and_k_link_to_the_neighbours_in_queue_order(page_for, make_case, pers
 def test_completing_a_review_completes_the_assignment(page_for, case, personas):
     Assignment.objects.create(comparison=case, reviewer=personas["carol"], assigned_by=personas["dana"])
 
-    page_for("carol").post(f"{_url(case)}adjudicate/", {"radpeer": "1", **_verdicts(case, side="signed_report")})
+    page_for("carol").post(
+        f"{_url(case)}adjudicate/", {"radpeer": "1", **_verdicts(case, side="signed_report")}
+    )
 
     assert Assignment.objects.get().completed_at is not None
 

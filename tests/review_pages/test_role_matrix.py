@@ -44,7 +44,9 @@ MATRIX = [
 @pytest.fixture
 def world(case, personas):
     """Alice's case, reviewed by a third reviewer (rita) with feedback to alice."""
-    verdicts = {d.pk: services.VerdictInput("agree", correct_side="ai_draft") for d in case.discrepancies.all()}
+    verdicts = {
+        d.pk: services.VerdictInput("agree", correct_side="ai_draft") for d in case.discrepancies.all()
+    }
     services.review_submit(
         comparison=case,
         reviewer=make_user("rita", "qa_reviewer"),
