@@ -71,9 +71,6 @@ def performance_csv_rows(rows: Sequence[PerformanceRow]) -> list[list[str]]:
     return out
 
 
-WIDTHS = [44, 14, 15, 17, 15, 15, 15, 11, 11, 11, 11, 11, 15, 20, 18, 14, 16]
-
-
 def performance_pdf(
     rows: Sequence[PerformanceRow], start: dt.date, end: dt.date, *, as_of: dt.datetime | None
 ) -> bytes:
@@ -96,7 +93,7 @@ def performance_pdf(
         new_y="NEXT",
     )
     pdf.ln(2)
-    table(pdf, list(HEADER), [cells(row) for row in rows], WIDTHS)
+    table(pdf, list(HEADER), [cells(row) for row in rows])
     if not rows:
         pdf.cell(0, 6, "No cases in this period.", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
