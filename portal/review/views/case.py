@@ -21,7 +21,7 @@ from portal.review import selectors, services
 from portal.review.errors import InvalidReview, ReviewForbidden
 from portal.review.forms import AdjudicationForm, QueueFilterForm
 from portal.review.models import Comparison, Discrepancy, RadpeerScore
-from portal.review.presentation import Mark, highlight, marks_of
+from portal.review.presentation import Mark, anchors, highlight, marks_of
 from portal.review.pseudonyms import pseudonym
 from portal.review.views.common import deny, queue_state, radiologist_label
 
@@ -51,12 +51,19 @@ def case_marks(discrepancies: list[Discrepancy]) -> dict[str, dict[int, list[Mar
     return {side: {d.pk: marks_of(d, side, _label(d)) for d in discrepancies} for side in SIDES}
 
 
-def _discrepancy_rows(discrepancies: list[Discrepancy], marks: dict) -> list[dict[str, Any]]:
-    """Each discrepancy with the anchors its quote links point at (every one a mark on the page)."""
+def _discrepancy_rows(
+    discrepancies: list[Discrepancy], marks: dict, texts: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Each discrepancy with the anchors its quote links point at: only marks :func:`highlight` puts
+    on the page, so every link lands.
+    """
     return [
         {
             "d": d,
-            "links": {side: [m.anchor(side) for m in marks[side][d.pk]] for side in SIDES},
+            "links": {
+                side: sorted(anchors(texts[side], marks[side][d.pk], side), key=lambda a: (len(a), a))
+                for side in SIDES
+            },
         }
         for d in discrepancies
     ]
@@ -123,7 +130,11 @@ def _render_case(
         "reference_html": highlight(
             comparison.reference.text, [m for ms in marks["reference"].values() for m in ms], side="reference"
         ),
-        "discrepancy_rows": _discrepancy_rows(detail.discrepancies, marks),
+        "discrepancy_rows": _discrepancy_rows(
+            detail.discrepancies,
+            marks,
+            {"candidate": candidate.text, "reference": comparison.reference.text},
+        ),
         "detail": detail,
         "reviews": [(r, _is_superseded(r, detail.reviews)) for r in detail.reviews],
         "committee": committee,
