@@ -107,8 +107,11 @@ def hostile_cases(ris, personas) -> list[Comparison]:
     # The review form: a hostile comment and hostile feedback to the radiologist (alice).
     chair = _page_client(personas["dana"])
     for case in cases:
-        form = {"radpeer": "2a", "comment": HOSTILE, "send_feedback": "on", "feedback_message": HOSTILE}
+        # A discrepant score only where a verdict finds the signed report wrong (none without discrepancies).
+        radpeer = "2a" if case.discrepancies.exists() else "1"
+        form = {"radpeer": radpeer, "comment": HOSTILE, "send_feedback": "on", "feedback_message": HOSTILE}
         form.update({f"verdict_{d.pk}": "agree" for d in case.discrepancies.all()})
+        form.update({f"side_{d.pk}": "ai_draft" for d in case.discrepancies.all()})  # the report erred
         response = chair.post(f"/review/cases/{case.pk}/adjudicate/", form)
         assert response.status_code in (302, 303), response.content.decode()[:2000]
     return cases

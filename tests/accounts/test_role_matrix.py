@@ -120,6 +120,8 @@ RULES: dict[str, list[Probe]] = {
     # --- Review pages -------------------------------------------------------------------------------
     "review-queue": [page(REVIEW_READ, {200})],
     "review-assign": [page(CHAIR, {302, 400}, method="post"), page(PEOPLE, NOT_ALLOWED)],
+    # A reviewer's own open cases: a redirect to the queue filtered to their assignments.
+    "review-my-assigned": [page(ADJUDICATORS, {302}), page(PEOPLE, NOT_ALLOWED, method="post")],
     "review-campaigns": [page(CHAIR, {200}), page(CHAIR, {200, 400}, method="post")],
     "review-case": [
         # alice signed the case; bob is another radiologist: for him the case does not exist.

@@ -50,27 +50,8 @@ def _breakdown_labels(
     }
 
 
-@login_required
-@require_GET
-def dashboard(request: HttpRequest) -> HttpResponse:
-    """Department figures over time and by model, specialty, modality and (pseudonymised) radiologist."""
-    if not roles.can_view_review_dashboard(request.user):
-        deny(request, reason="review_dashboard")
-    period, start, end = period_of(request)
-    reveal = roles.sees_radiologist_names(request.user)
-    weekly = selectors.stats_series(StatDimension.ALL, "", start, end)
-    labels = [w["week"].isoformat() for w in weekly]
-    trend = line_chart(
-        "Discrepancy rate and significant-discrepancy rate per week",
-        labels,
-        [
-            ("any discrepancy", [rate(w["with_discrepancy"], w["compared"]) for w in weekly]),
-            ("significant", [rate(w["significant"], w["compared"]) for w in weekly]),
-        ],
-        chart_id="chart-trend",
-    )
-    totals = {name: sum(w[name] for w in weekly) for name in selectors.COUNT_FIELDS}
-    models = {str(m.pk): str(m) for m in ModelVersion.objects.only("pk", "name", "version")}
+def _breakdowns(start: dt.date, end: dt.date, *, reveal: bool, models: dict[str, str]) -> list[dict]:
+    """The dashboard's tables and bar charts by model version, specialty, modality and radiologist."""
     breakdowns = []
     for dimension, title in (
         (StatDimension.MODEL, "By model version"),
@@ -97,6 +78,31 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             chart_id=f"chart-{dimension}",
         )
         breakdowns.append({"dimension": dimension, "title": title, "rows": table, "chart": chart})
+    return breakdowns
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Department figures over time and by model, specialty, modality and (pseudonymised) radiologist."""
+    if not roles.can_view_review_dashboard(request.user):
+        deny(request, reason="review_dashboard")
+    period, start, end = period_of(request)
+    reveal = roles.sees_radiologist_names(request.user)
+    weekly = selectors.stats_series(StatDimension.ALL, "", start, end)
+    labels = [w["week"].isoformat() for w in weekly]
+    trend = line_chart(
+        "Discrepancy rate and significant-discrepancy rate per week",
+        labels,
+        [
+            ("any discrepancy", [rate(w["with_discrepancy"], w["compared"]) for w in weekly]),
+            ("significant", [rate(w["significant"], w["compared"]) for w in weekly]),
+        ],
+        chart_id="chart-trend",
+    )
+    totals = {name: sum(w[name] for w in weekly) for name in selectors.COUNT_FIELDS}
+    models = {str(m.pk): str(m) for m in ModelVersion.objects.only("pk", "name", "version")}
+    breakdowns = _breakdowns(start, end, reveal=reveal, models=models)
     suggested = [(score, totals[f"radpeer_{score}"]) for score in selectors.RADPEER_VALUES]
     committee = selectors.committee_radpeer(start, end)
     radpeer_chart = bar_chart(
