@@ -95,15 +95,19 @@ def test_reviewer_adjudicates_and_the_radiologist_acknowledges(page, cases):
     # --- the case: the discrepancy at its exact words, side by side ---------------------------------
     page.click(f"#case-link-{swap.pk}")
     page.wait_for_url(re.compile(rf"/review/cases/{swap.pk}/"))
+    # Marks cover the differing words (one per repeat, findings and impression), not whole sentences.
     reference = swap.reference.text
-    mark = page.locator(f"[data-testid=highlight-reference-{pneumothorax.pk}]")
-    assert _marked_words(mark) == reference[pneumothorax.reference_start : pneumothorax.reference_end]
+    start, end = sorted(map(tuple, pneumothorax.reference_marks))[0]
+    mark = page.locator(f"#reference-mark-{pneumothorax.pk}")
+    assert _marked_words(mark) == reference[start:end]
     assert "pneumothorax" in _marked_words(mark).lower()
     assert "disc" in (mark.get_attribute("class") or "")
     candidate = swap.candidate.text
-    swapped = page.locator(f"[data-testid=highlight-candidate-{location.pk}]")
-    assert _marked_words(swapped) == candidate[location.candidate_start : location.candidate_end]
+    start, end = sorted(map(tuple, location.candidate_marks))[0]
+    swapped = page.locator(f"#candidate-mark-{location.pk}")
+    assert _marked_words(swapped) == candidate[start:end]
     assert "left" in _marked_words(swapped).lower()
+    assert end - start < location.candidate_end - location.candidate_start  # the word, not the sentence
     assert page.locator("[data-testid=discrepancy]").count() == swap.discrepancies.count()
     assert page.locator("[data-testid=case-radiologist]").inner_text() != "alice"  # pseudonym only
     shoot(page, "case")
