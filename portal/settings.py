@@ -119,6 +119,7 @@ INSTALLED_APPS = [
     "portal.records",
     "portal.review",
     "portal.legal",
+    "portal.administration",
     "inference",
     "portal.demo",
 ]
@@ -230,7 +231,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1_048_576
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "portal.accounts.tokens.ApiTokenAuthentication",  # portal-issued (hashed) and legacy keys
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -18,9 +18,9 @@ from django.urls import reverse
 
 from audit import log as audit
 from portal.accounts import roles, second_factor
+from portal.accounts.sessions import LAST_ACTIVITY_KEY
 from portal.core.access import deny
 
-LAST_ACTIVITY_KEY = "concordance_last_activity"
 # Requests a page makes on its own (progress polling, the session check) send this header; they must
 # not count as activity, or an open progress bar would keep an unattended session alive for ever.
 BACKGROUND_HEADER = "HTTP_X_CONCORDANCE_BACKGROUND"

@@ -22,7 +22,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit import log as audit
 from portal.accounts import second_factor, services
-from portal.accounts.middleware import LAST_ACTIVITY_KEY
+from portal.accounts.sessions import LAST_ACTIVITY_KEY
 
 
 def _safe_next(request: HttpRequest) -> str:
