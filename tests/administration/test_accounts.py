@@ -31,7 +31,7 @@ def test_the_list_shows_every_account_with_roles_and_a_total(admin_client, perso
     assert response.status_code == 200
     body = response.content.decode()
     assert "9 accounts" in body  # eight personas and root
-    assert 'data-testid="account-%d"' % personas["alice"].pk in body
+    assert f'data-testid="account-{personas["alice"].pk}"' in body
     assert "qa_chair" in body
 
 
@@ -66,7 +66,9 @@ def test_an_admin_creates_an_account_with_roles_audited_without_the_password(adm
         admin_client, username="dr_new", password=GOOD_PASSWORD, roles=["radiologist", "qa_reviewer"]
     )
     user = User.objects.get(username="dr_new")
-    assert response.status_code == 302 and response["Location"] == reverse("administration-account", args=[user.pk])
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "administration-account", args=[user.pk]
+    )
     assert user.check_password(GOOD_PASSWORD)
     assert sorted(user.groups.values_list("name", flat=True)) == ["qa_reviewer", "radiologist"]
     event = last_event("account.create")
@@ -122,16 +124,22 @@ def test_roles_are_replaced_and_audited(admin_client, personas):
 
 @pytest.mark.parametrize("roles", [["root"], ["admin' OR 1=1"], [HOSTILE]])
 def test_unknown_roles_are_refused(admin_client, personas, roles):
-    response = admin_client.post(reverse("administration-account-roles", args=[personas["bob"].pk]), {"roles": roles})
+    response = admin_client.post(
+        reverse("administration-account-roles", args=[personas["bob"].pk]), {"roles": roles}
+    )
     assert response.status_code == 400
     assert list(personas["bob"].groups.values_list("name", flat=True)) == ["radiologist"]
 
 
 def test_an_admin_cannot_take_their_own_admin_role_nor_deactivate_themselves(admin_client, root):
-    response = admin_client.post(reverse("administration-account-roles", args=[root.pk]), {"roles": ["auditor"]})
+    response = admin_client.post(
+        reverse("administration-account-roles", args=[root.pk]), {"roles": ["auditor"]}
+    )
     assert response.status_code == 400
     assert root.groups.filter(name="admin").exists()
-    response = admin_client.post(reverse("administration-account-deactivate", args=[root.pk]), {"reason": "x"})
+    response = admin_client.post(
+        reverse("administration-account-deactivate", args=[root.pk]), {"reason": "x"}
+    )
     assert response.status_code == 400
     root.refresh_from_db()
     assert root.is_active
@@ -141,16 +149,21 @@ def test_directory_accounts_get_their_roles_from_the_directory(admin_client, per
     DirectoryIdentity.objects.create(user=personas["bob"], source="ldap", subject="bob")
     page = admin_client.get(reverse("administration-account", args=[personas["bob"].pk])).content.decode()
     assert 'data-testid="roles-form"' not in page
-    response = admin_client.post(reverse("administration-account-roles", args=[personas["bob"].pk]), {"roles": ["admin"]})
+    response = admin_client.post(
+        reverse("administration-account-roles", args=[personas["bob"].pk]), {"roles": ["admin"]}
+    )
     assert response.status_code == 400
     assert not personas["bob"].groups.filter(name="admin").exists()
 
 
-def test_deactivation_ends_the_sessions_at_once_and_reactivation_restores_sign_in(admin_client, page_as, personas):
+def test_deactivation_ends_the_sessions_at_once_and_reactivation_restores_sign_in(
+    admin_client, page_as, personas
+):
     bob_page = page_as("bob")
     assert bob_page.get("/").status_code == 200
     response = admin_client.post(
-        reverse("administration-account-deactivate", args=[personas["bob"].pk]), {"reason": "left the hospital"}
+        reverse("administration-account-deactivate", args=[personas["bob"].pk]),
+        {"reason": "left the hospital"},
     )
     assert response.status_code == 302
     again = bob_page.get("/")
@@ -186,7 +199,10 @@ def signed_in_through_the_login_page(user) -> Client:
 def test_sessions_are_listed_and_one_can_be_ended(admin_client, personas):
     personas["bob"].set_password(GOOD_PASSWORD)
     personas["bob"].save()
-    first, second = signed_in_through_the_login_page(personas["bob"]), signed_in_through_the_login_page(personas["bob"])
+    first, second = (
+        signed_in_through_the_login_page(personas["bob"]),
+        signed_in_through_the_login_page(personas["bob"]),
+    )
     page = admin_client.get(reverse("administration-account", args=[personas["bob"].pk]))
     sessions = page.context["sessions"]
     assert len(sessions) == 2
@@ -218,6 +234,8 @@ def test_an_unknown_account_is_404(admin_client):
 
 
 def test_the_account_page_lists_the_linked_clinicians(admin_client, personas):
-    Clinician.objects.create(authority="urn:ris", identifier="R-77", family_name="Okafor", account=personas["alice"])
+    Clinician.objects.create(
+        authority="urn:ris", identifier="R-77", family_name="Okafor", account=personas["alice"]
+    )
     body = admin_client.get(reverse("administration-account", args=[personas["alice"].pk])).content.decode()
     assert "Okafor" in body and "R-77" in body and reverse("records-clinicians") in body

@@ -65,11 +65,15 @@ def test_rotation_replaces_the_secret_and_revocation_stops_it(admin_client, pers
 
 def test_a_deactivated_accounts_token_stops_working(admin_client, personas):
     secret = issue(admin_client, personas["ris"])
-    admin_client.post(reverse("administration-account-deactivate", args=[personas["ris"].pk]), {"reason": "retired"})
+    admin_client.post(
+        reverse("administration-account-deactivate", args=[personas["ris"].pk]), {"reason": "retired"}
+    )
     assert api(secret) == 401
 
 
-@pytest.mark.parametrize("secret", ["cct_" + "A" * 43, "cct_", "cct_<script>", "not-a-token", "cct_" + "x" * 5000])
+@pytest.mark.parametrize(
+    "secret", ["cct_" + "A" * 43, "cct_", "cct_<script>", "not-a-token", "cct_" + "x" * 5000]
+)
 def test_wrong_secrets_are_refused(personas, secret):
     assert api(secret) == 401
 
@@ -79,14 +83,18 @@ def test_legacy_framework_tokens_still_work(ris):
 
 
 def test_tokens_are_only_for_integration_accounts(admin_client, personas):
-    response = admin_client.post(reverse("administration-token-create", args=[personas["alice"].pk]), {"name": "x"})
+    response = admin_client.post(
+        reverse("administration-token-create", args=[personas["alice"].pk]), {"name": "x"}
+    )
     assert response.status_code == 400
     assert not ApiToken.objects.exists()
 
 
 @pytest.mark.parametrize("name", ["", "   ", "x" * 101])
 def test_a_token_needs_a_name(admin_client, personas, name):
-    response = admin_client.post(reverse("administration-token-create", args=[personas["ris"].pk]), {"name": name})
+    response = admin_client.post(
+        reverse("administration-token-create", args=[personas["ris"].pk]), {"name": name}
+    )
     assert response.status_code == 400
     assert not ApiToken.objects.exists()
 
