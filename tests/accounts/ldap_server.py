@@ -83,7 +83,9 @@ def running_slapd(root: Path) -> Iterator[str]:
                 break
             except ldap.SERVER_DOWN:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"slapd did not start: {process.stderr.read().decode()[-2000:]}") from None
+                    raise RuntimeError(
+                        f"slapd did not start: {process.stderr.read().decode()[-2000:]}"
+                    ) from None
                 time.sleep(0.1)
         yield uri
     finally:
@@ -111,7 +113,7 @@ def group_dn(cn: str) -> str:
 
 
 def seed(uri: str, people: dict[str, dict], groups: dict[str, list[str]]) -> None:
-    """Replace the directory's content: ``people`` {uid: {password, employeeType?}}, ``groups`` {cn: [uid]}."""
+    """Replace the directory: ``people`` {uid: {password, employeeType?}}, ``groups`` {cn: [uid]}."""
     conn = admin(uri)
     try:
         existing = conn.search_s(SUFFIX, ldap.SCOPE_SUBTREE, "(objectClass=*)", attrlist=["1.1"])
@@ -136,7 +138,11 @@ def seed(uri: str, people: dict[str, dict], groups: dict[str, list[str]]) -> Non
             attrs["employeeType"] = [info["employeeType"]]
         _add(conn, person_dn(uid), attrs)
     for cn, members in groups.items():
-        _add(conn, group_dn(cn), {"objectClass": ["groupOfNames"], "cn": [cn], "member": [person_dn(m) for m in members]})
+        _add(
+            conn,
+            group_dn(cn),
+            {"objectClass": ["groupOfNames"], "cn": [cn], "member": [person_dn(m) for m in members]},
+        )
     conn.unbind_s()
 
 
@@ -145,4 +151,3 @@ def set_attribute(uri: str, dn: str, name: str, values: list[str]) -> None:
     conn = admin(uri)
     conn.modify_s(dn, [(ldap.MOD_REPLACE, name, [value.encode() for value in values])])
     conn.unbind_s()
-
