@@ -13,6 +13,7 @@ build python-ldap.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -126,9 +127,25 @@ def oidc_settings(environ: Mapping[str, str], read: Reader) -> dict[str, Any]:
         "OIDC_OP_USER_ENDPOINT": endpoint("USER_ENDPOINT", "/userinfo"),
         "OIDC_OP_JWKS_ENDPOINT": endpoint("JWKS_ENDPOINT", "/jwks"),
         "OIDC_USE_NONCE": True,
+        "OIDC_TIMEOUT": 10,  # seconds per call to the provider (the library's default waits for ever)
+        # Match the ID token's key by its "kid"; a provider that publishes a single key without one
+        # needs CONCORDANCE_OIDC_VERIFY_KID=0 (the signature is still checked against that key).
+        "OIDC_VERIFY_KID": _flag(environ, "CONCORDANCE_OIDC_VERIFY_KID")
+        if environ.get("CONCORDANCE_OIDC_VERIFY_KID")
+        else True,
         # How often a signed-in session is re-checked with the provider (silently, prompt=none).
         "OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS": int(read("CONCORDANCE_OIDC_RECHECK_S", "900") or 900),
         "OIDC_STORE_ID_TOKEN": True,
+        # Not sent to the provider when the token is old: sign-in pages, the idle countdown's
+        # background checks, the API (JSON clients cannot follow a redirect to a login form), assets.
+        "OIDC_EXEMPT_URLS": [
+            "login",
+            "logout",
+            "session-status",
+            "session-keepalive",
+            re.compile(r"^/api/"),
+            re.compile(r"^/static/"),
+        ],
         "OIDC_CREATE_USER": True,
         "CONCORDANCE_OIDC_USERNAME_CLAIM": read("CONCORDANCE_OIDC_USERNAME_CLAIM", "preferred_username"),
         "CONCORDANCE_OIDC_GROUPS_CLAIM": read("CONCORDANCE_OIDC_GROUPS_CLAIM", "groups"),

@@ -53,8 +53,10 @@ class DirectoryOIDCBackend(OIDCAuthenticationBackend):
 
     def create_user(self, claims: dict[str, Any]) -> User:
         """A new account for a first sign-in, under the username claim (refused when it is taken)."""
-        username = str(claims.get(settings.CONCORDANCE_OIDC_USERNAME_CLAIM) or claims["sub"])[:150]
+        username = str(claims.get(settings.CONCORDANCE_OIDC_USERNAME_CLAIM) or claims["sub"])
         try:
+            if len(username) > 150:  # refused, not cut: a cut name could be someone else's
+                raise ValidationError("too long")
             UnicodeUsernameValidator()(username)
         except ValidationError as exc:
             raise SuspiciousOperation("the provider's username is not a valid username") from exc

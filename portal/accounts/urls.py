@@ -20,6 +20,7 @@ urlpatterns = [
         views.when_oidc(oidc_views.OIDCAuthenticationCallbackView),
         name="oidc_authentication_callback",
     ),
+    path("oidc/logout/", views.when_oidc(oidc_views.OIDCLogoutView), name="oidc_logout"),
     path("otp/setup/", views.otp_setup, name="otp-setup"),
     path("otp/verify/", views.otp_verify, name="otp-verify"),
     path("session/keepalive", views.session_keepalive, name="session-keepalive"),
