@@ -19,7 +19,9 @@ from portal.core.access import require
 urlpatterns = [
     path("", views.home, name="home"),
     # Browsers ask for /favicon.ico on their own (e.g. for a JSON answer or a download).
-    path("favicon.ico", RedirectView.as_view(url=static("favicon/favicon.ico"), permanent=True)),
+    path(
+        "favicon.ico", RedirectView.as_view(url=static("favicon/favicon.ico"), permanent=True), name="favicon"
+    ),
     path("health/", views.system_health, name="system-health"),
     path(
         "audit/",
