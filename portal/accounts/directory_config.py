@@ -61,8 +61,14 @@ def ldap_settings(environ: Mapping[str, str], read: Reader) -> dict[str, Any]:
     uri = read("CONCORDANCE_LDAP_SERVER_URI", None)
     if not uri:
         return {}
-    ldap = importlib.import_module("ldap")
-    config = importlib.import_module("django_auth_ldap.config")
+    try:
+        ldap = importlib.import_module("ldap")
+        config = importlib.import_module("django_auth_ldap.config")
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            "CONCORDANCE_LDAP_SERVER_URI is set but the LDAP libraries are missing: "
+            "pip install -e '.[directory]'"
+        ) from exc
     user_base = read("CONCORDANCE_LDAP_USER_BASE", None)
     group_base = read("CONCORDANCE_LDAP_GROUP_BASE", None)
     if not user_base or not group_base:

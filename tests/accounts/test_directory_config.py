@@ -70,3 +70,13 @@ def test_oidc_needs_its_client_credentials_and_derives_endpoints_from_the_issuer
     assert found["OIDC_OP_AUTHORIZATION_ENDPOINT"] == "https://id.hospital.example/oauth2/authorize"
     assert found["OIDC_OP_TOKEN_ENDPOINT"] == "https://id.hospital.example/connect/token"
     assert found["OIDC_VERIFY_KID"] is True and found["OIDC_TIMEOUT"] == 10
+
+
+
+def test_ldap_without_its_libraries_says_what_to_install(monkeypatch):
+    def missing(name):
+        raise ModuleNotFoundError(f"No module named {name!r}")
+
+    monkeypatch.setattr(directory_config.importlib, "import_module", missing)
+    with pytest.raises(ImproperlyConfigured, match=r"\.\[directory\]"):
+        directory_config.ldap_settings(LDAP, read_from(LDAP))
