@@ -7,6 +7,7 @@ are replaced by what the directory grants (other groups stay); every change is a
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 
 from django.contrib.auth.models import Group, User
@@ -17,6 +18,8 @@ from audit import log as audit
 from portal.accounts import sessions
 from portal.accounts.models import DirectoryIdentity
 from portal.accounts.roles import Role
+
+SYNC_WRITE = dt.timedelta(minutes=1)
 
 
 class DirectoryRefusal(Exception):
@@ -85,9 +88,17 @@ def directory_signed_in(
             object_id=user.pk,
             details={"source": source, "username": user.username},
         )
-    identity.disabled_by_directory = False
-    identity.last_synced_at = timezone.now()
-    identity.save(update_fields=["disabled_by_directory", "last_synced_at"])
+    now = timezone.now()
+    # The sync time is written at most once a minute: a re-check on every request must not mean a
+    # database write on every request.
+    if (
+        identity.disabled_by_directory
+        or not identity.last_synced_at
+        or now - identity.last_synced_at > SYNC_WRITE
+    ):
+        identity.disabled_by_directory = False
+        identity.last_synced_at = now
+        identity.save(update_fields=["disabled_by_directory", "last_synced_at"])
     _sync_roles(user, granted, context=context)
     return user
 
