@@ -257,6 +257,7 @@ def extract_sentence(text: str, sentence: Sentence, lexicon: Lexicon = LEXICON) 
         else:
             groups.append([index])
     orphans: list[_Item] = []
+    predicates: list[tuple[int, _Item]] = []
     for group in groups:
         target = _attach_target(group, items, clauses, concept_positions, norm, lexicon)
         if target is None:
@@ -265,6 +266,10 @@ def extract_sentence(text: str, sentence: Sentence, lexicon: Lexicon = LEXICON) 
         mention = mentions[target]
         for index in group:
             _apply_modifier(mention, items[index], norm, lexicon)
+        first_token = items[group[0]].first
+        if target < group[0] and first_token and norm[first_token - 1] in _COPULAS:
+            predicates.extend((target, items[i]) for i in group if "change" in items[i].kinds)
+    _spread_predicate_changes(predicates, mentions)
     _spread_orphan_changes(orphans, mentions.values())
 
     findings = []
@@ -340,6 +345,27 @@ def _rads_findings(text: str, sentence: Sentence, lexicon: Lexicon) -> list[Find
             )
         )
     return findings
+
+
+def _spread_predicate_changes(predicates: list[tuple[int, _Item]], mentions: dict[int, _Mention]) -> None:
+    """A change word predicated of a list of subjects dates each of them.
+
+    In "Biapical scarring and pleural thickening appears stable" the clause break at "and" gives
+    "stable" to the thickening only; the copula before it ("appears", "is", "remain") says it is said
+    of everything named before it in the sentence that carries no change word of its own.
+    """
+    values = {item.value("change") for _, item in predicates} - {None}
+    if len(values) != 1:
+        return
+    value = values.pop()
+    last_subject = max(target for target, _ in predicates)
+    item = predicates[0][1]
+    for position, mention in mentions.items():
+        if position >= last_subject or mention.change is not None:
+            continue
+        if mention.assertion != "absent" and not mention.forced_absent:
+            mention.change = value
+            mention.spans["change"] = (item.start, item.end)
 
 
 def _spread_orphan_changes(orphans: list[_Item], mentions: Iterable[_Mention]) -> None:

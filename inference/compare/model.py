@@ -77,6 +77,24 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """A named, non-overlapping piece of the marked words of one side of a comparison.
+
+    ``id`` is ``c<n>`` in the AI draft and ``r<n>`` in the signed report, numbered in text order and
+    unique within one comparison; the same id always means the same ``[start, end)``. Quote links
+    point at these ids (see ``anchors.py``).
+    """
+
+    id: str
+    start: int
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return ``{"id": ..., "span": [start, end]}``."""
+        return {"id": self.id, "span": [self.start, self.end]}
+
+
+@dataclass(frozen=True)
 class Discrepancy:
     """One difference between the AI draft (candidate) and the signed report (reference)."""
 
@@ -95,6 +113,10 @@ class Discrepancy:
     #: (findings and impression); may lie outside the quoted sentence.
     candidate_marks: tuple[tuple[int, int], ...] = ()
     reference_marks: tuple[tuple[int, int], ...] = ()
+    #: The same words cut into the comparison's non-overlapping, named segments (ids for quote links);
+    #: together they cover exactly the marks above.
+    candidate_segments: tuple[Segment, ...] = ()
+    reference_segments: tuple[Segment, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON object stored with a Discrepancy row (spans as [start, end] or null)."""
@@ -109,6 +131,8 @@ class Discrepancy:
             "explanation": self.explanation,
             "candidate_marks": [list(mark) for mark in self.candidate_marks],
             "reference_marks": [list(mark) for mark in self.reference_marks],
+            "candidate_segments": [segment.to_dict() for segment in self.candidate_segments],
+            "reference_segments": [segment.to_dict() for segment in self.reference_segments],
         }
 
 
