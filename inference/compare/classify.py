@@ -7,6 +7,7 @@ missing or invented, and one finding is never listed twice under two names (cyst
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from .align import Group
@@ -151,7 +152,7 @@ def _contradiction(builder: _Builder, group: Group, ref: Group | None) -> None:
         for denied in group.mentions
         if denied.assertion == "absent" and _plain_negation(denied)
         for said in positive
-        if (said.laterality, said.site) == (denied.laterality, denied.site)
+        if (said.laterality, said.site) == (denied.laterality, denied.site) and _as_broad(denied, said)
     ]
     if not pairs:
         return
@@ -162,7 +163,10 @@ def _contradiction(builder: _Builder, group: Group, ref: Group | None) -> None:
     negated = [
         m
         for m in group.mentions
-        if m.assertion == "absent" and _plain_negation(m) and (m.laterality, m.site) == where
+        if m.assertion == "absent"
+        and _plain_negation(m)
+        and (m.laterality, m.site) == where
+        and _as_broad(m, said)
     ]
     name = builder.lexicon.concepts[group.concept].name
     text = (
@@ -199,6 +203,30 @@ def _plain_negation(mention: Finding) -> bool:
         return False
     words = set(mention.words.lower().replace(",", " ").split())
     return not (_NARROWING & words) and not {"resolution", "resolved", "comparison", "clear"} & words
+
+
+#: Words that qualify nothing: "There is no evidence of an effusion" denies the effusion itself.
+_FILLER = frozenset("a an any the there is are was were of evidence seen definite identified".split())
+_SEPARATORS = re.compile(r"[,;/]|\b(?:or|and|nor)\b", re.IGNORECASE)
+
+
+def _as_broad(denied: Finding, said: Finding) -> bool:
+    """True unless the denial names a narrower thing than the statement it would contradict.
+
+    The words just before the denied concept (after its trigger and any list separator) qualify it:
+    "No osseous Bankart lesion" or "no ... extraaxial mass lesion" beside "lesion" or "intrasellar mass
+    lesion" deny another lesion, not the one stated. A qualifier the statement shares ("No left hip
+    fracture" beside "Left hip fracture") narrows nothing.
+    """
+    if denied.trigger_span is None or denied.concept_span is None:
+        return True
+    start, end = denied.trigger_span[1], denied.concept_span[0]
+    if end <= start:
+        return True
+    before = denied.sentence[start - denied.span[0] : end - denied.span[0]]
+    qualifier = _SEPARATORS.split(before)[-1]
+    words = {w for w in re.findall(r"[a-z]+", qualifier.lower()) if w not in _FILLER}
+    return words <= set(re.findall(r"[a-z]+", said.words.lower()))
 
 
 def _one_name_per_finding(items: list[Discrepancy], lexicon: Lexicon) -> list[Discrepancy]:

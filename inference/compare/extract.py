@@ -327,6 +327,7 @@ def _finding(
         severity_span=mention.spans.get("severity"),
         change_span=mention.spans.get("change"),
         trigger_span=mention.spans.get("trigger"),
+        concept_span=(mention.item.start, mention.item.end),
     )
 
 

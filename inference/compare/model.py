@@ -58,6 +58,8 @@ class Finding:
     severity_span: tuple[int, int] | None = None
     change_span: tuple[int, int] | None = None
     trigger_span: tuple[int, int] | None = None
+    #: The concept's own words ("pleural effusion" in "no small pleural effusion").
+    concept_span: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict of this mention."""

@@ -106,6 +106,30 @@ def test_narrowed_or_normal_phrase_negations_are_not_contradictions(draft):
     assert "internal_contradiction" not in {d.category for d in compare(draft, draft).discrepancies}
 
 
+@pytest.mark.parametrize(
+    "draft",
+    [
+        "Lesion in the humeral head. No osseous Bankart lesion.",
+        "Large intrasellar mass lesion. There is no enhancing intraaxial or extraaxial mass lesion.",
+        "Large inferior bony Bankart lesion. There is no discontinuity or demonstrated HAGL lesion.",
+    ],
+)
+def test_a_denial_qualified_by_words_the_statement_lacks_is_about_another_thing(draft):
+    assert "internal_contradiction" not in {d.category for d in compare(draft, draft).discrepancies}
+
+
+@pytest.mark.parametrize(
+    "draft",
+    [
+        "Left hip fracture. No left hip fracture.",
+        "Effusion. No pneumothorax or effusion.",
+        "Hydronephrosis. There is no evidence of hydronephrosis.",
+    ],
+)
+def test_a_denial_with_only_shared_or_filler_words_still_contradicts(draft):
+    assert "internal_contradiction" in {d.category for d in compare(draft, draft).discrepancies}
+
+
 def test_a_laterality_error_on_an_incidental_paired_organ_finding_is_still_significant():
     result = compare("Simple cyst in the right kidney.", "Simple cyst in the left kidney.")
     assert [(d.category, d.significance) for d in result.discrepancies] == [("location", "significant")]
