@@ -37,6 +37,7 @@ from .common import (
     label_check,
     library_versions,
     staged_directory,
+    train_extra,
 )
 
 #: Weight files optimum can read; a directory with none of them holds no model.
@@ -99,7 +100,8 @@ def hf_check(directory: Path) -> dict[str, Any]:
     model_type = str(config.get("model_type") or "")
     # The train extra (torch, optimum) is imported only when a directory needs exporting: registering
     # an ONNX directory must work in an installation without it.
-    from .export import causal_export_supported, seq2seq_export_supported
+    with train_extra("Registering a Hugging Face model directory (exported to ONNX first)"):
+        from .export import causal_export_supported, seq2seq_export_supported
 
     supported = seq2seq_export_supported if config.get("is_encoder_decoder") else causal_export_supported
     if not supported(model_type):
@@ -140,7 +142,8 @@ def _export_hugging_face(
     """Export a Hugging Face model directory (causal or encoder-decoder) to ONNX under the model store;
     all or nothing."""
     config = hf_check(source)
-    from .export import onnx_export, seq2seq_onnx_export  # the train extra, as in hf_check
+    with train_extra("Exporting a Hugging Face model directory"):
+        from .export import onnx_export, seq2seq_onnx_export  # the train extra, as in hf_check
 
     directory = default_out_dir(name, version).resolve()
     if directory.exists():
