@@ -29,7 +29,7 @@ from inference.models import (
     RunStatus,
 )
 from inference.registry import ArtifactIntegrityError, verify_artifacts
-from inference.reinference.cohort import CohortFilter, select_cohort, split
+from inference.reinference.cohort import CohortFilter, modalities_in_data, select_cohort, split
 from inference.selectors import model_version_by_reference
 from portal.core.enqueue import enqueue_on_commit
 from portal.core.errors import InvalidRecord, RecordConflict
@@ -123,6 +123,15 @@ def reinference_run_create(
     if not 1 <= size <= 1024:
         raise InvalidRecord("chunk_size must be from 1 to 1024", field="chunk_size")
     items = select_cohort(model_version=mv, kind=kind, cohort=cohort)
+    if not items and cohort.modality:
+        known = modalities_in_data()
+        if cohort.modality.upper() not in known:
+            # "XR" for plain films is the usual slip: say which codes the data has (CR, DX, ...).
+            raise InvalidRecord(
+                f"No study has modality {cohort.modality}; the studies here have "
+                f"{', '.join(known) or 'no modality recorded'}.",
+                field="modality",
+            )
     if not items:
         raise InvalidRecord(
             f"The cohort is empty: no study matching the filter has both a stored {kind} AI output and a "
