@@ -28,6 +28,7 @@ from audit import log as audit
 from inference import registry
 from inference.runtime import ENGINES
 from inference.runtime.engine import TextEngine
+from portal.core.errors import InvalidRecord
 from portal.records.models import AIOutputKind, ModelStatus, ModelVersion, Specialty
 
 from .common import (
@@ -186,7 +187,11 @@ def external_model_register(
     if not request.specialties or unknown:
         raise ExternalModelError(f"Unknown specialty {', '.join(unknown) or '(none given)'}.")
     existing_card = _read_json(source / registry.CARD_FILE) if (source / registry.CARD_FILE).is_file() else {}
-    kinds = list(request.kinds or existing_card.get("kinds") or [AIOutputKind.REPORT_DRAFT.value])
+    try:
+        card_kinds = registry.card_names(existing_card, "kinds")
+    except InvalidRecord as exc:
+        raise ExternalModelError(str(exc)) from exc
+    kinds = list(request.kinds or card_kinds or [AIOutputKind.REPORT_DRAFT.value])
     bad_kinds = sorted({str(k) for k in kinds} - set(AIOutputKind.values))
     if bad_kinds:
         raise ExternalModelError(f"Unknown kind {', '.join(bad_kinds)[:200]}.")
@@ -228,10 +233,19 @@ def external_model_register(
             actor=actor,
             context=context,
         )
+    except registry.ArtifactIntegrityError as exc:
+        # A symbolic link, or files that differ from the card's own list: a refusal, not a crash.
+        _remove(written)
+        raise ExternalModelError(f"{source.name} cannot be registered: {exc}.") from exc
     except BaseException:
-        for path in written:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+        _remove(written)
         raise
+
+
+def _remove(written: Sequence[Path]) -> None:
+    """Undo what a failed registration wrote (an exported directory, a card written beside the model)."""
+    for path in written:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
