@@ -164,6 +164,34 @@ def _run_form(data: Any = None) -> RunForm:
 # --- Re-inference runs ----------------------------------------------------------------------------------
 
 
+_COHORT_LABELS = {
+    "specialty": "Specialty",
+    "modality": "Modality",
+    "date_from": "Studies from",
+    "date_to": "Studies to",
+    "radiologist": "Signed by",
+    "sample": "Random sample of",
+    "seed": "Seed",
+}
+
+
+def _cohort_chips(run: ReinferenceRun) -> list[tuple[str, str]]:
+    """The run's stored cohort filter as (label, value) pairs, in the launch form's order."""
+    stored = run.cohort_filter if isinstance(run.cohort_filter, dict) else {}
+    specialties = dict(Specialty.choices)
+    chips = []
+    for key, name in _COHORT_LABELS.items():
+        if key not in stored:
+            continue
+        value = str(stored[key])
+        if key == "specialty":
+            value = str(specialties.get(value, value))
+        elif key == "modality":
+            value = modality_label(value)
+        chips.append((name, value))
+    return chips
+
+
 def _run_or_404(pk: int) -> ReinferenceRun:
     run = selectors.runs_list().filter(pk=pk).first()
     if run is None:
@@ -180,7 +208,10 @@ def _runs_page(request: HttpRequest, form: RunForm | None, *, status: int = 200)
     runs = list(runs_qs[: RUNS_PER_PAGE + 1])
     more = len(runs) > RUNS_PER_PAGE
     runs = runs[:RUNS_PER_PAGE]
-    rows = [{"run": run, "progress": selectors.run_progress(run, liveness=False)} for run in runs]
+    rows = [
+        {"run": run, "progress": selectors.run_progress(run, liveness=False), "cohort": _cohort_chips(run)}
+        for run in runs
+    ]
     return render(
         request,
         "inference/runs.html",
@@ -244,6 +275,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = _run_or_404(pk)
     after = _cursor(request, "after")
     context = _progress_context(run)
+    context["cohort"] = _cohort_chips(run)
     context["can_run"] = roles.can_run_reinference(request.user)
     if run.done or run.failed:
         summary = selectors.run_summary(run)

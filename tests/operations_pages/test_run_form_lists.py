@@ -146,3 +146,27 @@ def test_the_api_and_the_command_are_told_which_modalities_the_data_has(tiny_mod
 
     assert err.value.field == "modality"
     assert not ReinferenceRun.objects.exists()
+
+
+def test_the_run_pages_name_the_cohort_filter_in_words(page_for, tiny_model_version, make_studies):
+    make_studies(3, tiny_model_version, modality="CR")
+    client = page_for("dana")
+    client.post(
+        RUNS,
+        {
+            "model_version": tiny_model_version.pk,
+            "kind": "report_draft",
+            "modality": "CR",
+            "specialty": "chest",
+            "date_from": "2026-01-01",
+            "sample": "2",
+            "seed": "0",
+        },
+    )
+    run = ReinferenceRun.objects.get()
+
+    for body in (client.get(RUNS).content.decode(), client.get(f"{RUNS}{run.pk}/").content.decode()):
+        for chip in ("Modality: CR — Computed radiography", "Specialty: Chest", "Studies from: 2026-01-01"):
+            assert chip in body
+        assert "Random sample of: 2" in body and "Seed: 0" in body
+        assert 'class="chip">date_from' not in body and 'class="chip">modality' not in body
