@@ -12,14 +12,15 @@ from django.contrib.auth.models import Group, User
 
 from tests.accounts.helpers import PASSWORD
 from tests.e2e.browser import login_as, shoot
-from tests.e2e.conftest import TIMEOUT_MS, browser  # noqa: F401 - the shared headless Chromium fixture
+from tests.e2e.conftest import TIMEOUT_MS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def page(browser, live_server, personas, settings) -> Iterator[object]:  # noqa: F811 - uses the fixture
-    """A fresh page on the live server, signed in as an admin ("root"), recording CSP violations."""
+def page(browser, live_server, personas, settings) -> Iterator[object]:
+    """A fresh page on the live server (no worker needed), signed in as an admin ("root"), recording CSP
+    violations. Lives under tests/e2e: the one session-wide Chromium is that directory's fixture."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     root = User.objects.create_user(username="root", password=PASSWORD)
     root.groups.add(Group.objects.get_or_create(name="admin")[0])
