@@ -1,0 +1,23 @@
+"""``{% inbox_link %}``: the navigation's link to the inbox, with the unread count (base.html loads it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from portal.accounts import roles
+from portal.peer import notifications
+
+register = template.Library()
+
+
+@register.inclusion_tag("peer/_nav_inbox.html", takes_context=True)
+def inbox_link(context: dict[str, Any]) -> dict[str, Any]:
+    """The link for a signed-in person (one COUNT on an index); nothing for service accounts."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or roles.is_api_only(user):
+        return {"show": False}
+    path = getattr(request, "path", "")
+    return {"show": True, "unread": notifications.unread_count(user), "current": path.startswith("/peer/")}

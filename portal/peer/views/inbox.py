@@ -1,0 +1,68 @@
+"""The inbox: a user's notifications (feedback on their cases, cases assigned to them)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from audit import log as audit
+from portal.accounts import roles
+from portal.core.access import record_denial
+from portal.core.errors import RecordNotFound
+from portal.peer import notifications
+
+PAGE_SIZE = 50
+
+
+@login_required
+@require_GET
+def inbox(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's own notifications, newest first, 50 a page (nobody sees anyone else's)."""
+    paginator = Paginator(notifications.inbox_of(request.user), PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    items = [{"n": n, "url": notifications.target_url(n)} for n in page.object_list]
+    with transaction.atomic():
+        audit.record(
+            "notification.inbox_view",
+            actor=request.user,
+            context=audit.AuditContext.from_request(request),
+            object_type="notification",
+            details={"ids": [item["n"].pk for item in items]},
+        )
+    context = {
+        "page": page,
+        "items": items,
+        "unread": notifications.unread_count(request.user),
+        "is_chair": roles.can_assign(request.user),
+    }
+    return render(request, "peer/inbox.html", context)
+
+
+@login_required
+@require_POST
+def open_notification(request: HttpRequest, pk: int) -> HttpResponse:
+    """Mark one notification read and go where it points (someone else's: 404, audited)."""
+    try:
+        notification = notifications.notification_mark_read(
+            user=request.user, notification_id=pk, context=audit.AuditContext.from_request(request)
+        )
+    except RecordNotFound:
+        record_denial(request, reason="notification")
+        raise Http404 from None
+    return redirect(notifications.target_url(notification))
+
+
+@login_required
+@require_POST
+def mark_all_read(request: HttpRequest) -> HttpResponse:
+    """Mark every notification of the user read."""
+    count = notifications.notifications_mark_all_read(
+        user=request.user, context=audit.AuditContext.from_request(request)
+    )
+    messages.success(request, f"{count} notification{'s' if count != 1 else ''} marked read.")
+    return redirect("peer-inbox")
