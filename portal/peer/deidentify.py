@@ -42,17 +42,17 @@ _ORDINAL = r"(?:st|nd|rd|th)?"
 #: (pattern, replacement), applied in order. Labelled numbers before the generic digit rules, so
 #: "MRN: 12345" loses the number and keeps the label.
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}"), CONTACT),
+    (re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}"), CONTACT),
     (
         re.compile(
             r"\b((?:MRN|medical\s+record(?:\s+(?:number|no\.?))?|accession(?:\s+(?:number|no\.?))?|acc\.?|"
-            r"patient\s+id|NHS(?:\s+number)?|SSN|ID)\s{0,3}(?:[:#]|no\.?)?\s{0,3})[A-Z0-9][A-Z0-9./-]{0,40}",
+            r"patient\s+id|NHS(?:\s+number)?|SSN|ID)(?![\w])\s{0,3}(?:[:#]|no\.?)?\s{0,3})[A-Z0-9][A-Z0-9./-]{0,40}",
             re.IGNORECASE,
         ),
         r"\1" + ID,
     ),
     (
-        re.compile(r"\b((?:DOB|date\s+of\s+birth|born)\s{0,3}:?\s{0,3})\S{1,40}", re.IGNORECASE),
+        re.compile(r"\b((?:DOB|date\s+of\s+birth|born)(?![\w])\s{0,3}:?\s{0,3})\S{1,40}", re.IGNORECASE),
         r"\1" + DATE,
     ),
     (
@@ -63,7 +63,12 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         NAME,
     ),
     (re.compile(r"\b\d+(?:\.\d+){4,}\b"), ID),  # DICOM UIDs and other OIDs
-    (re.compile(r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2})?\S{0,12})?"), DATE),
+    (
+        re.compile(
+            r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+        ),
+        DATE,
+    ),
     (re.compile(r"\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b"), DATE),
     (
         re.compile(

@@ -20,7 +20,7 @@ from fpdf import FPDF
 from portal.peer.models import TeachingCase, TeachingSet
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
 TEXT_LINES = 22  # per report column on a slide; the full texts are in the bundle
 SLIDE_DISCREPANCIES = 5
 FORMAT_VERSION = 1
@@ -66,8 +66,10 @@ def _fence(text: str) -> str:
 
 
 def _md(text: str) -> str:
-    """Inline text with Markdown and HTML specials escaped."""
-    return _MD_SPECIAL.sub(r"\\\1", _CONTROL.sub(" ", text).replace("\n", " "))
+    """Inline text with HTML specials as entities and Markdown specials backslash-escaped."""
+    flat = _CONTROL.sub(" ", text).replace("\n", " ")
+    flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", flat)
 
 
 def set_markdown(payload: dict[str, Any]) -> str:
