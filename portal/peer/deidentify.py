@@ -65,7 +65,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b\d+(?:\.\d+){4,}\b"), ID),  # DICOM UIDs and other OIDs
     (
         re.compile(
-            r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+            r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}"
+            r"(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
         ),
         DATE,
     ),

@@ -20,8 +20,10 @@ DRAFT = (
 )
 SIGNED = (
     "INDICATION: Cough. Patient Ada Testperson, MRN {mrn}, accession {accession}.\n"
-    "COMPARISON: Chest radiograph dated 03/01/2026.\n\nFINDINGS:\nNo pleural effusion. Large right pneumothorax.\n\n"
-    "IMPRESSION:\nRight pneumothorax.\nCritical result communicated to Dr. Okafor by telephone at 10:42 on 2026-03-04."
+    "COMPARISON: Chest radiograph dated 03/01/2026.\n\n"
+    "FINDINGS:\nNo pleural effusion. Large right pneumothorax.\n\n"
+    "IMPRESSION:\nRight pneumothorax.\n"
+    "Critical result communicated to Dr. Okafor by telephone at 10:42 on 2026-03-04."
 )
 
 
@@ -33,7 +35,7 @@ def model_version(db) -> ModelVersion:
 
 @pytest.fixture
 def make_case(model_version):
-    """``make_case(radiologist, specialty=...)``: a study, its AI draft, its signed report, their comparison."""
+    """``make_case(radiologist, ...)``: a study, its AI draft and signed report, their comparison."""
 
     def build(
         radiologist,
@@ -92,7 +94,7 @@ def make_case(model_version):
 
 @pytest.fixture
 def adjudicate():
-    """``adjudicate(case, reviewer, feedback="...")``: the committee scores a case (verdict "agree" on all)."""
+    """``adjudicate(case, reviewer, feedback="...")``: the committee scores a case (agreeing with all)."""
 
     def run(case: Comparison, reviewer, *, feedback: str = "", comment: str = "Teaching point.") -> Review:
         verdicts = {d.pk: services.VerdictInput("agree") for d in case.discrepancies.all()}

@@ -21,7 +21,8 @@ INDICATION: Cough for 3 weeks.
 COMPARISON: Chest radiograph dated March 1, 2026 and CT 14 Feb 2026.
 
 FINDINGS:
-Small left pleural effusion, increased since 2026-02-14. Heart size normal. 5 mm nodule in the right upper lobe.
+Small left pleural effusion, increased since 2026-02-14. Heart size normal.
+5 mm nodule in the right upper lobe.
 
 IMPRESSION:
 1. Small left pleural effusion.

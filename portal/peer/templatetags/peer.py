@@ -20,4 +20,8 @@ def inbox_link(context: dict[str, Any]) -> dict[str, Any]:
     if user is None or not user.is_authenticated or roles.is_api_only(user):
         return {"show": False}
     path = getattr(request, "path", "")
-    return {"show": True, "unread": notifications.unread_count(user), "current": path.startswith("/peer/")}
+    # The inbox page counts them already: reuse its number instead of counting twice.
+    unread = getattr(request, "peer_unread", None)
+    if unread is None:
+        unread = notifications.unread_count(user)
+    return {"show": True, "unread": unread, "current": path.startswith("/peer/")}

@@ -34,10 +34,11 @@ def inbox(request: HttpRequest) -> HttpResponse:
             object_type="notification",
             details={"ids": [item["n"].pk for item in items]},
         )
+    request.peer_unread = notifications.unread_count(request.user)  # type: ignore[attr-defined]
     context = {
         "page": page,
         "items": items,
-        "unread": notifications.unread_count(request.user),
+        "unread": request.peer_unread,  # type: ignore[attr-defined]
         "is_chair": roles.can_assign(request.user),
     }
     return render(request, "peer/inbox.html", context)

@@ -19,6 +19,7 @@ from portal.peer.forms import RoutingRuleForm, RoutingRunForm, RuleToggleForm
 from portal.review.selectors import adjudicators
 
 User = get_user_model()
+RULE_INITIAL = {"active": True, "max_open": 10}
 
 
 def _chair_or_deny(request: HttpRequest, reason: str) -> None:
@@ -55,7 +56,7 @@ def _render(
 def rules(request: HttpRequest) -> HttpResponse:
     """The rules with each reviewer's open cases against the quota; POST adds or changes a rule."""
     _chair_or_deny(request, "routing_rules")
-    form = RoutingRuleForm(request.POST or None, initial={"active": True, "max_open": 10})
+    form = RoutingRuleForm(request.POST if request.method == "POST" else None, initial=RULE_INITIAL)
     if request.method != "POST":
         return _render(request, form, RoutingRunForm())
     if form.is_valid():
@@ -106,9 +107,7 @@ def run(request: HttpRequest) -> HttpResponse:
     _chair_or_deny(request, "routing_run")
     run_form = RoutingRunForm(request.POST)
     if not run_form.is_valid():
-        return _render(
-            request, RoutingRuleForm(initial={"active": True, "max_open": 10}), run_form, status=400
-        )
+        return _render(request, RoutingRuleForm(initial=RULE_INITIAL), run_form, status=400)
     try:
         outcome = routing.routing_run(
             actor=request.user,

@@ -35,7 +35,7 @@ def _set_or_404(request: HttpRequest, pk: int) -> TeachingSet:
 def teaching_sets(request: HttpRequest) -> HttpResponse:
     """The chair's teaching sets, and the form that starts a new one."""
     _chair_or_deny(request, "teaching_sets")
-    form = TeachingSetForm(request.POST or None)
+    form = TeachingSetForm(request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -84,7 +84,7 @@ def teaching_set(request: HttpRequest, pk: int) -> HttpResponse:
     """One set: its de-identified cases, and the form that adds an adjudicated case to it."""
     _chair_or_deny(request, "teaching_set")
     found = _set_or_404(request, pk)
-    form = AddCaseForm(request.POST or None)
+    form = AddCaseForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
             try:
@@ -123,7 +123,7 @@ def teaching_case_edit(request: HttpRequest, pk: int, case_pk: int) -> HttpRespo
         "signed_report": case.signed_report,
         "committee_comment": case.committee_comment,
     }
-    form = TeachingCaseForm(request.POST or None, initial=initial)
+    form = TeachingCaseForm(request.POST if request.method == "POST" else None, initial=initial)
     status = 200
     if request.method == "POST":
         if form.is_valid():
