@@ -360,3 +360,12 @@ def test_switching_a_rule_off_and_on(page_for, personas):
     assert RoutingRule.objects.get().active is True
     assert client.post("/peer/rules/999999/toggle/").status_code == 404
     assert page_for("carol").post(f"/peer/rules/{rule.pk}/toggle/").status_code == 403
+
+
+@pytest.mark.parametrize("name", ["lena", "otto", "eve"])
+def test_accounts_that_get_no_notifications_have_no_inbox(page_for, name):
+    client = page_for(name)
+
+    assert client.get("/peer/inbox/").status_code == 403
+    assert client.post("/peer/inbox/read-all/").status_code == 403
+    assert 'data-testid="nav-inbox"' not in client.get("/").content.decode()

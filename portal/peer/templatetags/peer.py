@@ -1,27 +1,33 @@
-"""``{% inbox_link %}``: the navigation's link to the inbox, with the unread count (base.html loads it)."""
+"""``{% unread_badge %}``: the unread count beside the navigation's Inbox link (base.html loads it)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import template
+from django.utils.html import format_html
 
-from portal.accounts import roles
 from portal.peer import notifications
 
 register = template.Library()
 
 
-@register.inclusion_tag("peer/_nav_inbox.html", takes_context=True)
-def inbox_link(context: dict[str, Any]) -> dict[str, Any]:
-    """The link for a signed-in person (one COUNT on an index); nothing for service accounts."""
+@register.simple_tag(takes_context=True)
+def unread_badge(context: dict[str, Any]) -> str:
+    """The badge with the signed-in user's unread notifications; nothing when there are none.
+
+    One COUNT on an index per page; the inbox page has counted already and leaves its number on the
+    request, so the page does not count twice.
+    """
     request = context.get("request")
     user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated or roles.is_api_only(user):
-        return {"show": False}
-    path = getattr(request, "path", "")
-    # The inbox page counts them already: reuse its number instead of counting twice.
+    if user is None or not user.is_authenticated:
+        return ""
     unread = getattr(request, "peer_unread", None)
     if unread is None:
         unread = notifications.unread_count(user)
-    return {"show": True, "unread": unread, "current": path.startswith("/peer/")}
+    if not unread:
+        return ""
+    return format_html(
+        ' <span class="badge" data-testid="nav-unread" aria-label="{} unread">{}</span>', unread, unread
+    )

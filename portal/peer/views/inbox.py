@@ -6,23 +6,30 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from audit import log as audit
 from portal.accounts import roles
-from portal.core.access import record_denial
+from portal.core.access import deny
 from portal.core.errors import RecordNotFound
 from portal.peer import notifications
 
 PAGE_SIZE = 50
 
 
+def _reader_or_deny(request: HttpRequest) -> None:
+    """The inbox is for those who get notifications: radiologists (feedback) and reviewers (cases)."""
+    if not roles.can_open_page(request.user, "inbox"):
+        deny(request, reason="inbox")
+
+
 @login_required
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
     """The signed-in user's own notifications, newest first, 50 a page (nobody sees anyone else's)."""
+    _reader_or_deny(request)
     paginator = Paginator(notifications.inbox_of(request.user), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     items = [{"n": n, "url": notifications.target_url(n)} for n in page.object_list]
@@ -48,13 +55,13 @@ def inbox(request: HttpRequest) -> HttpResponse:
 @require_POST
 def open_notification(request: HttpRequest, pk: int) -> HttpResponse:
     """Mark one notification read and go where it points (someone else's: 404, audited)."""
+    _reader_or_deny(request)
     try:
         notification = notifications.notification_mark_read(
             user=request.user, notification_id=pk, context=audit.AuditContext.from_request(request)
         )
     except RecordNotFound:
-        record_denial(request, reason="notification")
-        raise Http404 from None
+        deny(request, reason="notification", not_found=True)
     return redirect(notifications.target_url(notification))
 
 
@@ -62,6 +69,7 @@ def open_notification(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def mark_all_read(request: HttpRequest) -> HttpResponse:
     """Mark every notification of the user read."""
+    _reader_or_deny(request)
     count = notifications.notifications_mark_all_read(
         user=request.user, context=audit.AuditContext.from_request(request)
     )
