@@ -41,11 +41,13 @@ class Notification(models.Model):
 
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=16, choices=NotificationKind.choices)
+    # CASCADE: a notification is derived from its source; the retention purge (portal/legal, which
+    # cannot know this app) deletes a study's feedback and assignments, and their notifications go too.
     feedback = models.OneToOneField(
-        Feedback, on_delete=models.PROTECT, null=True, blank=True, related_name="notification"
+        Feedback, on_delete=models.CASCADE, null=True, blank=True, related_name="notification"
     )
     assignment = models.OneToOneField(
-        Assignment, on_delete=models.PROTECT, null=True, blank=True, related_name="notification"
+        Assignment, on_delete=models.CASCADE, null=True, blank=True, related_name="notification"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
@@ -93,13 +95,14 @@ class TeachingSet(models.Model):
 class TeachingCase(models.Model):
     """One case of a teaching set: de-identified texts, the discrepancies and the committee's comment.
 
-    ``comparison`` keeps the way back to the source for the chair (never exported); the texts are the
+    ``comparison`` keeps the way back to the source for the chair (never exported); it is emptied when
+    the retention purge deletes the source case (the de-identified copy stays). The texts are the
     de-identified snapshot, editable by the chair before the conference to catch what the automatic
     de-identification missed.
     """
 
     teaching_set = models.ForeignKey(TeachingSet, on_delete=models.CASCADE, related_name="cases")
-    comparison = models.ForeignKey(Comparison, on_delete=models.PROTECT, related_name="+")
+    comparison = models.ForeignKey(Comparison, on_delete=models.SET_NULL, null=True, related_name="+")
     position = models.PositiveIntegerField()
     specialty = models.CharField(max_length=32, blank=True)
     modality = models.CharField(max_length=16, blank=True)
@@ -164,9 +167,10 @@ class RoutingRun(models.Model):
 
 class RoutedCase(models.Model):
     """A case a routing run gave to a reviewer. Unique per case: two runs at once cannot both route it
-    (the second one's insert fails and it retries on what is left)."""
+    (the second one's insert fails and it retries on what is left). Goes with its case when the
+    retention purge deletes it."""
 
-    comparison = models.OneToOneField(Comparison, on_delete=models.PROTECT, related_name="routed")
+    comparison = models.OneToOneField(Comparison, on_delete=models.CASCADE, related_name="routed")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     rule = models.ForeignKey(RoutingRule, on_delete=models.PROTECT, related_name="routed_cases")
     run = models.ForeignKey(RoutingRun, on_delete=models.PROTECT, related_name="routed_cases")

@@ -19,7 +19,7 @@ def teachable_cases(*, exclude_set: TeachingSet) -> list[Comparison]:
     """The most recently adjudicated cases not yet in the set, for the chair to pick from."""
     return list(
         Comparison.objects.filter(review_status=ReviewStatus.REVIEWED)
-        .exclude(pk__in=exclude_set.cases.values("comparison_id"))
+        .exclude(pk__in=exclude_set.cases.filter(comparison__isnull=False).values("comparison_id"))
         .only("pk", "specialty", "modality", "radpeer_suggested", "significant_count", "minor_count")
         .order_by("-pk")[:CANDIDATES]
     )
