@@ -369,3 +369,17 @@ def test_accounts_that_get_no_notifications_have_no_inbox(page_for, name):
     assert client.get("/peer/inbox/").status_code == 403
     assert client.post("/peer/inbox/read-all/").status_code == 403
     assert 'data-testid="nav-inbox"' not in client.get("/").content.decode()
+
+
+def test_every_chair_page_view_is_audited(page_for, teaching_set, taught):
+    client = page_for("dana")
+    for path in (
+        "/peer/teaching/",
+        f"/peer/teaching/{teaching_set.pk}/",
+        f"/peer/teaching/{teaching_set.pk}/cases/{taught.pk}/",
+        "/peer/rules/",
+    ):
+        assert client.get(path).status_code == 200
+
+    actions = set(AuditEvent.objects.filter(actor_username="dana").values_list("action", flat=True))
+    assert {"teaching_sets.view", "teaching_set.view", "teaching_case.view", "routing_rules.view"} <= actions

@@ -23,6 +23,19 @@ def _chair_or_deny(request: HttpRequest, reason: str) -> None:
         deny(request, reason=reason)
 
 
+def _audit_view(request: HttpRequest, action: str, *, object_id: object, details: dict | None = None) -> None:
+    """Record that the chair looked at teaching material (de-identified, but drawn from case records)."""
+    with transaction.atomic():
+        audit.record(
+            action,
+            actor=request.user,
+            context=audit.AuditContext.from_request(request),
+            object_type="teaching_set" if action.startswith("teaching_set") else "teaching_case",
+            object_id=object_id,
+            details=details,
+        )
+
+
 def _set_or_404(request: HttpRequest, pk: int) -> TeachingSet:
     found = TeachingSet.objects.filter(pk=pk).first()
     if found is None:
@@ -52,7 +65,9 @@ def teaching_sets(request: HttpRequest) -> HttpResponse:
             else:
                 return redirect("peer-teaching-set", pk=created.pk)
         status = 400
-    context = {"form": form, "sets": selectors.teaching_sets(), "section": "teaching"}
+    sets = list(selectors.teaching_sets().select_related("created_by"))
+    _audit_view(request, "teaching_sets.view", object_id="", details={"ids": [s.pk for s in sets]})
+    context = {"form": form, "sets": sets, "section": "teaching"}
     return render(request, "peer/teaching_sets.html", context, status=status)
 
 
@@ -60,14 +75,7 @@ def _render_set(
     request: HttpRequest, teaching_set: TeachingSet, form: AddCaseForm, status: int = 200
 ) -> HttpResponse:
     cases = list(teaching_set.cases.order_by("position"))
-    with transaction.atomic():
-        audit.record(
-            "teaching_set.view",
-            actor=request.user,
-            context=audit.AuditContext.from_request(request),
-            object_type="teaching_set",
-            object_id=teaching_set.pk,
-        )
+    _audit_view(request, "teaching_set.view", object_id=teaching_set.pk)
     context = {
         "set": teaching_set,
         "cases": cases,
@@ -140,6 +148,7 @@ def teaching_case_edit(request: HttpRequest, pk: int, case_pk: int) -> HttpRespo
                 messages.success(request, f"Case {case.position} saved.")
                 return redirect("peer-teaching-set", pk=pk)
         status = 400
+    _audit_view(request, "teaching_case.view", object_id=case.pk, details={"teaching_set": pk})
     context = {"set": case.teaching_set, "case": case, "form": form, "section": "teaching"}
     return render(request, "peer/teaching_case_edit.html", context, status=status)
 
