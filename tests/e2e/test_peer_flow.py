@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.django_db(tr
 
 def test_feedback_reaches_the_inbox_and_the_chair_teaches_the_case(page, users, make_case, adjudicate):  # noqa: F811
     case = make_case(users["alice"])
-    adjudicate(case, users["carol"], feedback="Please look at the right apex.", comment="Subtle pneumothorax.")
+    adjudicate(case, users["carol"], feedback="Please look at the right apex.", comment="Subtle pneumothorax")
     for specialty in ("chest", "chest", "neuro"):
         make_case(users["bob"], specialty=specialty)
 
