@@ -4,7 +4,9 @@ This is the wiring on top of every app: it hands ``audit`` (which imports no dom
 rules of :mod:`portal.accounts` for its page and its proof API.
 """
 
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from audit import urls as audit_urls
@@ -16,12 +18,17 @@ from portal.core.access import require
 
 urlpatterns = [
     path("", views.home, name="home"),
+    # Browsers ask for /favicon.ico on their own (e.g. for a JSON answer or a download).
+    path(
+        "favicon.ico", RedirectView.as_view(url=static("favicon/favicon.ico"), permanent=True), name="favicon"
+    ),
     path("health/", views.system_health, name="system-health"),
     path(
         "audit/",
         include(audit_urls.urlpatterns_for(require(roles.can_view_audit_status, reason="PermissionDenied"))),
     ),
     path("accounts/", include("portal.accounts.urls")),
+    path("administration/", include("portal.administration.urls")),
     path("review/", include("portal.review.urls")),
     path("records/", include("portal.records.urls")),
     path("peer/", include("portal.peer.urls")),
