@@ -32,14 +32,14 @@ def inbox(request: HttpRequest) -> HttpResponse:
     _reader_or_deny(request)
     paginator = Paginator(notifications.inbox_of(request.user), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
-    items = [{"n": n, "url": notifications.target_url(n)} for n in page.object_list]
+    items = list(page.object_list)
     with transaction.atomic():
         audit.record(
             "notification.inbox_view",
             actor=request.user,
             context=audit.AuditContext.from_request(request),
             object_type="notification",
-            details={"ids": [item["n"].pk for item in items]},
+            details={"ids": [n.pk for n in items]},
         )
     request.peer_unread = notifications.unread_count(request.user)  # type: ignore[attr-defined]
     context = {
