@@ -122,6 +122,7 @@ INSTALLED_APPS = [
     "portal.review",
     "portal.legal",
     "portal.administration",
+    "portal.peer",
     "inference",
     "portal.demo",
 ]
@@ -325,6 +326,20 @@ HEALTH_PROBE_TIMEOUT_SECONDS = env_int("HEALTH_PROBE_TIMEOUT_SECONDS", 1)
 # A worker ping's answer is reused for this long (a ping is a broadcast that waits for replies).
 HEALTH_PING_CACHE_SECONDS = env_int("HEALTH_PING_CACHE_SECONDS", 5)
 
+# --- E-mail (peer-learning notifications; the messages hold no PHI, only a link into the portal) ----
+# Django's own settings: EMAIL_BACKEND (the console by default, so the demo prints instead of failing
+# on a missing mail server), EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD(_FILE),
+# EMAIL_USE_TLS. CONCORDANCE_BASE_URL is the portal's address as recipients reach it, for the links.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "") or ""
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "concordance@localhost")
+CONCORDANCE_BASE_URL = env_str("CONCORDANCE_BASE_URL", "http://localhost:8000")
+
 # --- Audit ----------------------------------------------------------------------------------------
 AUDIT_SIGNING_KEY_FILE = Path(env_str("AUDIT_SIGNING_KEY_FILE", str(VAR_DIR / "audit-signing-key.pem")) or "")
 # The demo generates a key on first use; production must provide one (never generated silently).
@@ -403,6 +418,10 @@ CELERY_BEAT_SCHEDULE = {
     "legal-export-reaper": {
         "task": "portal.legal.tasks.reap_stale_exports",
         "schedule": env_int("EXPORT_REAP_SECONDS", 15),
+    },
+    "peer-notification-sweep": {
+        "task": "portal.peer.tasks.sweep_notifications",
+        "schedule": env_int("NOTIFICATION_SWEEP_SECONDS", 120),
     },
     "reinference-reap": {
         "task": "inference.tasks.reap_reinference",

@@ -31,6 +31,7 @@ urlpatterns = [
     path("administration/", include("portal.administration.urls")),
     path("review/", include("portal.review.urls")),
     path("records/", include("portal.records.urls")),
+    path("peer/", include("portal.peer.urls")),
     path("", include("inference.urls")),  # /reinference/ and /models/
     path("", include("portal.legal.urls")),  # /legal/
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),

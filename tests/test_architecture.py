@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("portal/accounts",),  # roles: the one place that decides who may see what
     ("portal/records", "inference/compare"),  # the clinical record; the pure discrepancy engine
     ("inference", "portal/review", "portal/administration"),  # models, re-inference; QA review; admin pages
-    ("portal/legal",),  # holds, retention, export packages: over the record, reviews and re-inference
+    ("portal/legal", "portal/peer"),  # holds, export packages; peer learning (notices, teaching, routing)
     ("portal", "portal/demo"),  # wiring (settings, URLs, Celery app, landing page) and the demo
 )
 RANK = {app: rank for rank, apps in enumerate(LAYERS) for app in apps}

@@ -28,6 +28,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("dashboard", "Dashboard", ("review-dashboard", "review:dashboard", "dashboard")),
     NavItem("qa_queue", "QA queue", ("review-queue", "review:queue", "queue")),
     NavItem("my_feedback", "My feedback", ("review-feedback", "review:feedback", "my-feedback")),
+    NavItem("inbox", "Inbox", ("peer-inbox",)),
     NavItem(
         "reinference",
         "Re-inference",

@@ -254,6 +254,7 @@ PAGE_ROLES: dict[str, frozenset[Role]] = {
     "dashboard": REVIEW_READ_ROLES,
     "qa_queue": REVIEW_READ_ROLES,
     "my_feedback": frozenset({Role.RADIOLOGIST}),
+    "inbox": frozenset({Role.RADIOLOGIST}) | ADJUDICATE_ROLES,  # portal/peer: feedback and assignments
     "reinference": REINFERENCE_VIEW_ROLES,
     "models": MODEL_VIEW_ROLES,
     "legal": LEGAL_PAGE_ROLES,

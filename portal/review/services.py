@@ -38,6 +38,7 @@ from portal.review.models import (
 )
 from portal.review.rollup import daily_stats_refresh, refresh_day_of
 from portal.review.selectors import QueueFilters, queue_queryset
+from portal.review.signals import assignments_created
 
 __all__ = ["daily_stats_refresh"]  # the periodic task and the command call it through services
 
@@ -432,9 +433,10 @@ def assignments_create(
         )
         if len(set(comparison_ids)) != Comparison.objects.filter(pk__in=comparison_ids).count():
             raise InvalidReview("Some of these cases do not exist.", field="cases")
-        Assignment.objects.bulk_create(
+        created = Assignment.objects.bulk_create(
             [Assignment(comparison=c, reviewer=reviewer, assigned_by=actor, campaign=campaign) for c in cases]
         )
+        assignments_created.send(sender=Assignment, assignments=created)
         Comparison.objects.filter(pk__in=[c.pk for c in cases], review_status=ReviewStatus.UNASSIGNED).update(
             review_status=ReviewStatus.ASSIGNED
         )

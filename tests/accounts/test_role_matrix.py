@@ -158,6 +158,31 @@ RULES: dict[str, list[Probe]] = {
     "review-performance": [page(CHAIR, {200})],
     "review-performance-csv": [page(CHAIR, {200})],
     "review-performance-pdf": [page(CHAIR, {200})],
+    # --- Peer learning: inbox (who gets notifications), teaching sets and assignment rules (chair) ---
+    "peer-inbox": [page(RADIOLOGISTS | ADJUDICATORS, {200})],
+    # The world's feedback notifies alice: for anyone else the notification does not exist.
+    "peer-notification-open": [
+        page(
+            frozenset({"alice"}),
+            {302},
+            method="post",
+            special={p: frozenset({404}) for p in ("bob", "carol", "dana", "root")},
+        ),
+        page(PEOPLE, NOT_ALLOWED),
+    ],
+    "peer-inbox-read-all": [
+        page(RADIOLOGISTS | ADJUDICATORS, {302}, method="post"),
+        page(PEOPLE, NOT_ALLOWED),
+    ],
+    "peer-teaching-sets": [page(CHAIR, {200}), page(CHAIR, {400}, method="post")],
+    "peer-teaching-set": [page(CHAIR, {404}), page(CHAIR, {404}, method="post")],
+    "peer-teaching-case": [page(CHAIR, {404}), page(CHAIR, {404}, method="post")],
+    "peer-teaching-case-remove": [page(CHAIR, {404}, method="post"), page(PEOPLE, NOT_ALLOWED)],
+    "peer-teaching-pdf": [page(CHAIR, {404})],
+    "peer-teaching-bundle": [page(CHAIR, {404})],
+    "peer-rules": [page(CHAIR, {200}), page(CHAIR, {400}, method="post")],
+    "peer-rule-toggle": [page(CHAIR, {404}, method="post"), page(PEOPLE, NOT_ALLOWED)],
+    "peer-rules-run": [page(CHAIR, {400}, method="post"), page(PEOPLE, NOT_ALLOWED)],
     # --- Operations pages: re-inference runs, models, legal -----------------------------------------
     "reinference-runs": [page(REINFER_VIEW, {200}), page(REINFER_RUN, {400}, method="post")],
     "reinference-run": [page(REINFER_VIEW, {404})],
@@ -218,6 +243,7 @@ KWARGS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "review-case": lambda world: {"pk": world["comparison"].pk},
     "review-adjudicate": lambda world: {"pk": world["comparison"].pk},
     "review-feedback-ack": lambda world: {"pk": world["feedback"].pk},
+    "peer-notification-open": lambda world: {"pk": world["feedback"].notification.pk},
     "api-study": lambda world: {"pk": world["study"].pk},
     "api-ai-output": lambda world: {"pk": world["ai_output"].pk},
     "api-signed-report": lambda world: {"pk": world["report"].pk},

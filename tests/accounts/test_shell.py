@@ -14,9 +14,9 @@ pytestmark = pytest.mark.django_db
 
 # The pages each persona's navigation offers, when the page exists (URL name resolves).
 EXPECTED_NAV = {
-    "alice": {"my_feedback"},
-    "carol": {"dashboard", "qa_queue", "reinference", "models"},
-    "dana": {"dashboard", "qa_queue", "reinference", "models", "audit"},
+    "alice": {"my_feedback", "inbox"},
+    "carol": {"dashboard", "qa_queue", "inbox", "reinference", "models"},
+    "dana": {"dashboard", "qa_queue", "inbox", "reinference", "models", "audit"},
     "lena": {"dashboard", "qa_queue", "models", "legal", "audit"},
     "otto": {"dashboard", "qa_queue", "reinference", "models", "audit"},
     "eve": set(),
