@@ -97,7 +97,10 @@ def adjudicate():
     """``adjudicate(case, reviewer, feedback="...")``: the committee scores a case (agreeing with all)."""
 
     def run(case: Comparison, reviewer, *, feedback: str = "", comment: str = "Teaching point.") -> Review:
-        verdicts = {d.pk: services.VerdictInput("agree") for d in case.discrepancies.all()}
+        # The signed report erred (the committee's attribution), hence the discrepant score.
+        verdicts = {
+            d.pk: services.VerdictInput("agree", correct_side="ai_draft") for d in case.discrepancies.all()
+        }
         return services.review_submit(
             comparison=case,
             reviewer=reviewer,

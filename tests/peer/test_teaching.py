@@ -71,7 +71,7 @@ def test_a_scored_case_is_copied_without_identifiers(personas, teaching_set, sco
 def test_discrepancies_the_committee_rejected_are_not_taught(personas, teaching_set, make_case):
     case = make_case(personas["alice"])
     discrepancies = list(case.discrepancies.order_by("pk"))
-    verdicts = {d.pk: services.VerdictInput(Verdict.AGREE) for d in discrepancies}
+    verdicts = {d.pk: services.VerdictInput(Verdict.AGREE, correct_side="ai_draft") for d in discrepancies}
     verdicts[discrepancies[0].pk] = services.VerdictInput(Verdict.NOT_A_DISCREPANCY)
     services.review_submit(
         comparison=case,
