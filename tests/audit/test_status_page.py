@@ -58,16 +58,20 @@ def test_a_failed_verification_is_shown_as_failed(personas):
     assert "FAILED verification at event 4" in page
 
 
-def test_an_auditor_can_ask_for_a_verification(personas, monkeypatch):
+def test_an_auditor_can_ask_for_a_verification(personas, monkeypatch, django_capture_on_commit_callbacks):
     from audit import tasks
+    from audit.models import VerificationJob
 
     sent = []
     monkeypatch.setattr(tasks.verify_log, "delay", lambda **kwargs: sent.append(kwargs))
 
-    response = _client(personas["otto"]).post("/audit/")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _client(personas["otto"]).post("/audit/")
 
     assert response.status_code == 302 and response["Location"] == "/audit/"
-    assert sent == [{"full": True}]  # the button says "the whole log"; beat verifies incrementally
+    job = VerificationJob.objects.get()
+    # The button says "the whole log"; beat verifies incrementally.
+    assert sent == [{"full": True, "job_id": job.pk}] and job.full and job.requested_by == "otto"
 
 
 def test_the_page_counts_events_waiting_for_the_integrator(personas, append):
