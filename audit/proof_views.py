@@ -111,14 +111,21 @@ def _record(request: HttpRequest, action: str, proofs: ProofSet, study_id: int |
 
 
 def _viewer(request: HttpRequest, find_study: StudyFinder) -> HttpResponse:
-    context: dict[str, Any] = {"query": {}, "max_events": proof_viewer.MAX_EVENTS}
+    context: dict[str, Any] = {
+        "query": {},
+        "max_events": proof_viewer.MAX_EVENTS,
+        "checkpoints": [],
+        "proofs": None,
+        "consistency": None,
+        "error": "",
+    }
     status = 200
     try:
         context["checkpoints"] = proof_viewer.recent_checkpoints()
         query = context["query"] = _query(request)
         if query["seq"] is not None or query["accession"]:
             proofs, study_id = _prove(query, find_study)
-            context["proofs"] = proofs
+            context["proofs"], context["consistency"] = proofs, proofs.consistency
             _record(request, "audit.proof_viewed", proofs, study_id)
         elif query["since"] is not None:  # only the consistency between two checkpoints
             later = proof_viewer.checkpoint_of(query["checkpoint"])
