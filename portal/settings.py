@@ -355,7 +355,11 @@ LOGGING = {
 }
 
 # --- Periodic work (Celery beat runs beside the worker) ------------------------------------------
+# Seconds between integration passes when no dedicated ``manage.py audit_integrator`` runs (the demo):
+# events reach the Merkle tree, and so the proof viewer and the status page, within about this long.
+AUDIT_INTEGRATE_SECONDS = env_int("AUDIT_INTEGRATE_SECONDS", 10)
 CELERY_BEAT_SCHEDULE = {
+    "audit-integrate": {"task": "audit.tasks.integrate_log", "schedule": AUDIT_INTEGRATE_SECONDS},
     "audit-checkpoint": {
         "task": "audit.tasks.write_checkpoint",
         "schedule": env_int("AUDIT_CHECKPOINT_SECONDS", 300),
