@@ -41,8 +41,14 @@ def study():
     append_events(3)
     for i in range(3):
         with transaction.atomic():
-            log.record("study.viewed", actor=None, object_type="study", object_id=study.pk, study_id=study.pk,
-                       details={"i": i})
+            log.record(
+                "study.viewed",
+                actor=None,
+                object_type="study",
+                object_id=study.pk,
+                study_id=study.pk,
+                details={"i": i},
+            )
     append_events(2)
     integrate_now()
     checkpoints.create_checkpoint()
@@ -78,7 +84,10 @@ def test_the_drawn_path_is_the_rfc_path_and_ends_at_the_root(size, index):
     assert (steps[-1].node if steps else tree.leaf_hash(index).hex()) == tree.root().hex()
     if steps:
         assert steps[-1].node_range == (0, size)
-        assert all(a.node_range[1] - a.node_range[0] < b.node_range[1] - b.node_range[0] for a, b in zip(steps, steps[1:]))
+        assert all(
+            a.node_range[1] - a.node_range[0] < b.node_range[1] - b.node_range[0]
+            for a, b in zip(steps, steps[1:])
+        )
 
 
 def test_an_event_is_drawn_level_by_level_to_the_signed_root(personas, study):
@@ -112,9 +121,11 @@ def test_the_consistency_between_two_checkpoints_is_shown(personas, study):
     integrate_now()
     later = checkpoints.create_checkpoint()
 
-    html = _client(personas["otto"]).get(
-        f"/audit/proofs/?since={earlier_size}&checkpoint={later.tree_size}"
-    ).content.decode()
+    html = (
+        _client(personas["otto"])
+        .get(f"/audit/proofs/?since={earlier_size}&checkpoint={later.tree_size}")
+        .content.decode()
+    )
 
     assert 'data-testid="proof-consistency"' in html
     assert "the later tree extends the earlier one" in html
@@ -141,8 +152,13 @@ def test_a_downloaded_proof_verifies_and_a_tampered_one_does_not(personas, study
 @pytest.mark.parametrize(
     ("tamper", "fragment"),
     [
-        (lambda d: d["events"][0]["inclusion_proof"].reverse() or d["events"][0]["inclusion_proof"].append("00" * 32),
-         "inclusion proof does not verify"),
+        (
+            lambda d: (
+                d["events"][0]["inclusion_proof"].reverse()
+                or d["events"][0]["inclusion_proof"].append("00" * 32)
+            ),
+            "inclusion proof does not verify",
+        ),
         (lambda d: d["checkpoints"][-1].update(root_hash="ab" * 32), "signature does not verify"),
         (lambda d: d["events"][0].update(seq=d["events"][0]["seq"] + 1), "inclusion proof does not verify"),
         (lambda d: d.update(format="something-else"), "'format' must be"),
@@ -178,7 +194,9 @@ def test_a_consistency_proof_in_the_download_is_checked(personas, study, tmp_pat
     integrate_now()
     later = checkpoints.create_checkpoint()
     seq = AuditEvent.objects.filter(study_id=study.pk).values_list("seq", flat=True).first()
-    path = _download(_client(personas["otto"]), tmp_path, f"seq={seq}&checkpoint={later.tree_size}&since={first_size}")
+    path = _download(
+        _client(personas["otto"]), tmp_path, f"seq={seq}&checkpoint={later.tree_size}&since={first_size}"
+    )
     key = _public_pem(tmp_path).read_bytes()
     document = json.loads(path.read_text())
     assert len(document["checkpoints"]) == 2 and len(document["consistency"]) == 1
@@ -217,7 +235,9 @@ def test_the_command_line_checks_a_proof_on_a_bare_python(personas, study, tmp_p
     document["events"][0]["event"]["actor"]["username"] = "mallory"
     path.write_text(json.dumps(document))
     result = run(str(path), "--public-key", str(key))
-    assert result.returncode == 1 and result.stdout.splitlines()[-1].startswith("VERDICT: INVALID: audit events")
+    assert result.returncode == 1 and result.stdout.splitlines()[-1].startswith(
+        "VERDICT: INVALID: audit events"
+    )
 
     result = run(str(tmp_path / "absent.json"))
     assert result.returncode == 3 and "CANNOT VERIFY" in result.stdout

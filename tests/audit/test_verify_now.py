@@ -103,7 +103,9 @@ def test_progress_is_recorded_while_the_events_are_recomputed(personas, monkeypa
     assert job.events_total == 12
 
 
-def test_a_second_press_while_one_runs_does_not_start_another(personas, enqueued, django_capture_on_commit_callbacks):
+def test_a_second_press_while_one_runs_does_not_start_another(
+    personas, enqueued, django_capture_on_commit_callbacks
+):
     otto = _client(personas["otto"])
     with django_capture_on_commit_callbacks(execute=True):
         otto.post("/audit/", **HTMX)
