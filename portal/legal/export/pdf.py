@@ -1,8 +1,9 @@
-"""``report.pdf``: cover sheet, one timeline per study with the engine's differences highlighted, and the
-chain of custody.
+"""``report.pdf``: cover sheet; per study its AI drafts and signed reports with the differing words
+marked and the differences in plain language, then its timeline; then the chain of custody.
 
-Every text from the records is made safe before it reaches fpdf2: control characters removed and
-characters outside Latin-1 (the core fonts' range) replaced, so hostile text can neither break the
+Texts are printed in the embedded DejaVu fonts (``fonts/``, their licence beside them), so names and
+words outside Latin-1 print as written, never as "?". Every text from the records is made safe before
+it reaches fpdf2: control characters removed and length capped, so hostile text can neither break the
 document nor smuggle markup (fpdf2 interprets none unless asked, and we never ask).
 """
 
@@ -11,25 +12,31 @@ from __future__ import annotations
 import dataclasses
 import re
 import textwrap
+from pathlib import Path
 from typing import Any
 
 from fpdf import FPDF
 
+from portal.legal.export.report_texts import ComparedPair, MarkedText
+
+FONTS = Path(__file__).resolve().parent / "fonts"
+SANS, MONO = "DejaVuSans", "DejaVuSansMono"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _MAX_TEXT = 600
-# Courier is 0.6 em wide: at 7.5 pt that is 1.59 mm, so 180 mm of A4 text width holds 113 columns.
-_COURIER_COLUMNS = 110
+# DejaVu Sans Mono is 0.602 em wide: at 7.5 pt that is 1.59 mm, so 180 mm of A4 text width holds 113 columns.
+_MONO_COLUMNS = 110
 RED = (180, 0, 0)
 BLACK = (0, 0, 0)
 GREY = (90, 90, 90)
 
 
 def safe(value: object, limit: int = _MAX_TEXT) -> str:
-    """Printable Latin-1 text, shortened to ``limit`` characters (the full texts are in records/)."""
+    """Printable text without control characters, shortened to ``limit`` characters (the full texts
+    are in records/)."""
     text = _CONTROL.sub(" ", str(value if value is not None else ""))
     if len(text) > limit:
         text = text[: limit - 3] + "..."
-    return text.encode("latin-1", "replace").decode("latin-1")
+    return text
 
 
 @dataclasses.dataclass
@@ -43,11 +50,12 @@ class TimelineEntry:
 
 @dataclasses.dataclass
 class StudyTimeline:
-    """What the PDF says about one study."""
+    """What the PDF says about one study: its texts compared, then its timeline."""
 
     accession: str
     description: str
     entries: list[TimelineEntry]
+    pairs: list[ComparedPair] = dataclasses.field(default_factory=list)
 
 
 class ReportPdf:
@@ -58,13 +66,16 @@ class ReportPdf:
         pdf.set_auto_page_break(auto=True, margin=15)
         pdf.set_title("Concordance legal export")
         pdf.set_creator("Concordance")
+        pdf.add_font(SANS, "", FONTS / "DejaVuSans.ttf")
+        pdf.add_font(SANS, "B", FONTS / "DejaVuSans-Bold.ttf")
+        pdf.add_font(MONO, "", FONTS / "DejaVuSansMono.ttf")
         self.pdf = pdf
 
     def _line(
-        self, text: str, *, size: int = 9, style: str = "", color: tuple = BLACK, height: float = 4.5
+        self, text: str, *, size: float = 9, style: str = "", color: tuple = BLACK, height: float = 4.5
     ) -> None:
         pdf = self.pdf
-        pdf.set_font("Helvetica", style=style, size=size)
+        pdf.set_font(SANS, style=style, size=size)
         pdf.set_text_color(*color)
         pdf.multi_cell(0, height, safe(text), new_x="LMARGIN", new_y="NEXT")
 
@@ -91,34 +102,63 @@ class ReportPdf:
         self._line(
             "Verify this package with the verify_package.py it contains: "
             "python verify_package.py PACKAGE.zip "
-            "--public-key ORGANISATION_KEY.pem (see VERIFY.md). Differences found by the discrepancy engine "
-            "are printed in red.",
+            "--public-key ORGANISATION_KEY.pem (see VERIFY.md). For each study the AI draft and the signed "
+            "report are printed with the words that differ underlined in red, each difference is named, "
+            "then the study's timeline follows.",
             color=GREY,
         )
         self.pdf.add_page()
-        self._line("Per-study timelines", size=13, style="B", height=7)
+        self._line("Studies", size=13, style="B", height=7)
 
     def study(self, timeline: StudyTimeline) -> None:
-        """One study's timeline; engine differences in red.
-
-        Timelines use Courier and wrap by character count: fpdf2's proportional line breaking measures
-        every character again for each candidate break, which dominated the build time of large scopes.
-        """
+        """One study: its compared texts, then its timeline (engine differences in red)."""
         pdf = self.pdf
         if pdf.get_y() > 250:
             pdf.add_page()
         pdf.ln(2)
-        pdf.set_font("Courier", style="B", size=9)
-        pdf.set_text_color(*BLACK)
-        heading = safe(f"Study {timeline.accession}  {timeline.description}", limit=300)
-        for line in textwrap.wrap(heading, _COURIER_COLUMNS * 75 // 90) or [""]:
-            pdf.cell(0, 4.5, line, new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Courier", size=7.5)
-        for entry in timeline.entries:
+        accession = timeline.accession or "(no accession number)"
+        self._line(f"Study {accession}  {timeline.description}", size=10, style="B", height=5)
+        for pair in timeline.pairs:
+            self._pair(pair)
+        self._line("Timeline", size=8.5, style="B", height=4.5)
+        self._timeline(timeline.entries)
+
+    def _pair(self, pair: ComparedPair) -> None:
+        self._line(pair.heading, size=8.5, color=GREY, height=4.2)
+        for text in (pair.draft, pair.report):
+            self._marked(text)
+        if pair.differences:
+            self._line("Differences", size=8.5, style="B", height=4.5)
+        for n, x in enumerate(pair.differences, 1):
+            self._line(f"{n}. {x.category} ({x.significance}): {x.finding}", size=8.5, color=RED, height=4.2)
+            self._line(f"    AI draft: {x.ai_words}   Signed report: {x.signed_words}", size=8, height=4)
+            if x.explanation:
+                self._line(f"    {x.explanation}", size=8, color=GREY, height=4)
+        self.pdf.ln(1.5)
+
+    def _marked(self, text: MarkedText) -> None:
+        """A text flowing over the page width, the marked words underlined in red."""
+        pdf = self.pdf
+        self._line(text.heading, size=8.5, style="B", height=4.5)
+        for piece, marked in text.pieces:
+            pdf.set_font(SANS, style="U" if marked else "", size=8.5)
+            pdf.set_text_color(*(RED if marked else BLACK))
+            pdf.write(4.2, safe(piece, limit=10_000).replace("\r\n", "\n"))
+        pdf.ln(5)
+        if text.shortened:
+            self._line("(shortened here; the full text is in records/)", size=7.5, color=GREY, height=3.8)
+
+    def _timeline(self, entries: list[TimelineEntry]) -> None:
+        """Timelines use a monospaced font and wrap by character count: fpdf2's proportional line
+        breaking measures every character again for each candidate break, which dominated the build
+        time of large scopes."""
+        pdf = self.pdf
+        pdf.set_font(MONO, size=7.5)
+        for entry in entries:
             pdf.set_text_color(*(RED if entry.highlight else BLACK))
             prefix = "! " if entry.highlight else "  "
             text = safe(f"{prefix}{entry.when + '  ' if entry.when else ''}{entry.what}")
-            for line in textwrap.wrap(text, _COURIER_COLUMNS, subsequent_indent="      ") or [""]:
+            for line in textwrap.wrap(text, _MONO_COLUMNS, subsequent_indent="      ") or [""]:
                 pdf.cell(0, 3.6, line, new_x="LMARGIN", new_y="NEXT")
 
     def custody(self, entries: list[tuple[str, str]]) -> None:

@@ -1,4 +1,5 @@
-"""The per-study timeline of a package's report.pdf: what happened to the study, in time order.
+"""The per-study part of a package's report.pdf: the compared texts (:mod:`report_texts`) and the
+timeline, what happened to the study in time order.
 
 Acquisition, each AI output with its model and inputs, each signed report, the engine's comparisons
 and their discrepancies, committee reviews, feedback and re-inference results. Dates, names and texts
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from portal.legal.export import pdf, records
+from portal.legal.export.report_texts import compared_pairs
 
 Entry = tuple[Any, pdf.TimelineEntry]
 EPOCH = dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -42,9 +44,7 @@ def _record_entries(bundle: records.StudyBundle) -> Iterator[Entry]:
             f"from inputs: {d.text(inputs, key)}",
         )
     for r in bundle.reports:
-        yield _entry(
-            r.signed_at, bundle, f"report {r.status} signed by {d.person(r.radiologist.get_username())}"
-        )
+        yield _entry(r.signed_at, bundle, f"report {r.status} signed by {d.person(records.signer(r))}")
 
 
 def _comparison_entries(bundle: records.StudyBundle) -> Iterator[Entry]:
@@ -58,9 +58,16 @@ def _comparison_entries(bundle: records.StudyBundle) -> Iterator[Entry]:
             f"{c.significant_count} significant and {c.minor_count} minor differences",
         )
         for x in c.discrepancies.all():
+            # Plain language, as the reader of a court bundle reads it: the category's label, and
+            # "not mentioned" rather than an empty quotation.
+            ai = " ".join(x.candidate_text.split())
+            signed = " ".join(x.reference_text.split())
             text = (
-                f"{x.significance} {x.category} ({d.text(x.finding, key)}): "
-                f'AI "{d.text(x.candidate_text, key)}" vs signed "{d.text(x.reference_text, key)}"'
+                f"{x.get_category_display()} ({x.get_significance_display().lower()}): "
+                f"{d.text(x.finding, key)}; AI draft: "
+                + (f"\u201c{d.text(ai, key)}\u201d" if ai else "not mentioned")
+                + "; signed report: "
+                + (f"\u201c{d.text(signed, key)}\u201d" if signed else "not mentioned")
             )
             yield c.created_at, pdf.TimelineEntry("", text, highlight=True)
         for review in c.reviews.all():
@@ -94,5 +101,8 @@ def study_timeline(bundle: records.StudyBundle) -> pdf.StudyTimeline:
     entries = [*_record_entries(bundle), *_comparison_entries(bundle), *_reinference_entries(bundle)]
     entries.sort(key=lambda item: item[0])
     return pdf.StudyTimeline(
-        d.accession(s.accession_number), d.text(s.description, key), [e for _, e in entries]
+        d.accession(s.accession_number) if s.accession_number else "",  # a study known only by its UID
+        d.text(s.description, key),
+        [e for _, e in entries],
+        compared_pairs(bundle),
     )
