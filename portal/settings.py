@@ -351,6 +351,7 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "WARNING"},
         "axes": {"level": "WARNING"},  # sign-in events go to the audit log, not to the process log
+        "fontTools": {"level": "WARNING"},  # fpdf2 subsets the legal PDF's fonts; its INFO lines are noise
     },
 }
 

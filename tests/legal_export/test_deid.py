@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import io
-import re
+import json
 from pathlib import Path
 
 import pypdf

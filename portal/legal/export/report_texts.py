@@ -134,7 +134,7 @@ def _when(bundle: StudyBundle, value: dt.datetime | None) -> str:
 def _draft_heading(bundle: StudyBundle, output: AIOutput) -> str:
     version = output.model_version
     generated = _when(bundle, output.generated_at)
-    return f"AI draft ({output.kind}), model {version.name} {version.version}, generated {generated}"
+    return f"AI draft ({output.kind.replace('_', ' ')}), model {version.name} {version.version}, generated {generated}"
 
 
 def _report_heading(bundle: StudyBundle, report: SignedReport) -> str:
