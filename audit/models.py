@@ -184,7 +184,7 @@ class VerificationOrigin(models.TextChoices):
     COMMAND = "command", "manage.py verify_audit"
     STARTUP = "startup", "at start-up"
     SCHEDULE = "schedule", "scheduled"
-    AUDITOR = "auditor", "asked for on this page"
+    AUDITOR = "auditor", "on request"
 
 
 class VerificationRun(models.Model):

@@ -19,7 +19,14 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
 from audit import checkpoints, integrator, verification_jobs
-from audit.models import AuditEvent, AuditLogHead, Checkpoint, VerificationJob, VerificationRun
+from audit.models import (
+    AuditEvent,
+    AuditLogHead,
+    Checkpoint,
+    VerificationJob,
+    VerificationJobState,
+    VerificationRun,
+)
 from audit.signing import key_fingerprint, public_key_pem
 from audit.tasks import verify_log
 
@@ -98,7 +105,12 @@ def _job_context(job: VerificationJob) -> dict[str, object]:
 
 
 def _job_fragment(request: HttpRequest, job: VerificationJob) -> HttpResponse:
-    response = render(request, "audit/_verification_job.html", _job_context(job))
+    """The job's progress; once done, also the "Last verification" card and the runs table, swapped
+    out of band so that the whole page agrees with the result without a reload."""
+    context = _job_context(job)
+    if job.state == VerificationJobState.DONE:
+        context["runs"] = VerificationRun.objects.order_by("-finished_at")[:10]
+    response = render(request, "audit/_verification_job.html", context)
     response["Cache-Control"] = "no-store"
     return response
 

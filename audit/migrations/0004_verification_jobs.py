@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
                     ("command", "manage.py verify_audit"),
                     ("startup", "at start-up"),
                     ("schedule", "scheduled"),
-                    ("auditor", "asked for on this page"),
+                    ("auditor", "on request"),
                 ],
                 default="command",
                 max_length=16,

@@ -65,6 +65,11 @@ def test_the_fragment_shows_progress_then_the_result_and_stops_polling(personas,
     assert job.run.origin == "auditor" and job.run.requested_by == "otto" and job.run.full
     assert "Intact" in done and "audit log intact: 7 events" in done
     assert "hx-get" not in done  # finished: the page stops asking
+    # The card and the table of the page follow, swapped out of band.
+    assert (
+        'id="last-verification-card" hx-swap-oob="true"' in done and "on request by otto" in done
+    )
+    assert 'id="verification-runs" hx-swap-oob="true"' in done
 
 
 def test_a_tampered_log_shows_failed_in_place(personas, enqueued):
