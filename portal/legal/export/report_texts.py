@@ -112,7 +112,7 @@ def _engine_marks(
 
 def _quoted(words: str, clean: Clean) -> str:
     words = " ".join(words.split())
-    return f"\u201c{clean(words)}\u201d" if words else "not mentioned"
+    return f'"{clean(words)}"' if words else "not mentioned"
 
 
 def _difference(x: Discrepancy, clean: Clean) -> Difference:
@@ -134,7 +134,8 @@ def _when(bundle: StudyBundle, value: dt.datetime | None) -> str:
 def _draft_heading(bundle: StudyBundle, output: AIOutput) -> str:
     version = output.model_version
     generated = _when(bundle, output.generated_at)
-    return f"AI draft ({output.kind.replace('_', ' ')}), model {version.name} {version.version}, generated {generated}"
+    kind = output.kind.replace("_", " ")
+    return f"AI draft ({kind}), model {version.name} {version.version}, generated {generated}"
 
 
 def _report_heading(bundle: StudyBundle, report: SignedReport) -> str:

@@ -65,9 +65,9 @@ def _comparison_entries(bundle: records.StudyBundle) -> Iterator[Entry]:
             text = (
                 f"{x.get_category_display()} ({x.get_significance_display().lower()}): "
                 f"{d.text(x.finding, key)}; AI draft: "
-                + (f"\u201c{d.text(ai, key)}\u201d" if ai else "not mentioned")
+                + (f'"{d.text(ai, key)}"' if ai else "not mentioned")
                 + "; signed report: "
-                + (f"\u201c{d.text(signed, key)}\u201d" if signed else "not mentioned")
+                + (f'"{d.text(signed, key)}"' if signed else "not mentioned")
             )
             yield c.created_at, pdf.TimelineEntry("", text, highlight=True)
         for review in c.reviews.all():
