@@ -86,7 +86,7 @@ def test_the_drawn_path_is_the_rfc_path_and_ends_at_the_root(size, index):
         assert steps[-1].node_range == (0, size)
         assert all(
             a.node_range[1] - a.node_range[0] < b.node_range[1] - b.node_range[0]
-            for a, b in zip(steps, steps[1:])
+            for a, b in zip(steps, steps[1:], strict=False)
         )
 
 

@@ -97,8 +97,10 @@ def unnamed_study(personas):
                                  study_datetime=WHEN, modality="CR")  # fmt: skip
     version, _ = ModelVersion.objects.get_or_create(name="concordance-chest", version="1.0.0")
     draft = "FINDINGS:\nSmall left pleural effusion.\n\nIMPRESSION:\nSmall left pleural effusion."
-    AIOutput.objects.create(study=study, kind="report_draft", model_version=version, text=draft,
-                            text_sha256=sha256_text(draft), payload_sha256="b" * 64, generated_at=WHEN)  # fmt: skip
+    AIOutput.objects.create(
+        study=study, kind="report_draft", model_version=version, text=draft,
+        text_sha256=sha256_text(draft), payload_sha256="b" * 64, generated_at=WHEN,
+    )  # fmt: skip
     locum = Clinician.objects.create(
         authority="RIS", identifier="L-77", family_name="Żółtowska", given_name="Łucja"
     )
