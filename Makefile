@@ -15,7 +15,7 @@ PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test lint install clean-demo browser
+.PHONY: demo test lint install clean-demo browser system-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,8 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	$(PIP) -e .
 	touch $(DEMO_STAMP)
 
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
+# system-packages first: the dev extra includes `directory`, whose python-ldap builds against them.
+$(TEST_STAMP): pyproject.toml | $(BIN)/python system-packages
 	$(PIP) 'torch==2.13.0'
 	$(PIP) -e '.[dev,train]'
 	touch $(TEST_STAMP) $(DEMO_STAMP)
@@ -44,8 +45,12 @@ browser:
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 
+# OpenLDAP's slapd and tools (the LDAP tests start one) and the headers python-ldap builds against.
+system-packages:
+	.ci/ensure-system-packages
+
 # Tests keep their SQLite file and file-broker queue under var/test, apart from a running demo.
-test: $(TEST_STAMP) var/secret_key browser
+test: system-packages $(TEST_STAMP) var/secret_key browser
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	CONCORDANCE_VAR_DIR=$(CURDIR)/var/test CONCORDANCE_TLS=0 $(BIN)/python -m pytest $(PYTEST_ARGS)

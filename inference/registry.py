@@ -109,6 +109,25 @@ def _validate(architecture: str, kinds: Iterable[str], specialties: Iterable[str
         raise InvalidRecord(f"Unknown specialties: {', '.join(unknown)}.", field="specialties")
 
 
+def card_names(card: dict[str, Any], key: str) -> list[str] | None:
+    """A list of names from a card (``kinds``, ``specialties``): None when absent, InvalidRecord when the
+    card holds anything but a list of texts (``list("chest")`` would otherwise read as five letters)."""
+    value = card.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidRecord(f"The model card's {key} must be a list of names.", field=key)
+    return list(value)
+
+
+def _validate_sections(sections: dict[str, Any]) -> None:
+    """Lineage, metrics, generation defaults and the card are JSON objects: the pages and the audit
+    trail read them by key."""
+    for name, value in sections.items():
+        if not isinstance(value, dict):
+            raise InvalidRecord(f"The model card's {name} must be a JSON object.", field=name)
+
+
 def _check_card_hashes(card: dict[str, Any], hashes: dict[str, str]) -> None:
     """The card's own file list (``files``: name -> sha256), when it has one, must match the files."""
     listed = card.get("files")
@@ -223,6 +242,9 @@ def model_version_register(
     """
     directory = Path(directory)
     _validate(architecture, kinds, specialties)
+    _validate_sections(
+        {"card": card, "lineage": lineage, "metrics": metrics, "generation_defaults": generation_defaults}
+    )
     if status not in ModelStatus.values:
         raise InvalidRecord(f"Unknown model status {status!r}.", field="status")
     hashes = _model_files(directory, card)
@@ -381,7 +403,8 @@ def read_card(directory: Path) -> dict[str, Any]:
 
 def generation_defaults_of(directory: Path, card: dict[str, Any]) -> dict[str, Any]:
     """Decoding defaults of a model: the card's, else those of ``generation_config.json``."""
-    if isinstance(card.get("generation_defaults"), dict):
+    if card.get("generation_defaults") is not None:
+        _validate_sections({"generation_defaults": card["generation_defaults"]})
         return dict(card["generation_defaults"])
     path = Path(directory) / "generation_config.json"
     defaults: dict[str, Any] = {"decoding": "greedy"}
@@ -408,8 +431,8 @@ def model_version_register_directory(
         "name": card.get("name") or directory.name,
         "version": str(card.get("version") or "0"),
         "architecture": card.get("architecture", "causal"),
-        "kinds": list(card.get("kinds") or []),
-        "specialties": list(card.get("specialties") or []),
+        "kinds": card_names(card, "kinds") or [],
+        "specialties": card_names(card, "specialties") or [],
         "lineage": card.get("lineage") or {},
         "metrics": card.get("metrics") or {},
         "quantisation": card.get("quantisation", "fp32"),

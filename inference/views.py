@@ -23,10 +23,16 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit import log as audit
-from inference import registry, selectors
+from inference import model_card, registry, selectors
 from inference.models import ReinferenceRun
 from inference.reinference import runs as run_workflows
-from inference.reinference.cohort import MAX_SAMPLE, MAX_SEED, CohortFilter
+from inference.reinference.cohort import (
+    MAX_SAMPLE,
+    MAX_SEED,
+    CohortFilter,
+    modalities_in_data,
+    modality_label,
+)
 from portal.accounts import roles
 from portal.core.access import deny
 from portal.core.errors import InvalidRecord, RecordConflict
@@ -51,17 +57,44 @@ def _cursor(request: HttpRequest, name: str) -> int | None:
 # --- Forms ----------------------------------------------------------------------------------------------
 
 
+class KindSelect(forms.Select):
+    """The kind list: each option names the model versions that can draft it (``data-versions``), so the
+    page's script offers only the kinds of the chosen version; the form checks the pair again."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.servers: dict[str, list[int]] = {}
+
+    def create_option(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option = super().create_option(*args, **kwargs)
+        versions = self.servers.get(str(option["value"]))
+        if versions is not None:
+            option["attrs"]["data-versions"] = " ".join(str(pk) for pk in versions)
+        return option
+
+
+def _kinds_served(mv: ModelVersion) -> list[str]:
+    """The kinds a version can draft, from its card; a version naming none is unrestricted."""
+    return list(mv.kinds) if mv.kinds else list(AIOutputKind.values)
+
+
 class RunForm(forms.Form):
-    """The launch form: a runnable model version, the AI output kind, and the cohort filter."""
+    """The launch form: a runnable model version, a kind it can draft, and the cohort filter.
+
+    Kinds and modalities are controlled lists: the kinds the runnable versions' cards name (never one no
+    version here can draft, such as a patient letter nothing was trained for) and the modality codes the
+    stored studies carry (the data says "CR", so a typed "XR" cannot become an empty cohort).
+    """
 
     model_version = forms.TypedChoiceField(coerce=int, label="Model version")
-    kind = forms.ChoiceField(choices=AIOutputKind.choices, initial=AIOutputKind.REPORT_DRAFT)
+    kind = forms.ChoiceField(widget=KindSelect, initial=AIOutputKind.REPORT_DRAFT)
     specialty = forms.ChoiceField(choices=[("", "Any"), *Specialty.choices], required=False)
-    modality = forms.RegexField(
-        regex=r"^[A-Za-z0-9]{1,16}$",
+    modality = forms.ChoiceField(
         required=False,
-        max_length=16,
-        error_messages={"invalid": "A DICOM modality code (letters and digits), e.g. CR or CT."},
+        error_messages={
+            "invalid_choice": "%(value)s is not a modality of the stored studies: choose a DICOM modality "
+            "code from the list."
+        },
     )
     date_from = forms.DateField(
         required=False, label="Studies from", widget=forms.DateInput({"type": "date"})
@@ -78,11 +111,36 @@ class RunForm(forms.Form):
     seed = forms.IntegerField(min_value=0, max_value=MAX_SEED, required=False, initial=0)
     chunk_size = forms.IntegerField(min_value=1, max_value=1024, required=False, label="Studies per chunk")
 
-    def __init__(self, *args: Any, versions: Sequence[ModelVersion], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, versions: Sequence[ModelVersion], modalities: Sequence[str], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.versions = {mv.pk: mv for mv in versions}
         self.fields["model_version"].choices = [
             (mv.pk, f"{mv.name} {mv.version} ({mv.get_status_display().lower()})") for mv in versions
         ]
+        servers: dict[str, list[int]] = {}
+        for mv in versions:
+            for kind in _kinds_served(mv):
+                servers.setdefault(kind, []).append(mv.pk)
+        kind_field = self.fields["kind"]
+        kind_field.choices = [(value, label) for value, label in AIOutputKind.choices if value in servers]
+        kind_field.widget.servers = servers
+        self.fields["modality"].choices = [("", "Any")] + [
+            (code, modality_label(code)) for code in modalities
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        """The kind must be one the chosen version can draft (the list offers only those, scripts aside)."""
+        data = super().clean()
+        mv = self.versions.get(data.get("model_version", 0))
+        kind = data.get("kind")
+        if mv is not None and kind and kind not in _kinds_served(mv):
+            labels = dict(AIOutputKind.choices)
+            drafts = ", ".join(str(labels.get(k, k)) for k in _kinds_served(mv))
+            wanted = str(labels[kind]).lower()
+            self.add_error("kind", f"{mv.name} {mv.version} cannot draft a {wanted}; it drafts: {drafts}.")
+        return data
 
     def cohort(self) -> CohortFilter:
         """The cohort filter of a valid form (raises InvalidRecord for a contradictory one)."""
@@ -98,7 +156,40 @@ class RunForm(forms.Form):
         )
 
 
+def _run_form(data: Any = None) -> RunForm:
+    """The launch form over the runnable versions and the modalities of the stored studies."""
+    return RunForm(data, versions=selectors.runnable_versions(), modalities=modalities_in_data())
+
+
 # --- Re-inference runs ----------------------------------------------------------------------------------
+
+
+_COHORT_LABELS = {
+    "specialty": "Specialty",
+    "modality": "Modality",
+    "date_from": "Studies from",
+    "date_to": "Studies to",
+    "radiologist": "Signed by",
+    "sample": "Random sample of",
+    "seed": "Seed",
+}
+
+
+def _cohort_chips(run: ReinferenceRun) -> list[tuple[str, str]]:
+    """The run's stored cohort filter as (label, value) pairs, in the launch form's order."""
+    stored = run.cohort_filter if isinstance(run.cohort_filter, dict) else {}
+    specialties = dict(Specialty.choices)
+    chips = []
+    for key, name in _COHORT_LABELS.items():
+        if key not in stored:
+            continue
+        value = str(stored[key])
+        if key == "specialty":
+            value = str(specialties.get(value, value))
+        elif key == "modality":
+            value = modality_label(value)
+        chips.append((name, value))
+    return chips
 
 
 def _run_or_404(pk: int) -> ReinferenceRun:
@@ -117,7 +208,10 @@ def _runs_page(request: HttpRequest, form: RunForm | None, *, status: int = 200)
     runs = list(runs_qs[: RUNS_PER_PAGE + 1])
     more = len(runs) > RUNS_PER_PAGE
     runs = runs[:RUNS_PER_PAGE]
-    rows = [{"run": run, "progress": selectors.run_progress(run, liveness=False)} for run in runs]
+    rows = [
+        {"run": run, "progress": selectors.run_progress(run, liveness=False), "cohort": _cohort_chips(run)}
+        for run in runs
+    ]
     return render(
         request,
         "inference/runs.html",
@@ -141,7 +235,7 @@ def runs(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if not may_run:
             deny(request, reason="reinference.run")
-        form = RunForm(request.POST, versions=selectors.runnable_versions())
+        form = _run_form(request.POST)
         if form.is_valid():
             try:
                 run = run_workflows.reinference_run_create(
@@ -159,7 +253,7 @@ def runs(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Run {run.pk} started over {run.total} studies.")
                 return redirect("reinference-run", pk=run.pk)
         return _runs_page(request, form, status=400)
-    form = RunForm(versions=selectors.runnable_versions()) if may_run else None
+    form = _run_form() if may_run else None
     return _runs_page(request, form)
 
 
@@ -181,6 +275,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = _run_or_404(pk)
     after = _cursor(request, "after")
     context = _progress_context(run)
+    context["cohort"] = _cohort_chips(run)
     context["can_run"] = roles.can_run_reinference(request.user)
     if run.done or run.failed:
         summary = selectors.run_summary(run)
@@ -245,14 +340,18 @@ def _model_or_404(pk: int) -> ModelVersion:
     return mv
 
 
-def _scalars(data: dict[str, Any]) -> list[tuple[str, str]]:
-    """Top-level entries of a card section as text (nested values as compact JSON)."""
-    out = []
-    for key in sorted(data):
-        value = data[key]
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
-        out.append((str(key), text))
-    return out
+#: Card entries the model page shows in its own sections; the rest is listed under "Build".
+_CARD_SHOWN = frozenset(
+    {"name", "version", "architecture", "kinds", "kinds_left_out", "specialties", "quantisation"}
+    | {"files", "metrics", "lineage", "generation_defaults"}
+)
+
+
+def _kinds_not_served(mv: ModelVersion) -> list[str]:
+    """Labels of the kinds this version cannot draft (none when it names no kinds: it is unrestricted)."""
+    if not mv.kinds:
+        return []
+    return [str(label) for value, label in AIOutputKind.choices if value not in mv.kinds]
 
 
 @login_required
@@ -261,11 +360,19 @@ def models(request: HttpRequest) -> HttpResponse:
     """Registered model versions: status, kinds, specialties, headline metrics and the artifact hash."""
     if not roles.can_view_models(request.user):
         deny(request, reason="models.view")
-    versions = list(selectors.model_versions().order_by("name", "-pk"))
+    rows = [
+        {
+            "mv": mv,
+            "kinds": model_card.labels_of(mv.kinds),
+            "specialties": model_card.labels_of(mv.specialties),
+            "headline": model_card.headline(mv.metrics),
+        }
+        for mv in selectors.model_versions().order_by("name", "-pk")
+    ]
     return render(
         request,
         "inference/models.html",
-        {"versions": versions, "can_manage": roles.can_manage_models(request.user)},
+        {"rows": rows, "can_manage": roles.can_manage_models(request.user)},
     )
 
 
@@ -277,14 +384,19 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
         deny(request, reason="models.view")
     mv = _model_or_404(pk)
     problems = registry.integrity_problems(mv) if mv.is_runnable else None
+    card = mv.card if isinstance(mv.card, dict) else {}
     return render(
         request,
         "inference/model.html",
         {
             "mv": mv,
-            "metrics": _scalars(mv.metrics or {}),
-            "lineage": _scalars(mv.lineage or {}),
-            "defaults": _scalars(mv.generation_defaults or {}),
+            "kinds": model_card.labels_of(mv.kinds),
+            "kinds_not_served": _kinds_not_served(mv),
+            "specialties": model_card.labels_of(mv.specialties),
+            "metrics": model_card.readable(mv.metrics or {}),
+            "lineage": model_card.readable(mv.lineage or {}),
+            "defaults": model_card.readable(mv.generation_defaults or {}),
+            "build": model_card.readable({k: v for k, v in card.items() if k not in _CARD_SHOWN}),
             "artifacts": sorted((mv.artifacts or {}).items()),
             "card_json": json.dumps(mv.card or {}, indent=2, sort_keys=True, ensure_ascii=False),
             "problems": problems,

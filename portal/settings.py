@@ -16,6 +16,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.accounts import directory_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -119,6 +121,7 @@ INSTALLED_APPS = [
     "portal.records",
     "portal.review",
     "portal.legal",
+    "portal.administration",
     "inference",
     "portal.demo",
 ]
@@ -134,6 +137,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "portal.accounts.middleware.DirectoryRevalidationMiddleware",
     "portal.accounts.middleware.IdleTimeoutMiddleware",
     "portal.accounts.middleware.SecondFactorMiddleware",
     "portal.accounts.middleware.ApiOnlyAccountsMiddleware",
@@ -190,11 +194,33 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
+# Directory sign-in, off by default (portal/accounts/directory_config.py, docs/directory.md): LDAP /
+# Active Directory when CONCORDANCE_LDAP_SERVER_URI is set, OpenID Connect when CONCORDANCE_OIDC_ISSUER
+# is. Local accounts (ModelBackend) stay for small sites, service accounts and the demo.
+_LDAP_SETTINGS = directory_config.ldap_settings(os.environ, env_str)
+_OIDC_SETTINGS = directory_config.oidc_settings(os.environ, env_str)
+globals().update(_LDAP_SETTINGS)
+globals().update(_OIDC_SETTINGS)
+CONCORDANCE_LDAP_ROLE_GROUPS: dict[str, str] = _LDAP_SETTINGS.get("CONCORDANCE_LDAP_ROLE_GROUPS", {})
+CONCORDANCE_OIDC_ROLE_GROUPS: dict[str, str] = _OIDC_SETTINGS.get("CONCORDANCE_OIDC_ROLE_GROUPS", {})
+CONCORDANCE_OIDC_LABEL = env_str("CONCORDANCE_OIDC_LABEL", "Sign in with the hospital account")
+# How often a directory (LDAP) session is re-checked with the directory; 0 = on every request.
+CONCORDANCE_DIRECTORY_RECHECK_S = env_int("CONCORDANCE_DIRECTORY_RECHECK_S", 0)
 # django-axes first: it refuses a locked-out username+address before any password is checked.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
+    *([directory_config.LDAP_BACKEND] if _LDAP_SETTINGS else []),
+    *([directory_config.OIDC_BACKEND] if _OIDC_SETTINGS else []),
     "django.contrib.auth.backends.ModelBackend",
 ]
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
+if _OIDC_SETTINGS:
+    # Re-checks an OpenID Connect session with the provider (silently) once its ID token is older
+    # than CONCORDANCE_OIDC_RECHECK_S: a leaver disabled at the provider loses access then.
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django_otp.middleware.OTPMiddleware"),
+        "mozilla_django_oidc.middleware.SessionRefresh",
+    )
 # Login throttling: after N failures for the same username from the same address, that pair is locked
 # out for the cool-off period (failures are counted in the database, so every web process agrees).
 AXES_FAILURE_LIMIT = env_int("CONCORDANCE_LOGIN_FAILURE_LIMIT", 5)
@@ -230,7 +256,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1_048_576
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "portal.accounts.tokens.ApiTokenAuthentication",  # portal-issued (hashed) and legacy keys
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -352,6 +378,8 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
         "axes": {"level": "WARNING"},  # sign-in events go to the audit log, not to the process log
         "fontTools": {"level": "WARNING"},  # fpdf2 subsets the legal PDF's fonts; its INFO lines are noise
+        "django_auth_ldap": {"level": "WARNING"},  # it logs usernames at INFO; the audit log has sign-ins
+        "mozilla_django_oidc": {"level": "WARNING"},
     },
 }
 

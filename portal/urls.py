@@ -5,7 +5,9 @@ rules of :mod:`portal.accounts` for its pages and its proof API, and the record'
 accession number for its proof viewer.
 """
 
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from audit import urls as audit_urls
@@ -24,6 +26,10 @@ def _study_by_accession(accession: str) -> int | None:
 
 urlpatterns = [
     path("", views.home, name="home"),
+    # Browsers ask for /favicon.ico on their own (e.g. for a JSON answer or a download).
+    path(
+        "favicon.ico", RedirectView.as_view(url=static("favicon/favicon.ico"), permanent=True), name="favicon"
+    ),
     path("health/", views.system_health, name="system-health"),
     path(
         "audit/",
@@ -34,6 +40,7 @@ urlpatterns = [
         ),
     ),
     path("accounts/", include("portal.accounts.urls")),
+    path("administration/", include("portal.administration.urls")),
     path("review/", include("portal.review.urls")),
     path("records/", include("portal.records.urls")),
     path("", include("inference.urls")),  # /reinference/ and /models/

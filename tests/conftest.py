@@ -107,9 +107,14 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     env = os.environ.copy()
     env["DATABASE_URL"] = database_url(connection.settings_dict)
     process = start_worker(env=env)
-    time.sleep(3)  # let it connect; tests poll for results anyway
-    if process.poll() is not None:
-        raise RuntimeError(f"the Celery worker exited at start with code {process.returncode}")
+    # Ready when it answers a ping: on a loaded machine a fixed pause is sometimes too short.
+    deadline = time.monotonic() + 90
+    while not app.control.ping(timeout=1):
+        if process.poll() is not None:
+            raise RuntimeError(f"the Celery worker exited at start with code {process.returncode}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("the Celery worker did not answer a ping within 90 s")
     yield process
     process.terminate()
     try:

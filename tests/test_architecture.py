@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("portal/core",),  # shared plumbing: errors, API plumbing, access denial, enqueue, workers, charts
     ("portal/accounts",),  # roles: the one place that decides who may see what
     ("portal/records", "inference/compare"),  # the clinical record; the pure discrepancy engine
-    ("inference", "portal/review"),  # models and re-inference; QA review
+    ("inference", "portal/review", "portal/administration"),  # models, re-inference; QA review; admin pages
     ("portal/legal",),  # holds, retention, export packages: over the record, reviews and re-inference
     ("portal", "portal/demo"),  # wiring (settings, URLs, Celery app, landing page) and the demo
 )

@@ -7,7 +7,7 @@ returns a :class:`Comparison` whose ``to_dict()`` is the JSON stored with each r
 from .engine import compare
 from .extract import analyse
 from .lexicon import LEXICON, Lexicon, load_lexicon
-from .model import CATEGORIES, RADPEER_SCORES, Comparison, Discrepancy, Finding
+from .model import CATEGORIES, RADPEER_SCORES, Comparison, Discrepancy, Finding, Segment
 from .radpeer import suggest_radpeer
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "Discrepancy",
     "Finding",
     "Lexicon",
+    "Segment",
     "analyse",
     "compare",
     "load_lexicon",

@@ -35,6 +35,10 @@ class Group:
     #: First grade and largest size per section: a grade changed in one section only is still a change.
     grades: dict[str, Finding] = field(default_factory=dict)
     sizes: dict[str, Finding] = field(default_factory=dict)
+    #: First mention with a side or site per section; compared per section only when ``restated``.
+    places: dict[str, Finding] = field(default_factory=dict)
+    #: True once a restatement at another site, from another section, was folded in (``_fold_leftovers``).
+    restated: bool = False
     _impression_rank: int = -1
     _other_rank: int = -1
 
@@ -61,13 +65,18 @@ class Group:
             self.severity_rank, self.severity = mention.severity_rank, mention.severity
         if mention.severity_rank is not None:
             self.grades.setdefault(mention.section, mention)
+        if mention.laterality or mention.site:
+            self.places.setdefault(mention.section, mention)
         if mention.size_mm is not None:
             kept = self.sizes.get(mention.section)
             if kept is None or (kept.size_mm or 0.0) < mention.size_mm:
                 self.sizes[mention.section] = mention
         if mention.size_mm is not None:
             self.size_mm = max(self.size_mm or 0.0, mention.size_mm)
-        if mention.change and (self.change is None or self.change == "stable"):
+        # A denied finding dates nothing ("no stable cardiomegaly" beside "cardiomegaly"), except that a
+        # resolved one is the change.
+        dated = mention.assertion != "absent" or mention.change == "resolved"
+        if dated and mention.change and (self.change is None or self.change == "stable"):
             self.change = mention.change
 
     @property
@@ -158,13 +167,19 @@ def group_findings(findings: tuple[Finding, ...], lexicon: Lexicon = LEXICON) ->
 def _merge_sides(groups: dict[str, list[Group]]) -> None:
     """Fold a left and a right finding of one concept at the same site into one bilateral finding.
 
-    "Small right effusion and trace left effusion" then aligns with "small bilateral effusions".
+    "Small right effusion and trace left effusion" then aligns with "small bilateral effusions". The two
+    must share a section: a left finding in the findings and a right one only in the impression is one
+    finding told with two sides (a location error), not a bilateral finding.
     """
     for bucket in groups.values():
         left = [g for g in bucket if g.positive and g.laterality == "left"]
         right = [g for g in bucket if g.positive and g.laterality == "right"]
         for l_group in left:
-            partner = next((r for r in right if r.site == l_group.site), None)
+            sections = {m.section for m in l_group.mentions}
+            partner = next(
+                (r for r in right if r.site == l_group.site and sections & {m.section for m in r.mentions}),
+                None,
+            )
             if partner is None:
                 continue
             right.remove(partner)
@@ -194,46 +209,18 @@ def align(
 ) -> tuple[list[tuple[Group | None, Group | None]], int]:
     """Pair candidate and reference findings; return the pairs and the count of matched positives.
 
-    Same-concept pairs are chosen greedily by location agreement. Leftover positive findings are then
-    paired with a leftover positive finding of a parent or child concept at a compatible location
-    ("left basilar opacity" vs "left lower lobe consolidation") so wording granularity is not an error.
+    Same-concept pairs are chosen greedily by location agreement. A leftover that is the same finding
+    told again within its own report (an impression restating it at another site, or a broader name
+    such as "cyst" beside "breast cyst") is folded into that finding, so one finding tells one story.
+    Leftover positive findings are then paired with a leftover positive finding of a parent or child
+    concept at a compatible location ("left basilar opacity" vs "left lower lobe consolidation") so
+    wording granularity is not an error.
     """
-    pairs: list[tuple[Group | None, Group | None]] = []
-    leftover_c: list[Group] = []
-    leftover_r: list[Group] = []
-    for concept in sorted(set(candidate) | set(reference)):
-        c_groups = candidate.get(concept, [])
-        r_groups = reference.get(concept, [])
-        scored = sorted(
-            ((_location_score(c, r), i, j) for i, c in enumerate(c_groups) for j, r in enumerate(r_groups)),
-            key=lambda entry: (-entry[0], entry[1], entry[2]),
-        )
-        used_c: set[int] = set()
-        used_r: set[int] = set()
-        for _, i, j in scored:
-            if i in used_c or j in used_r:
-                continue
-            used_c.add(i)
-            used_r.add(j)
-            pairs.append((c_groups[i], r_groups[j]))
-        leftover_c.extend(g for i, g in enumerate(c_groups) if i not in used_c)
-        leftover_r.extend(g for j, g in enumerate(r_groups) if j not in used_r)
-
-    for c_group in list(leftover_c):
-        if not c_group.positive:
-            continue
-        for r_group in leftover_r:
-            related = lexicon.is_ancestor(c_group.concept, r_group.concept) or lexicon.is_ancestor(
-                r_group.concept, c_group.concept
-            )
-            # Only when each report names this finding solely with its own term; a report that uses the
-            # other's term elsewhere is describing a further, separate finding.
-            own_terms = not candidate.get(r_group.concept) and not reference.get(c_group.concept)
-            if related and own_terms and r_group.positive and _location_score(c_group, r_group) >= 2:
-                pairs.append((c_group, r_group))
-                leftover_c.remove(c_group)
-                leftover_r.remove(r_group)
-                break
+    pairs, leftover_c, leftover_r = _pair_same_concept(candidate, reference)
+    partnered = {id(g) for pair in pairs for g in pair}
+    leftover_c = _fold_leftovers(leftover_c, candidate, partnered, lexicon)
+    leftover_r = _fold_leftovers(leftover_r, reference, partnered, lexicon)
+    _pair_related(pairs, leftover_c, leftover_r, candidate, reference, lexicon)
     # A leftover finding already covered by a related finding on the other side ("opacity ... may represent
     # pneumonia" read against "pneumonia") is the same finding described twice, not a miss.
     # A group already paired with its own concept on the other side tells its own story: "opacity" in
@@ -254,6 +241,140 @@ def align(
     pairs.extend((None, g) for g in leftover_r)
     matched = sum(1 for c, r in pairs if c is not None and r is not None and c.positive and r.positive)
     return pairs, matched
+
+
+def _pair_same_concept(
+    candidate: dict[str, list[Group]], reference: dict[str, list[Group]]
+) -> tuple[list[tuple[Group | None, Group | None]], list[Group], list[Group]]:
+    """Pair the findings of each concept greedily by location agreement; return pairs and leftovers."""
+    pairs: list[tuple[Group | None, Group | None]] = []
+    leftover_c: list[Group] = []
+    leftover_r: list[Group] = []
+    for concept in sorted(set(candidate) | set(reference)):
+        c_groups = candidate.get(concept, [])
+        r_groups = reference.get(concept, [])
+        scored = sorted(
+            ((_location_score(c, r), i, j) for i, c in enumerate(c_groups) for j, r in enumerate(r_groups)),
+            key=lambda entry: (-entry[0], entry[1], entry[2]),
+        )
+        used_c: set[int] = set()
+        used_r: set[int] = set()
+        for _, i, j in scored:
+            if i in used_c or j in used_r:
+                continue
+            used_c.add(i)
+            used_r.add(j)
+            pairs.append((c_groups[i], r_groups[j]))
+        leftover_c.extend(g for i, g in enumerate(c_groups) if i not in used_c)
+        leftover_r.extend(g for j, g in enumerate(r_groups) if j not in used_r)
+    return pairs, leftover_c, leftover_r
+
+
+def _pair_related(
+    pairs: list[tuple[Group | None, Group | None]],
+    leftover_c: list[Group],
+    leftover_r: list[Group],
+    candidate: dict[str, list[Group]],
+    reference: dict[str, list[Group]],
+    lexicon: Lexicon,
+) -> None:
+    """Pair leftover positives of a parent and a child concept at a compatible location (in place)."""
+    for c_group in list(leftover_c):
+        if not c_group.positive:
+            continue
+        for r_group in leftover_r:
+            related = lexicon.is_ancestor(c_group.concept, r_group.concept) or lexicon.is_ancestor(
+                r_group.concept, c_group.concept
+            )
+            # Only when each report names this finding solely with its own term; a report that uses the
+            # other's term elsewhere is describing a further, separate finding.
+            own_terms = not candidate.get(r_group.concept) and not reference.get(c_group.concept)
+            if related and own_terms and r_group.positive and _location_score(c_group, r_group) >= 2:
+                pairs.append((c_group, r_group))
+                leftover_c.remove(c_group)
+                leftover_r.remove(r_group)
+                break
+
+
+def _fold_leftovers(
+    leftovers: list[Group], groups: dict[str, list[Group]], partnered: set[int], lexicon: Lexicon
+) -> list[Group]:
+    """Fold each leftover that restates another finding of its own report into it; return the rest.
+
+    The folded group leaves ``groups`` too, so later steps see the report name that finding once.
+    """
+    kept: list[Group] = []
+    for group in leftovers:
+        target = _restated_elsewhere(group, groups, partnered) or _narrower_name(group, groups, lexicon)
+        if target is None:
+            kept.append(group)
+            continue
+        for mention in group.mentions:
+            target.add(mention)
+        target.restated = target.restated or target.concept == group.concept
+        bucket = groups[group.concept]
+        bucket.remove(group)
+        if not bucket:
+            del groups[group.concept]
+    return kept
+
+
+def _restated_elsewhere(group: Group, groups: dict[str, list[Group]], partnered: set[int]) -> Group | None:
+    """The paired finding a leftover restates in another section at another site or side, if just one.
+
+    "Pulmonary nodule in the left upper lobe" (findings) and "Pulmonary nodule in the left paratracheal
+    station" (impression) in one draft, against one signed nodule: one section repeats the finding with a
+    wrong location; it is not a second, invented nodule. Only a finding stated in none of the leftover's
+    sections qualifies: a section that names two nodules at two sites describes two nodules.
+    """
+    if not group.positive:
+        return None
+    sections = {m.section for m in group.mentions}
+    targets = [
+        other
+        for other in groups.get(group.concept, [])
+        if other is not group
+        and id(other) in partnered
+        and other.positive
+        and not sections & {m.section for m in other.mentions}
+    ]
+    return targets[0] if len(targets) == 1 else None
+
+
+def _narrower_name(group: Group, groups: dict[str, list[Group]], lexicon: Lexicon) -> Group | None:
+    """The narrower finding of the same report that a broader leftover names again, if one is clear.
+
+    "30 mm simple cyst in the lower inner quadrant of the right breast" and "Breast cyst in the lower
+    inner quadrant of the right breast" are one cyst; "new bilateral airspace opacity" beside "bilateral
+    consolidation" lends its "new" to the consolidation. Both must share a stated side or site (no
+    conflict) and the same assertion. A broader finding paired with its own concept is never folded
+    (it is not a leftover): the signed "opacity" + "pneumonia" against a draft "opacity" still misses
+    the pneumonia.
+    """
+    if not group.positive:
+        return None
+    best: list[tuple[float, Group]] = []
+    for concept, others in groups.items():
+        if concept == group.concept or not lexicon.is_ancestor(group.concept, concept):
+            continue
+        for other in others:
+            if other.assertion == group.assertion and _same_place(group, other):
+                best.append((_location_score(group, other), other))
+    best.sort(key=lambda entry: -entry[0])
+    if not best or (len(best) > 1 and best[0][0] == best[1][0]):
+        return None  # no narrower name, or two equally good ones: do not guess
+    return best[0][1]
+
+
+def _same_place(a: Group, b: Group) -> bool:
+    """No conflicting side or site, and at least one of them stated alike on both."""
+    shared = False
+    for left, right in ((a.laterality, b.laterality), (a.site, b.site)):
+        if left and right:
+            if left != right:
+                return False
+            shared = True
+    return shared
 
 
 def _covered(group: Group, other: dict[str, list[Group]], lexicon: Lexicon, paired: set[int]) -> bool:

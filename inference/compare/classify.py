@@ -7,6 +7,7 @@ missing or invented, and one finding is never listed twice under two names (cyst
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from .align import Group
@@ -104,7 +105,9 @@ def classify(
     builder = _Builder(lexicon)
     for cand, ref in pairs:
         if cand is not None:
-            _contradiction(builder, cand)
+            # The draft at odds with itself is its own error; the finding is still compared with the
+            # signed report as the draft finally states it (the impression decides), as in ``ic08``.
+            _contradiction(builder, cand, ref)
         if cand is not None and ref is not None:
             _classify_pair(builder, cand, ref)
         elif cand is not None and cand.positive:
@@ -137,9 +140,10 @@ _NARROWING = frozenset(
 )
 
 
-def _contradiction(builder: _Builder, group: Group) -> None:
+def _contradiction(builder: _Builder, group: Group, ref: Group | None) -> None:
     """Flag an AI draft that asserts and negates one finding ("New mild hydrocephalus" + "There is no
-    hydrocephalus"): the reader cannot tell which statement the model means, so it is significant."""
+    hydrocephalus"): the reader cannot tell which statement the model means, so it is significant.
+    The signed report's own statement about the finding (or its silence) is quoted beside it."""
     positive = [m for m in group.mentions if m.assertion == "present"]
     # Only an explicit negation of the very same finding (same side, same site) contradicts: a normal
     # phrase ("lungs are clear") beside "minimal opacities" is ordinary radiology shorthand.
@@ -148,7 +152,7 @@ def _contradiction(builder: _Builder, group: Group) -> None:
         for denied in group.mentions
         if denied.assertion == "absent" and _plain_negation(denied)
         for said in positive
-        if (said.laterality, said.site) == (denied.laterality, denied.site)
+        if (said.laterality, said.site) == (denied.laterality, denied.site) and _as_broad(denied, said)
     ]
     if not pairs:
         return
@@ -159,17 +163,38 @@ def _contradiction(builder: _Builder, group: Group) -> None:
     negated = [
         m
         for m in group.mentions
-        if m.assertion == "absent" and _plain_negation(m) and (m.laterality, m.site) == where
+        if m.assertion == "absent"
+        and _plain_negation(m)
+        and (m.laterality, m.site) == where
+        and _as_broad(m, said)
     ]
+    name = builder.lexicon.concepts[group.concept].name
+    text = (
+        f"The AI draft both reports {_quote(said)} and states {_quote(denied)}; "
+        f"it contradicts itself about the {name}"
+    )
+    signed: Finding | None = None
+    if ref is None:
+        text += "; the signed report does not mention it."
+    else:
+        signed = ref.pick(lambda m: m.assertion == ref.assertion)
+        verdict = {
+            "present": "reports it",
+            "possible": "raises it as possible",
+            "absent": "states it is absent",
+        }
+        text += f"; the signed report {verdict[ref.assertion]} ({_quote(signed)})."
     builder.add(
         "internal_contradiction",
         group.concept,
         True,
         said,
-        None,
-        f"The AI draft both reports {_quote(said)} and states {_quote(denied)}; "
-        f"it contradicts itself about the {builder.lexicon.concepts[group.concept].name}.",
-        marks=(tuple(sorted({m.mention_span for m in positive + negated})), ()),
+        signed,
+        text,
+        marks=(
+            tuple(sorted({m.mention_span for m in positive + negated})),
+            _marks(ref, "mention", lambda m: m.assertion == ref.assertion) if ref else (),
+        ),
     )
 
 
@@ -178,6 +203,30 @@ def _plain_negation(mention: Finding) -> bool:
         return False
     words = set(mention.words.lower().replace(",", " ").split())
     return not (_NARROWING & words) and not {"resolution", "resolved", "comparison", "clear"} & words
+
+
+#: Words that qualify nothing: "There is no evidence of an effusion" denies the effusion itself.
+_FILLER = frozenset("a an any the there is are was were of evidence seen definite identified".split())
+_SEPARATORS = re.compile(r"[,;/]|\b(?:or|and|nor)\b", re.IGNORECASE)
+
+
+def _as_broad(denied: Finding, said: Finding) -> bool:
+    """True unless the denial names a narrower thing than the statement it would contradict.
+
+    The words just before the denied concept (after its trigger and any list separator) qualify it:
+    "No osseous Bankart lesion" or "no ... extraaxial mass lesion" beside "lesion" or "intrasellar mass
+    lesion" deny another lesion, not the one stated. A qualifier the statement shares ("No left hip
+    fracture" beside "Left hip fracture") narrows nothing.
+    """
+    if denied.trigger_span is None or denied.concept_span is None:
+        return True
+    start, end = denied.trigger_span[1], denied.concept_span[0]
+    if end <= start:
+        return True
+    before = denied.sentence[start - denied.span[0] : end - denied.span[0]]
+    qualifier = _SEPARATORS.split(before)[-1]
+    words = {w for w in re.findall(r"[a-z]+", qualifier.lower()) if w not in _FILLER}
+    return words <= set(re.findall(r"[a-z]+", said.words.lower()))
 
 
 def _one_name_per_finding(items: list[Discrepancy], lexicon: Lexicon) -> list[Discrepancy]:
@@ -315,44 +364,72 @@ def _present_against_absent(builder: _Builder, concept_id: str, cand: Group, ref
 
 
 def _location(builder: _Builder, concept_id: str, cand: Group, ref: Group) -> None:
+    """A wrong side or site; per section too when one report restates the finding elsewhere."""
+    concept = builder.lexicon.concepts[concept_id]
+    kind = _place_difference(concept.lateral, cand.laterality, ref.laterality, cand.site, ref.site)
+    if kind is not None:
+        value_c, value_r = getattr(cand, kind), getattr(ref, kind)
+        c_m = cand.pick(lambda m: getattr(m, kind) == value_c)
+        r_m = ref.pick(lambda m: getattr(m, kind) == value_r)
+        marks = (
+            _marks(cand, kind, lambda m: getattr(m, kind) == value_c),
+            _marks(ref, kind, lambda m: getattr(m, kind) == value_r),
+        )
+        _add_location(builder, concept_id, kind, c_m, r_m, value_c, value_r, marks)
+        return
+    if not (cand.restated or ref.restated):
+        return
+    # "Nodule in the left upper lobe" (findings) restated as "nodule in the paratracheal station"
+    # (impression): the impression places the finding elsewhere; compare section by section.
+    for c_m, r_m in _by_section(cand.places, ref.places):
+        kind = _place_difference(concept.lateral, c_m.laterality, r_m.laterality, c_m.site, r_m.site)
+        if kind is not None:
+            marks = (
+                (getattr(c_m, f"{kind}_span") or c_m.mention_span,),
+                (getattr(r_m, f"{kind}_span") or r_m.mention_span,),
+            )
+            _add_location(builder, concept_id, kind, c_m, r_m, getattr(c_m, kind), getattr(r_m, kind), marks)
+            return
+
+
+def _place_difference(
+    lateral: bool, c_side: str | None, r_side: str | None, c_site: str | None, r_site: str | None
+) -> str | None:
+    """``"laterality"`` (a wrong side), ``"site"`` (same side, another site) or ``None``."""
+    if lateral and c_side and r_side and c_side != r_side:
+        return "laterality"
+    if c_site and r_site and c_site != r_site:
+        return "site"
+    return None
+
+
+def _add_location(
+    builder: _Builder,
+    concept_id: str,
+    kind: str,
+    c_m: Finding,
+    r_m: Finding,
+    value_c: str,
+    value_r: str,
+    marks: tuple[tuple[Span, ...], tuple[Span, ...]],
+) -> None:
     concept = builder.lexicon.concepts[concept_id]
     name = concept.name
-    if concept.lateral and cand.laterality and ref.laterality and cand.laterality != ref.laterality:
-        c_m = cand.pick(lambda m: m.laterality == cand.laterality)
-        r_m = ref.pick(lambda m: m.laterality == ref.laterality)
+    if kind == "laterality":
         # A wrong side on a paired organ (lung, breast, kidney, ...) is always significant: it is the
         # error that sends a biopsy, a drain or a surgeon to the wrong side.
-        builder.add(
-            "location",
-            concept_id,
-            True,
-            c_m,
-            r_m,
-            f"The AI draft reports the {name} {_side(cand.laterality)} ({_quote(c_m)}); "
-            f"the signed report places it {_side(ref.laterality)} ({_quote(r_m)}).",
-            detail="laterality",
-            marks=(
-                _marks(cand, "laterality", lambda m: m.laterality == cand.laterality),
-                _marks(ref, "laterality", lambda m: m.laterality == ref.laterality),
-            ),
+        significant = True
+        text = (
+            f"The AI draft reports the {name} {_side(value_c)} ({_quote(c_m)}); "
+            f"the signed report places it {_side(value_r)} ({_quote(r_m)})."
         )
-    elif cand.site and ref.site and cand.site != ref.site:
-        c_m = cand.pick(lambda m: m.site == cand.site)
-        r_m = ref.pick(lambda m: m.site == ref.site)
-        builder.add(
-            "location",
-            concept_id,
-            concept.critical,
-            c_m,
-            r_m,
-            f"The AI draft places the {name} in the {cand.site} ({_quote(c_m)}); "
-            f"the signed report places it in the {ref.site} ({_quote(r_m)}).",
-            detail="site",
-            marks=(
-                _marks(cand, "site", lambda m: m.site == cand.site),
-                _marks(ref, "site", lambda m: m.site == ref.site),
-            ),
+    else:
+        significant = concept.critical
+        text = (
+            f"The AI draft places the {name} in the {value_c} ({_quote(c_m)}); "
+            f"the signed report places it in the {value_r} ({_quote(r_m)})."
         )
+    builder.add("location", concept_id, significant, c_m, r_m, text, detail=kind, marks=marks)
 
 
 def _severity(builder: _Builder, concept_id: str, cand: Group, ref: Group) -> None:

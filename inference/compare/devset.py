@@ -66,7 +66,7 @@ ALSO_CALLED: dict[str, str] = {
     "cardiomegaly": r"(?:heart|cardiac silhouette|heart size)(?: size)? (?:is |are |appears |remains )?"
     r"(?:\w+ly )?(?:enlarged|increased)|enlarged (?:heart|cardiac)|cardiac enlargement",
     "atelectasis": r"volume loss|collapse|atelectatic",
-    "lung opacity": r"densit(?:y|ies)|airspace disease|consolidation|infiltrate|haziness",
+    "lung opacity": r"densit(?:y|ies)|airspace disease|consolidation|infiltrate|haziness|opacification",
     "consolidation": r"consolidat\w+|airspace disease",
     "pneumonia": r"infecti\w+|pneumonitis",
     "emphysema": r"hyperinfla\w+|hyperexpan\w+|overinfla\w+|copd|chronic obstructive",
@@ -86,7 +86,12 @@ _NEGATION_RE = re.compile(
     r"rule out)\b",
     re.I,
 )
-_NOT_SEEN_RE = re.compile(r"\b(?:is|are) not (?:seen|identified|visualized)\b|\bnot seen\b", re.I)
+# "Not seen on prior exams" dates a finding as new; it does not deny it (corrected 2026-12-03, issue #19).
+_NOT_SEEN_RE = re.compile(
+    r"\b(?:is|are) not (?:seen|identified|visualized)\b(?! (?:on|in) (?:the )?(?:prior|previous|earlier))"
+    r"|\bnot seen\b(?! (?:on|in) (?:the )?(?:prior|previous|earlier))",
+    re.I,
+)
 _GONE_RE = re.compile(r"\b(?:resolved|cleared|no longer|removed|interval resolution)\b", re.I)
 _HEDGE_RE = re.compile(
     r"\b(?:may|might|could|possible|possibly|probable|probably|likely|suspicious|concerning|question|"

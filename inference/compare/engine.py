@@ -6,6 +6,7 @@ from collections import Counter
 from functools import lru_cache
 
 from .align import align, group_findings
+from .anchors import with_anchors
 from .classify import classify
 from .extract import analyse
 from .lexicon import LEXICON
@@ -37,7 +38,7 @@ def compare(candidate: str, reference: str) -> Comparison:
     pairs, matched = align(
         group_findings(cand_findings, LEXICON), group_findings(ref_findings, LEXICON), LEXICON
     )
-    discrepancies = classify(pairs, LEXICON)
+    discrepancies = with_anchors(classify(pairs, LEXICON))
     significant = sum(1 for d in discrepancies if d.significance == "significant")
     scores = {
         "rouge_l": round(rouge_l(candidate, reference), 4),

@@ -43,6 +43,8 @@ class Report:
     wording_any_clean: int = 0
     normal_pairs: int = 0
     normal_clean: int = 0
+    #: Normal-vs-normal pairs with no discrepancy at all (minor ones included).
+    normal_any_clean: int = 0
     #: (expected category or "none", predicted category or "none") -> count, per finding.
     confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -93,6 +95,9 @@ class Report:
             "wording_clean_share": round(self.wording_clean_share, 3),
             "normal_pairs": self.normal_pairs,
             "normal_false_alarm_share": round(self.normal_false_alarm_share, 4),
+            "normal_any_false_alarm_share": round(
+                1 - self.normal_any_clean / self.normal_pairs if self.normal_pairs else 0.0, 4
+            ),
             "wording_false_alarm_share": round(self.wording_false_alarm_share, 4),
             "wording_no_discrepancy_share": round(
                 self.wording_any_clean / self.wording_pairs if self.wording_pairs else 1.0, 3
@@ -177,6 +182,7 @@ def evaluate(records: Iterable[dict[str, Any]], lexicon: Lexicon = LEXICON) -> R
         if record.get("kind") == "normal_pair":
             report.normal_pairs += 1
             report.normal_clean += not significant
+            report.normal_any_clean += not result.discrepancies
         elif not expected:
             report.wording_pairs += 1
             report.wording_clean += not significant
@@ -264,7 +270,8 @@ def format_report(report: Report) -> str:
     if report.normal_pairs:
         lines.append(
             f"normal-vs-normal pairs: {report.normal_pairs}; with a significant discrepancy: "
-            f"{report.normal_false_alarm_share:.1%}"
+            f"{report.normal_false_alarm_share:.1%}; with any discrepancy: "
+            f"{1 - report.normal_any_clean / report.normal_pairs:.1%}"
         )
     lines.append(format_confusion(report))
     return "\n".join(lines)

@@ -218,35 +218,56 @@ def extract_sentence(text: str, sentence: Sentence, lexicon: Lexicon = LEXICON) 
     concept_positions = [i for i, item in enumerate(items) if item.kinds & {"concept", "normal"}]
     if not concept_positions:
         return _rads_findings(text, sentence, lexicon)
-    clauses = _clause_ids(items, norm)
-    mentions: dict[int, _Mention] = {}
-    for position in concept_positions:
-        item = items[position]
-        forced = "normal" in item.kinds
-        concept = item.value("normal") if forced else item.value("concept")
-        mention = _Mention(item, concept, forced, start=item.start, end=item.end)
-        if forced:
-            mention.assertion = "absent"
-        else:
-            mention.assertion, trigger = _assertion(items, position, norm)
-            if trigger is not None:
-                # Quote the trigger too, so an explanation reads "No pneumothorax", not "pneumothorax".
-                mention.spans["trigger"] = (trigger.start, trigger.end)
-                mention.start = min(mention.start, trigger.start)
-                mention.end = max(mention.end, trigger.end)
-        # Modifiers spelt inside the concept phrase ("heart is mildly enlarged", "healed left rib fracture").
-        for offset, word in enumerate(norm[item.first : item.last]):
-            token = tokens[item.first + offset]
-            for kind, value in lexicon.table.get((word,), ()):
-                # Only adverbs: in "small vessel ischemic change" the word "small" is not a severity.
-                if kind == "sev" and word.endswith("ly"):
-                    mention.severity, mention.severity_word = value, word
-                    mention.spans["severity"] = (token.start, token.end)
-                elif kind == "lat":
-                    mention.laterality.add(value)
-                    mention.spans["laterality"] = (token.start, token.end)
-        mentions[position] = mention
+    mentions = {
+        position: _new_mention(items, position, tokens, norm, lexicon) for position in concept_positions
+    }
+    _attach_modifiers(items, norm, concept_positions, mentions, lexicon)
+    # One string per sentence, shared by its mentions (a hostile one-sentence report has 10^5 of them).
+    sentence_text = text[sentence.start : sentence.end]
+    findings = [_finding(text, sentence, sentence_text, mention, lexicon) for mention in mentions.values()]
+    return findings + _rads_findings(text, sentence, lexicon)
 
+
+def _new_mention(
+    items: list[_Item], position: int, tokens: list[Token], norm: list[str], lexicon: Lexicon
+) -> _Mention:
+    """A concept mention with its assertion and the modifiers spelt inside its own phrase."""
+    item = items[position]
+    forced = "normal" in item.kinds
+    concept = item.value("normal") if forced else item.value("concept")
+    mention = _Mention(item, concept, forced, start=item.start, end=item.end)
+    if forced:
+        mention.assertion = "absent"
+    else:
+        mention.assertion, trigger = _assertion(items, position, norm)
+        if trigger is not None:
+            # Quote the trigger too, so an explanation reads "No pneumothorax", not "pneumothorax".
+            mention.spans["trigger"] = (trigger.start, trigger.end)
+            mention.start = min(mention.start, trigger.start)
+            mention.end = max(mention.end, trigger.end)
+    # Modifiers spelt inside the concept phrase ("heart is mildly enlarged", "healed left rib fracture").
+    for offset, word in enumerate(norm[item.first : item.last]):
+        token = tokens[item.first + offset]
+        for kind, value in lexicon.table.get((word,), ()):
+            # Only adverbs: in "small vessel ischemic change" the word "small" is not a severity.
+            if kind == "sev" and word.endswith("ly"):
+                mention.severity, mention.severity_word = value, word
+                mention.spans["severity"] = (token.start, token.end)
+            elif kind == "lat":
+                mention.laterality.add(value)
+                mention.spans["laterality"] = (token.start, token.end)
+    return mention
+
+
+def _attach_modifiers(
+    items: list[_Item],
+    norm: list[str],
+    concept_positions: list[int],
+    mentions: dict[int, _Mention],
+    lexicon: Lexicon,
+) -> None:
+    """Give each group of modifier phrases to its noun; spread change words said of several nouns."""
+    clauses = _clause_ids(items, norm)
     # Group adjacent modifier items so "in the right lower lobe" is judged by the words before "right".
     groups: list[list[int]] = []
     for index, item in enumerate(items):
@@ -257,6 +278,7 @@ def extract_sentence(text: str, sentence: Sentence, lexicon: Lexicon = LEXICON) 
         else:
             groups.append([index])
     orphans: list[_Item] = []
+    predicates: list[tuple[int, _Item]] = []
     for group in groups:
         target = _attach_target(group, items, clauses, concept_positions, norm, lexicon)
         if target is None:
@@ -265,46 +287,48 @@ def extract_sentence(text: str, sentence: Sentence, lexicon: Lexicon = LEXICON) 
         mention = mentions[target]
         for index in group:
             _apply_modifier(mention, items[index], norm, lexicon)
+        first_token = items[group[0]].first
+        if target < group[0] and first_token and norm[first_token - 1] in _COPULAS:
+            predicates.extend((target, items[i]) for i in group if "change" in items[i].kinds)
+    _spread_predicate_changes(predicates, mentions)
     _spread_orphan_changes(orphans, mentions.values())
 
-    findings = []
-    # One string per sentence, shared by its mentions (a hostile one-sentence report has 10^5 of them).
-    sentence_text = text[sentence.start : sentence.end]
-    for mention in mentions.values():
-        concept = lexicon.concepts[mention.concept]
-        if mention.change is None and mention.size_mm is not None and mention.prior_size_mm is not None:
-            # "15 mm, previously 9 mm" reports a change even without a change word.
-            mention.change = size_change(mention.prior_size_mm, mention.size_mm)
-        if mention.change == "resolved":
-            mention.assertion = "absent"
-        laterality = None
-        if concept.lateral and mention.laterality:
-            laterality = "bilateral" if len(mention.laterality) > 1 else next(iter(mention.laterality))
-        severity_word = mention.severity_word
-        findings.append(
-            Finding(
-                concept=concept.id,
-                name=concept.name,
-                assertion=mention.assertion,
-                laterality=laterality,
-                site=mention.site,
-                severity=severity_word,
-                severity_rank=mention.severity,
-                size_mm=mention.size_mm,
-                change=mention.change,
-                section=sentence.section,
-                sentence=sentence_text,
-                span=(sentence.start, sentence.end),
-                mention_span=(mention.start, mention.end),
-                words=text[mention.start : mention.end],
-                laterality_span=mention.spans.get("laterality") if laterality else None,
-                site_span=mention.spans.get("site"),
-                severity_span=mention.spans.get("severity"),
-                change_span=mention.spans.get("change"),
-                trigger_span=mention.spans.get("trigger"),
-            )
-        )
-    return findings + _rads_findings(text, sentence, lexicon)
+
+def _finding(
+    text: str, sentence: Sentence, sentence_text: str, mention: _Mention, lexicon: Lexicon
+) -> Finding:
+    """The frozen :class:`Finding` of a finished mention."""
+    concept = lexicon.concepts[mention.concept]
+    if mention.change is None and mention.size_mm is not None and mention.prior_size_mm is not None:
+        # "15 mm, previously 9 mm" reports a change even without a change word.
+        mention.change = size_change(mention.prior_size_mm, mention.size_mm)
+    if mention.change == "resolved":
+        mention.assertion = "absent"
+    laterality = None
+    if concept.lateral and mention.laterality:
+        laterality = "bilateral" if len(mention.laterality) > 1 else next(iter(mention.laterality))
+    return Finding(
+        concept=concept.id,
+        name=concept.name,
+        assertion=mention.assertion,
+        laterality=laterality,
+        site=mention.site,
+        severity=mention.severity_word,
+        severity_rank=mention.severity,
+        size_mm=mention.size_mm,
+        change=mention.change,
+        section=sentence.section,
+        sentence=sentence_text,
+        span=(sentence.start, sentence.end),
+        mention_span=(mention.start, mention.end),
+        words=text[mention.start : mention.end],
+        laterality_span=mention.spans.get("laterality") if laterality else None,
+        site_span=mention.spans.get("site"),
+        severity_span=mention.spans.get("severity"),
+        change_span=mention.spans.get("change"),
+        trigger_span=mention.spans.get("trigger"),
+        concept_span=(mention.item.start, mention.item.end),
+    )
 
 
 _SIDE_RE = re.compile(r"\b(left|right|bilateral)\b", re.IGNORECASE)
@@ -340,6 +364,27 @@ def _rads_findings(text: str, sentence: Sentence, lexicon: Lexicon) -> list[Find
             )
         )
     return findings
+
+
+def _spread_predicate_changes(predicates: list[tuple[int, _Item]], mentions: dict[int, _Mention]) -> None:
+    """A change word predicated of a list of subjects dates each of them.
+
+    In "Biapical scarring and pleural thickening appears stable" the clause break at "and" gives
+    "stable" to the thickening only; the copula before it ("appears", "is", "remain") says it is said
+    of everything named before it in the sentence that carries no change word of its own.
+    """
+    values = {item.value("change") for _, item in predicates} - {None}
+    if len(values) != 1:
+        return
+    value = values.pop()
+    last_subject = max(target for target, _ in predicates)
+    item = predicates[0][1]
+    for position, mention in mentions.items():
+        if position >= last_subject or mention.change is not None:
+            continue
+        if mention.assertion != "absent" and not mention.forced_absent:
+            mention.change = value
+            mention.spans["change"] = (item.start, item.end)
 
 
 def _spread_orphan_changes(orphans: list[_Item], mentions: Iterable[_Mention]) -> None:

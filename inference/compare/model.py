@@ -58,6 +58,8 @@ class Finding:
     severity_span: tuple[int, int] | None = None
     change_span: tuple[int, int] | None = None
     trigger_span: tuple[int, int] | None = None
+    #: The concept's own words ("pleural effusion" in "no small pleural effusion").
+    concept_span: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict of this mention."""
@@ -74,6 +76,24 @@ class Finding:
             "span": list(self.span),
             "words": self.words,
         }
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A named, non-overlapping piece of the marked words of one side of a comparison.
+
+    ``id`` is ``c<n>`` in the AI draft and ``r<n>`` in the signed report, numbered in text order and
+    unique within one comparison; the same id always means the same ``[start, end)``. Quote links
+    point at these ids (see ``anchors.py``).
+    """
+
+    id: str
+    start: int
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return ``{"id": ..., "span": [start, end]}``."""
+        return {"id": self.id, "span": [self.start, self.end]}
 
 
 @dataclass(frozen=True)
@@ -95,6 +115,10 @@ class Discrepancy:
     #: (findings and impression); may lie outside the quoted sentence.
     candidate_marks: tuple[tuple[int, int], ...] = ()
     reference_marks: tuple[tuple[int, int], ...] = ()
+    #: The same words cut into the comparison's non-overlapping, named segments (ids for quote links);
+    #: together they cover exactly the marks above.
+    candidate_segments: tuple[Segment, ...] = ()
+    reference_segments: tuple[Segment, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON object stored with a Discrepancy row (spans as [start, end] or null)."""
@@ -109,6 +133,8 @@ class Discrepancy:
             "explanation": self.explanation,
             "candidate_marks": [list(mark) for mark in self.candidate_marks],
             "reference_marks": [list(mark) for mark in self.reference_marks],
+            "candidate_segments": [segment.to_dict() for segment in self.candidate_segments],
+            "reference_segments": [segment.to_dict() for segment in self.reference_segments],
         }
 
 

@@ -33,6 +33,25 @@ from portal.records.models import (
 
 #: Modality codes as DICOM writes them (CR, CT, MR, US, MG, ...).
 MODALITY_PATTERN = re.compile(r"^[A-Za-z0-9]{1,16}$")
+#: Names of the common DICOM modality codes (PS3.3 C.7.3.1.1.1). "XR" is no DICOM code: plain films are
+#: CR or DX, which is why the launch form lists the codes the studies carry instead of a free text box.
+MODALITY_NAMES = {
+    "CR": "Computed radiography",
+    "DX": "Digital radiography",
+    "CT": "Computed tomography",
+    "MR": "Magnetic resonance",
+    "US": "Ultrasound",
+    "MG": "Mammography",
+    "NM": "Nuclear medicine",
+    "PT": "Positron emission tomography",
+    "XA": "X-ray angiography",
+    "RF": "Radiofluoroscopy",
+    "IO": "Intra-oral radiography",
+    "PX": "Panoramic X-ray",
+    "OT": "Other",
+}
+#: Distinct modality values read from the studies; a department has a handful.
+MAX_MODALITIES = 200
 USERNAME_PATTERN = re.compile(r"^[\w.@+-]{1,150}$")
 MAX_SAMPLE = 1_000_000
 MAX_SEED = 2**63 - 1
@@ -86,6 +105,23 @@ class CohortFilter:
                 continue
             out[field.name] = value.isoformat() if isinstance(value, dt.date) else value
         return out
+
+
+def modalities_in_data() -> list[str]:
+    """The modality codes the stored studies carry, upper-cased and sorted: the cohort filter's list."""
+    codes = (
+        Study.objects.exclude(modality="")
+        .order_by()
+        .values_list("modality", flat=True)
+        .distinct()[:MAX_MODALITIES]
+    )
+    return sorted({code.upper() for code in codes if MODALITY_PATTERN.match(code)})
+
+
+def modality_label(code: str) -> str:
+    """``"CR — Computed radiography"``; an unnamed code as it is."""
+    name = MODALITY_NAMES.get(code.upper())
+    return f"{code} — {name}" if name else code
 
 
 def cohort_queryset(*, model_version: ModelVersion, kind: str, cohort: CohortFilter) -> QuerySet[Study]:

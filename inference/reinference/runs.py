@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -29,7 +29,7 @@ from inference.models import (
     RunStatus,
 )
 from inference.registry import ArtifactIntegrityError, verify_artifacts
-from inference.reinference.cohort import CohortFilter, select_cohort, split
+from inference.reinference.cohort import CohortFilter, modalities_in_data, select_cohort, split
 from inference.selectors import model_version_by_reference
 from portal.core.enqueue import enqueue_on_commit
 from portal.core.errors import InvalidRecord, RecordConflict
@@ -97,6 +97,24 @@ def _runnable_version(model_version: ModelVersion | str | int, kind: str) -> Mod
     return mv
 
 
+def _refuse_empty_cohort(kind: str, cohort: CohortFilter) -> NoReturn:
+    """Say why no study matched: a modality the data does not have (with the codes it has), else empty."""
+    if cohort.modality:
+        known = modalities_in_data()
+        if cohort.modality.upper() not in known:
+            # "XR" for plain films is the usual slip: say which codes the data has (CR, DX, ...).
+            raise InvalidRecord(
+                f"No study has modality {cohort.modality}; the studies here have "
+                f"{', '.join(known) or 'no modality recorded'}.",
+                field="modality",
+            )
+    raise InvalidRecord(
+        f"The cohort is empty: no study matching the filter has both a stored {kind} AI output and a "
+        "final signed report.",
+        field="cohort",
+    )
+
+
 def reinference_run_create(
     *,
     model_version: ModelVersion | str | int,
@@ -124,11 +142,7 @@ def reinference_run_create(
         raise InvalidRecord("chunk_size must be from 1 to 1024", field="chunk_size")
     items = select_cohort(model_version=mv, kind=kind, cohort=cohort)
     if not items:
-        raise InvalidRecord(
-            f"The cohort is empty: no study matching the filter has both a stored {kind} AI output and a "
-            "final signed report.",
-            field="cohort",
-        )
+        _refuse_empty_cohort(kind, cohort)
     limit = _setting("REINFERENCE_MAX_COHORT", 200_000)
     if len(items) > limit:
         raise InvalidRecord(

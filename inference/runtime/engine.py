@@ -17,6 +17,7 @@ against every prompt alone and against transformers.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import time
@@ -124,10 +125,11 @@ def session_options(*, threads: int, optimization: str = "all") -> ort.SessionOp
     return options
 
 
-class TextEngine:
+class TextEngine(abc.ABC):
     """What every served model shares: tokenizer, special tokens, providers, and the generate loop.
 
-    Subclasses load their sessions and implement :meth:`budget` and :meth:`generate_ids`.
+    Subclasses load their sessions and implement :meth:`budget` and :meth:`generate_ids` (abstract: a
+    subclass that forgets one fails when it is instantiated, not halfway through a run).
     """
 
     def __init__(
@@ -188,10 +190,11 @@ class TextEngine:
         """The answer text: special tokens dropped, surrounding whitespace trimmed."""
         return self.tokenizer.decode(list(token_ids), skip_special_tokens=True).strip()
 
+    @abc.abstractmethod
     def budget(self, prompt_tokens: int, max_new_tokens: int) -> int:
         """How many tokens may be generated after a prompt of this length; :class:`PromptTooLong`."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def generate_ids(
         self,
         prompts: Sequence[Sequence[int]],
@@ -201,7 +204,6 @@ class TextEngine:
         memory_budget_bytes: int | None = None,
     ) -> list[list[int]]:
         """Greedy answer ids of each prompt (EOS included when reached), in order."""
-        raise NotImplementedError
 
     def generate(
         self,

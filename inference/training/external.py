@@ -28,6 +28,7 @@ from audit import log as audit
 from inference import registry
 from inference.runtime import ENGINES
 from inference.runtime.engine import TextEngine
+from portal.core.errors import InvalidRecord
 from portal.records.models import AIOutputKind, ModelStatus, ModelVersion, Specialty
 
 from .common import (
@@ -37,6 +38,7 @@ from .common import (
     label_check,
     library_versions,
     staged_directory,
+    train_extra,
 )
 
 #: Weight files optimum can read; a directory with none of them holds no model.
@@ -99,7 +101,8 @@ def hf_check(directory: Path) -> dict[str, Any]:
     model_type = str(config.get("model_type") or "")
     # The train extra (torch, optimum) is imported only when a directory needs exporting: registering
     # an ONNX directory must work in an installation without it.
-    from .export import causal_export_supported, seq2seq_export_supported
+    with train_extra("Registering a Hugging Face model directory (exported to ONNX first)"):
+        from .export import causal_export_supported, seq2seq_export_supported
 
     supported = seq2seq_export_supported if config.get("is_encoder_decoder") else causal_export_supported
     if not supported(model_type):
@@ -140,7 +143,8 @@ def _export_hugging_face(
     """Export a Hugging Face model directory (causal or encoder-decoder) to ONNX under the model store;
     all or nothing."""
     config = hf_check(source)
-    from .export import onnx_export, seq2seq_onnx_export  # the train extra, as in hf_check
+    with train_extra("Exporting a Hugging Face model directory"):
+        from .export import onnx_export, seq2seq_onnx_export  # the train extra, as in hf_check
 
     directory = default_out_dir(name, version).resolve()
     if directory.exists():
@@ -183,7 +187,11 @@ def external_model_register(
     if not request.specialties or unknown:
         raise ExternalModelError(f"Unknown specialty {', '.join(unknown) or '(none given)'}.")
     existing_card = _read_json(source / registry.CARD_FILE) if (source / registry.CARD_FILE).is_file() else {}
-    kinds = list(request.kinds or existing_card.get("kinds") or [AIOutputKind.REPORT_DRAFT.value])
+    try:
+        card_kinds = registry.card_names(existing_card, "kinds")
+    except InvalidRecord as exc:
+        raise ExternalModelError(str(exc)) from exc
+    kinds = list(request.kinds or card_kinds or [AIOutputKind.REPORT_DRAFT.value])
     bad_kinds = sorted({str(k) for k in kinds} - set(AIOutputKind.values))
     if bad_kinds:
         raise ExternalModelError(f"Unknown kind {', '.join(bad_kinds)[:200]}.")
@@ -225,10 +233,19 @@ def external_model_register(
             actor=actor,
             context=context,
         )
+    except registry.ArtifactIntegrityError as exc:
+        # A symbolic link, or files that differ from the card's own list: a refusal, not a crash.
+        _remove(written)
+        raise ExternalModelError(f"{source.name} cannot be registered: {exc}.") from exc
     except BaseException:
-        for path in written:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+        _remove(written)
         raise
+
+
+def _remove(written: Sequence[Path]) -> None:
+    """Undo what a failed registration wrote (an exported directory, a card written beside the model)."""
+    for path in written:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

@@ -10,16 +10,14 @@ before anything is written.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hashlib
 import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ from inference import registry
 from portal.records.models import ModelStatus, ModelVersion, Specialty
 
 from .common import (
-    DEFAULT_NAME,
+    BuildRequest,
     TrainingError,
     default_out_dir,
     default_version,
@@ -41,29 +39,9 @@ from .corpus import TARGETS, Corpus, Pair, corpus_build
 from .evaluate import GreedyDecoder, evaluate_kind
 from .export import onnx_export, optimisation_settings
 from .tokenizer import EOS_TOKEN, PAD_TOKEN, SPECIAL_TOKENS, special_ids, tokenizer_train
-from .trainer import TrainSettings, examples_encode, model_train
+from .trainer import examples_encode, model_train
 
 logger = logging.getLogger(__name__)
-
-#: Held-out pairs decoded per kind; enough for a share to two digits, bounded for build time.
-DEFAULT_EVAL_MAX = 300
-
-
-@dataclass(frozen=True)
-class BuildRequest:
-    """Everything one build needs; ``out_dir`` None means ``$CONCORDANCE_VAR_DIR/models/<name>-<version>``."""
-
-    specialties: Sequence[str]
-    name: str = DEFAULT_NAME
-    version: str = ""
-    since: dt.date | None = None
-    until: dt.date | None = None
-    out_dir: Path | None = None
-    settings: TrainSettings = field(default_factory=TrainSettings)
-    eval_max: int = DEFAULT_EVAL_MAX
-    kinds: Sequence[str] | None = None
-    activate: bool = False
-    command: str = ""
 
 
 def file_sha256(path: Path) -> str:
@@ -309,11 +287,6 @@ def model_build(
     except BaseException:
         shutil.rmtree(out_dir, ignore_errors=True)
         raise
-
-
-def command_line() -> str:
-    """The command as typed (program name shortened), for the card."""
-    return " ".join(["python manage.py", *sys.argv[1:]]) if len(sys.argv) > 1 else ""
 
 
 def corpus_digest(pairs: Sequence[Pair]) -> str:

@@ -12,40 +12,16 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from tokenizers import Tokenizer
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from .common import TrainSettings
 from .tokenizer import special_ids
 
 IGNORE_INDEX = -100
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Hyperparameters of one training run (all recorded in the model card)."""
-
-    vocab_size: int = 2048
-    n_positions: int = 512
-    n_embd: int = 192
-    n_layer: int = 6
-    n_head: int = 6
-    max_steps: int = 1500
-    batch_size: int = 16
-    learning_rate: float = 2e-3
-    warmup_steps: int = 60
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    dropout: float = 0.0
-    seed: int = 7
-    threads: int = 1
-
-    def as_dict(self) -> dict[str, float | int]:
-        """Plain values for the card."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,14 @@ from inference.prompts import PromptError, build_prompt
 from inference.runtime.engine import DecoderEngine
 from portal.records.models import AIOutput, AIOutputKind, ModelStatus, ModelVersion
 
-from .common import TrainingError, default_out_dir, label_check, library_versions, staged_directory
+from .common import (
+    TrainingError,
+    default_out_dir,
+    label_check,
+    library_versions,
+    staged_directory,
+    train_extra,
+)
 
 VARIANTS = ("fused", "int8")
 COPIED_FILES = ("config.json", "generation_config.json", "tokenizer.json")
@@ -85,7 +92,8 @@ def _build_graph(variant: str, source: Path, staging: Path) -> dict[str, Any]:
     """Write the variant's ``model.onnx`` into ``staging``; returns what the card records of it."""
     config = json.loads((source / "config.json").read_text(encoding="utf-8"))
     if variant == "fused":
-        from .fused_graph import STATIC_GRAPH_NAME, FusionError, fuse_graph_file  # onnx: train extra
+        with train_extra("The fused variant", needs=("onnx",)):
+            from .fused_graph import STATIC_GRAPH_NAME, FusionError, fuse_graph_file  # onnx: train extra
 
         try:
             fuse_graph_file(source / "model.onnx", config, staging / "model.onnx", static_cache=True)
@@ -94,8 +102,9 @@ def _build_graph(variant: str, source: Path, staging: Path) -> dict[str, Any]:
         return {"graph": STATIC_GRAPH_NAME, "quantisation": "fp32"}
     # onnxruntime's dynamic quantiser, which optimum's ORTQuantizer wraps: called directly because
     # ORTQuantizer cannot type the contrib ops of an optimised graph (SkipLayerNormalization...).
-    from onnx import TensorProto
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    with train_extra("The int8 variant", needs=("onnx",)):
+        from onnx import TensorProto
+        from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(
         source / "model.onnx",

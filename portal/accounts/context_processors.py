@@ -9,10 +9,14 @@ from portal.accounts import navigation
 
 
 def shell(request: HttpRequest) -> dict[str, object]:
-    """``nav_links`` for the signed-in user and ``idle_timeout_s`` for the logoff countdown."""
+    """``nav_links`` for the signed-in user, ``idle_timeout_s`` for the logoff countdown, the SSO button."""
     user = getattr(request, "user", None)
     signed_in = bool(user is not None and user.is_authenticated)
     return {
         "nav_links": navigation.links_for(user, request.path) if signed_in else [],
         "idle_timeout_s": settings.CONCORDANCE_IDLE_TIMEOUT_S,
+        # The single sign-on button of the login page, when an OpenID Connect provider is configured.
+        "oidc_login_label": settings.CONCORDANCE_OIDC_LABEL
+        if getattr(settings, "OIDC_RP_CLIENT_ID", "")
+        else "",
     }

@@ -11,20 +11,25 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import logout
+from django.contrib.auth import BACKEND_SESSION_KEY, load_backend, logout
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 
 from audit import log as audit
-from portal.accounts import roles, second_factor
+from portal.accounts import directory, roles, second_factor
+from portal.accounts.sessions import LAST_ACTIVITY_KEY
 from portal.core.access import deny
 
-LAST_ACTIVITY_KEY = "concordance_last_activity"
 # Requests a page makes on its own (progress polling, the session check) send this header; they must
 # not count as activity, or an open progress bar would keep an unattended session alive for ever.
 BACKGROUND_HEADER = "HTTP_X_CONCORDANCE_BACKGROUND"
 IDLE_MESSAGE = "You were signed out after a period of inactivity."
+DIRECTORY_CHECK_KEY = "concordance_directory_checked"
+DIRECTORY_MESSAGES = {
+    "gone": "Your account is no longer enabled in the hospital's directory.",
+    "unreachable": "The hospital's directory could not confirm your account. Please sign in again.",
+}
 
 
 def _is_api(request: HttpRequest) -> bool:
@@ -84,6 +89,63 @@ class IdleTimeoutMiddleware:
             return HttpResponseRedirect(login_url)
         # A form posted into an expired session is not replayed after login: the data may be stale.
         return HttpResponseRedirect(settings.LOGIN_URL)
+
+
+def _signed_out_answer(
+    request: HttpRequest, get_response: Callable[[HttpRequest], HttpResponse]
+) -> HttpResponse:
+    """After a forced logout: the API carries on as anonymous; pages go to the login page."""
+    if _is_api(request) or request.path == settings.LOGIN_URL:
+        return get_response(request)
+    if request.headers.get("HX-Request"):
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = settings.LOGIN_URL
+        return response
+    return HttpResponseRedirect(settings.LOGIN_URL)
+
+
+class DirectoryRevalidationMiddleware:
+    """Re-check a directory session with the directory, so that a leaver loses access at once.
+
+    Sessions signed in through a backend that can ``revalidate`` (LDAP) are re-checked on a request
+    once ``CONCORDANCE_DIRECTORY_RECHECK_S`` seconds have passed since the last check (0: every
+    request). Disabled or removed in the directory: the account is switched off and every session of
+    it ends; directory unreachable: this session ends (fail closed) and the account stays on. Both are
+    audited. OpenID Connect sessions are re-checked with the provider by mozilla-django-oidc's
+    SessionRefresh middleware instead.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if _is_static(request) or not request.user.is_authenticated or not hasattr(request, "session"):
+            return self.get_response(request)
+        backend_path = request.session.get(BACKEND_SESSION_KEY, "")
+        if backend_path not in settings.AUTHENTICATION_BACKENDS:
+            return self.get_response(request)
+        backend = load_backend(backend_path)
+        if not hasattr(backend, "revalidate"):
+            return self.get_response(request)
+        now = time.time()
+        last = request.session.get(DIRECTORY_CHECK_KEY)
+        if isinstance(last, int | float) and now - last < settings.CONCORDANCE_DIRECTORY_RECHECK_S:
+            return self.get_response(request)
+        context = audit.AuditContext.from_request(request)
+        verdict = str(backend.revalidate(request.user, context=context))
+        if verdict == "active":
+            request.session[DIRECTORY_CHECK_KEY] = now
+            return self.get_response(request)
+        user = request.user
+        if verdict == "gone":
+            directory.directory_disabled(user, reason="disabled or removed in the directory", context=context)
+        else:
+            with transaction.atomic():
+                audit.record("auth.directory_unreachable", actor=user, context=context)
+        logout(request)
+        if not _is_api(request):
+            messages.warning(request, DIRECTORY_MESSAGES.get(verdict, DIRECTORY_MESSAGES["unreachable"]))
+        return _signed_out_answer(request, self.get_response)
 
 
 class SecondFactorMiddleware:

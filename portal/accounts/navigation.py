@@ -39,6 +39,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("health", "Health", ("system-health",)),
     NavItem("interfaces", "Interfaces", ("records-interfaces",)),
     NavItem("clinicians", "Clinicians", ("records-clinicians",)),
+    NavItem("administration", "Users", ("administration-users",)),
 )
 
 

@@ -261,7 +261,17 @@ PAGE_ROLES: dict[str, frozenset[Role]] = {
     "health": frozenset({Role.ADMIN}),  # the integration account may read the JSON, no page
     "interfaces": INTERFACE_ADMIN_ROLES,
     "clinicians": INTERFACE_ADMIN_ROLES,
+    "administration": frozenset({Role.ADMIN}),
 }
+
+
+# Accounts, roles, sessions and API tokens (the administration pages): admins only.
+ACCOUNT_ADMIN_ROLES = frozenset({Role.ADMIN})
+
+
+def can_administer_accounts(user: UserLike | None) -> bool:
+    """May this account create users, change roles, end sessions and issue API tokens?"""
+    return has_any_role(user, ACCOUNT_ADMIN_ROLES)
 
 
 def can_open_page(user: UserLike | None, page: str) -> bool:

@@ -13,7 +13,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from audit import log as audit
-from portal.accounts.middleware import LAST_ACTIVITY_KEY
+from portal.accounts.sessions import LAST_ACTIVITY_KEY, LOGIN_ADDRESS_KEY, LOGIN_AT_KEY
 
 
 @receiver(user_locked_out, dispatch_uid="concordance-audit-lockout")
@@ -38,4 +38,8 @@ def _locked_out(
 def _start_idle_clock(sender: Any, request: HttpRequest | None, user: Any, **_: Any) -> None:
     # Signing in is activity: without this the clock would start only at the next request.
     if request is not None and hasattr(request, "session"):
-        request.session[LAST_ACTIVITY_KEY] = time.time()
+        now = time.time()
+        request.session[LAST_ACTIVITY_KEY] = now
+        # When and from where the session signed in: what an admin sees in the list of sessions.
+        request.session[LOGIN_AT_KEY] = now
+        request.session[LOGIN_ADDRESS_KEY] = str(request.META.get("REMOTE_ADDR", ""))[:64]

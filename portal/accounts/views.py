@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
@@ -22,7 +24,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit import log as audit
 from portal.accounts import second_factor, services
-from portal.accounts.middleware import LAST_ACTIVITY_KEY
+from portal.accounts.sessions import LAST_ACTIVITY_KEY
 
 
 def _safe_next(request: HttpRequest) -> str:
@@ -127,3 +129,17 @@ def session_status(request: HttpRequest) -> HttpResponse:
     last = request.session.get(LAST_ACTIVITY_KEY, time.time())
     remaining = max(0, int(settings.CONCORDANCE_IDLE_TIMEOUT_S - (time.time() - float(last))))
     return JsonResponse({"remaining_s": remaining, "authenticated": True})
+
+
+def when_oidc(view_class: Any) -> Callable[..., HttpResponse]:
+    """A mozilla-django-oidc view that answers 404 while no OpenID Connect provider is configured.
+
+    The view is built at the first request (it reads the provider's settings when constructed).
+    """
+
+    def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not getattr(settings, "OIDC_RP_CLIENT_ID", ""):
+            raise Http404
+        return view_class.as_view()(request, *args, **kwargs)
+
+    return never_cache(view)

@@ -15,10 +15,10 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from portal.accounts.roles import can_ingest
+from portal.accounts.tokens import ApiTokenAuthentication
 from portal.records.ingest.channels import log_refused_body
 
 UPLOAD_PATHS = ("/api/v1/dicom",)
@@ -43,7 +43,7 @@ def _drain(request: HttpRequest, length: int) -> bool:
 def _ingesting_account(request: HttpRequest) -> object | None:
     """The token's account when it may ingest (only those get their refusals logged), else None."""
     try:
-        found = TokenAuthentication().authenticate(request)  # type: ignore[arg-type]
+        found = ApiTokenAuthentication().authenticate(request)  # type: ignore[arg-type]
     except AuthenticationFailed:
         return None
     user = found[0] if found else None

@@ -107,6 +107,8 @@ class Study(models.Model):
         indexes = [
             models.Index(fields=["study_datetime", "id"]),
             models.Index(fields=["specialty", "modality", "study_datetime"]),
+            # The modality lists of the launch form and filters (SELECT DISTINCT modality).
+            models.Index(fields=["modality"], name="records_study_modality_idx"),
         ]
 
     def __str__(self) -> str:

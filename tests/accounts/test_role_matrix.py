@@ -48,6 +48,7 @@ MODELS_VIEW = frozenset({"carol", "dana", "otto", "lena", "root"})
 MODELS_MANAGE = CHAIR
 SYSTEM_HEALTH = frozenset({"ris", "root"})
 INTERFACES = frozenset({"root"})  # the integration admin's pages: interface monitor, clinicians
+ADMINS = frozenset({"root"})  # accounts, roles, sessions, API tokens
 MISSING = 987_654  # a primary key that exists nowhere
 
 PAGE_ANON = frozenset({302})
@@ -117,6 +118,23 @@ RULES: dict[str, list[Probe]] = {
     "session-keepalive": [post(ALL, {204}), get(ALL, NOT_ALLOWED, anonymous=NOT_ALLOWED)],
     "session-status": [get(ALL, {200}, anonymous={200})],
     "system-health": [page(frozenset({"root"}), {200})],
+    "favicon": [get(PEOPLE, {301}, anonymous={301})],
+    # Single sign-on: not configured in this matrix, so its URLs do not exist for anyone.
+    "oidc_authentication_init": [get(ALL, {404}, anonymous={404})],
+    "oidc_authentication_callback": [get(ALL, {404}, anonymous={404})],
+    "oidc_logout": [post(ALL, {404}, anonymous={404})],
+    # --- Administration (admin role) ----------------------------------------------------------------
+    "administration-users": [page(ADMINS, {200})],
+    "administration-account-new": [page(ADMINS, {200}), page(ADMINS, {400}, method="post")],
+    "administration-account": [page(ADMINS, {404})],
+    "administration-account-roles": [page(ADMINS, {404}, method="post")],
+    "administration-account-deactivate": [page(ADMINS, {404}, method="post")],
+    "administration-account-reactivate": [page(ADMINS, {404}, method="post")],
+    "administration-token-create": [page(ADMINS, {404}, method="post")],
+    "administration-session-end": [page(ADMINS, {404}, method="post")],
+    "administration-sessions": [page(ADMINS, {200})],
+    "administration-token-rotate": [page(ADMINS, {404}, method="post")],
+    "administration-token-revoke": [page(ADMINS, {404}, method="post")],
     # --- Review pages -------------------------------------------------------------------------------
     "review-queue": [page(REVIEW_READ, {200})],
     "review-assign": [page(CHAIR, {302, 400}, method="post"), page(PEOPLE, NOT_ALLOWED)],

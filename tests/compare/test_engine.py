@@ -138,6 +138,8 @@ def test_to_dict_has_exactly_the_documented_shape():
             "explanation",
             "candidate_marks",
             "reference_marks",
+            "candidate_segments",
+            "reference_segments",
         }
         assert item["category"] in CATEGORIES
         assert item["significance"] in {"significant", "minor"}

@@ -88,7 +88,9 @@ def test_case_1978_a_draft_that_asserts_and_negates_hydrocephalus_is_flagged_as_
         "There is no hydrocephalus",
         "New mild hydrocephalus",
     ]
-    assert contradiction.reference_span is None
+    # The signed report's statement is quoted beside the contradiction, so the reader sees which holds.
+    assert contradiction.reference_text == "Moderate hydrocephalus, new since the prior."
+    assert "the signed report reports it" in contradiction.explanation
 
 
 @pytest.mark.parametrize(
@@ -102,6 +104,30 @@ def test_case_1978_a_draft_that_asserts_and_negates_hydrocephalus_is_flagged_as_
 )
 def test_narrowed_or_normal_phrase_negations_are_not_contradictions(draft):
     assert "internal_contradiction" not in {d.category for d in compare(draft, draft).discrepancies}
+
+
+@pytest.mark.parametrize(
+    "draft",
+    [
+        "Lesion in the humeral head. No osseous Bankart lesion.",
+        "Large intrasellar mass lesion. There is no enhancing intraaxial or extraaxial mass lesion.",
+        "Large inferior bony Bankart lesion. There is no discontinuity or demonstrated HAGL lesion.",
+    ],
+)
+def test_a_denial_qualified_by_words_the_statement_lacks_is_about_another_thing(draft):
+    assert "internal_contradiction" not in {d.category for d in compare(draft, draft).discrepancies}
+
+
+@pytest.mark.parametrize(
+    "draft",
+    [
+        "Left hip fracture. No left hip fracture.",
+        "Effusion. No pneumothorax or effusion.",
+        "Hydronephrosis. There is no evidence of hydronephrosis.",
+    ],
+)
+def test_a_denial_with_only_shared_or_filler_words_still_contradicts(draft):
+    assert "internal_contradiction" in {d.category for d in compare(draft, draft).discrepancies}
 
 
 def test_a_laterality_error_on_an_incidental_paired_organ_finding_is_still_significant():
@@ -165,3 +191,125 @@ def test_every_mark_lies_inside_its_text_and_to_dict_carries_it():
         payload = item.to_dict()
         assert payload["candidate_marks"] == [list(m) for m in item.candidate_marks]
         assert payload["reference_marks"] == [list(m) for m in item.reference_marks]
+
+
+def test_overlapping_marks_are_cut_into_named_segments_that_every_discrepancy_can_link_to():
+    draft = "Left pleural effusion. No left pleural effusion."
+    result = compare(draft, "Right pleural effusion.")
+    by_category = {d.category: d for d in result.discrepancies}
+    contradiction, location = by_category["internal_contradiction"], by_category["location"]
+    # "Left" is marked by both discrepancies: one segment, one id, shared.
+    assert [(s.id, draft[s.start : s.end]) for s in location.candidate_segments] == [
+        ("c1", "Left"),
+        ("c4", "left"),
+    ]
+    assert [draft[s.start : s.end] for s in contradiction.candidate_segments] == [
+        "Left",
+        " pleural effusion",
+        "No ",
+        "left",
+        " pleural effusion",
+    ]
+    assert {s.id for s in location.candidate_segments} <= {s.id for s in contradiction.candidate_segments}
+    payload = location.to_dict()
+    assert payload["candidate_segments"][0] == {"id": "c1", "span": [0, 4]}
+    assert payload["reference_segments"] == [{"id": "r1", "span": [0, 5]}]
+
+
+@pytest.mark.parametrize(
+    ("draft", "signed", "expected", "draft_words"),
+    [
+        # The impression restates the draft's nodule on the other side: one nodule, a wrong side.
+        (
+            "FINDINGS: 9 mm right lower lobe nodule, not seen on prior exams.\n"
+            "IMPRESSION: Left lower lobe nodule.",
+            "FINDINGS: 9 mm right lower lobe nodule, not seen on prior exams.\n"
+            "IMPRESSION: Right lower lobe nodule.",
+            [("location", "significant", "pulmonary nodule")],
+            ["Left"],
+        ),
+        # A left finding in the findings and a right one in the impression are not "bilateral".
+        (
+            "FINDINGS: Left upper lobe collapse.\nIMPRESSION: Right upper lobe collapse.",
+            "FINDINGS: Left upper lobe collapse.\nIMPRESSION: Left upper lobe collapse.",
+            [("location", "significant", "atelectasis")],
+            ["Right"],
+        ),
+        # An impression that names the finding and a second one keeps the second as its own finding.
+        (
+            "FINDINGS: Right upper lobe nodule.\n"
+            "IMPRESSION: 1. Right upper lobe nodule. 2. Left lower lobe nodule.",
+            "FINDINGS: Right upper lobe nodule.\nIMPRESSION: Right upper lobe nodule.",
+            [("false_finding", "significant", "pulmonary nodule")],
+            ["Left lower lobe nodule"],
+        ),
+    ],
+)
+def test_a_finding_restated_in_another_section_tells_one_story(draft, signed, expected, draft_words):
+    result = compare(draft, signed)
+    assert [(d.category, d.significance, d.finding) for d in result.discrepancies] == expected
+    assert _marked(draft, result.discrepancies[0].candidate_marks) == draft_words
+
+
+def test_a_broader_name_on_the_other_side_of_the_body_is_a_second_finding():
+    result = compare("Right breast cyst.", "Simple cyst in the left breast. Right breast cyst.")
+    assert [(d.category, d.finding) for d in result.discrepancies] == [("missed_finding", "cyst")]
+
+
+def test_a_broader_name_beside_the_narrower_one_in_one_report_is_listed_once():
+    result = compare("Simple cyst in the right breast. Right breast cyst.", "No breast abnormality.")
+    assert [(d.category, d.finding) for d in result.discrepancies] == [("false_finding", "breast cyst")]
+    assert len(result.discrepancies[0].candidate_marks) == 2
+
+
+def test_a_diagnosis_is_not_folded_into_an_observation_paired_with_its_own_name():
+    result = compare("Right lower lobe opacity.", "Right lower lobe opacity. Right lower lobe pneumonia.")
+    assert [(d.category, d.finding) for d in result.discrepancies] == [("missed_finding", "pneumonia")]
+
+
+@pytest.mark.parametrize(
+    ("draft", "signed", "expected"),
+    [
+        (
+            "Biapical scarring and pleural thickening appear stable.",
+            "Stable biapical scarring and stable pleural thickening.",
+            [],
+        ),
+        (
+            "Biapical scarring and pleural thickening appear stable.",
+            "Biapical scarring and pleural thickening.",
+            ["comparison_added", "comparison_added"],
+        ),
+        # "Stable" said of the normal contours beside a normal heart is no comparison of a finding.
+        (
+            "Heart size within normal limits, stable mediastinal contours.",
+            "Heart size within normal limits.",
+            [],
+        ),
+        (
+            "FINDINGS: New bilateral airspace opacity. Bilateral consolidation.",
+            "FINDINGS: New bilateral consolidation.",
+            [],
+        ),
+        (
+            "Interval enlargement of the small right pleural effusion.",
+            "Increased small right pleural effusion.",
+            [],
+        ),
+        (
+            "Interval growth of the small right pleural effusion.",
+            "Increased small right pleural effusion.",
+            [],
+        ),
+        ("Small right pleural effusion has appeared.", "New small right pleural effusion.", []),
+        ("Small right pleural effusion without interval change.", "Stable small right pleural effusion.", []),
+        (
+            "Small right pleural effusion, unchanged in the interval.",
+            "Stable small right pleural effusion.",
+            [],
+        ),
+        ("Small right pleural effusion, not seen on prior exams.", "New small right pleural effusion.", []),
+    ],
+)
+def test_change_words_count_wherever_the_sentence_says_them(draft, signed, expected):
+    assert [d.category for d in compare(draft, signed).discrepancies] == expected

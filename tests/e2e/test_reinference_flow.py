@@ -12,7 +12,7 @@ import re
 import pytest
 
 from tests.e2e.browser import login_as, shoot
-from tests.model_fixtures import tiny_model_version  # noqa: F401
+from tests.model_fixtures import default_model_version, tiny_model_version  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -142,3 +142,36 @@ def test_other_roles_cannot_launch_or_open_runs(page, users, tiny_model_version)
         assert response is not None and response.status == 403, persona
         page.goto("/")
         page.click("[data-testid=logout]")
+
+
+def test_model_pages_fit_a_1366_window_and_the_form_offers_only_kinds_a_version_drafts(
+    page,
+    users,
+    default_model_version,  # noqa: F811
+    tiny_model_version,  # noqa: F811
+):
+    _cohort(tiny_model_version, users["alice"])  # CR studies: the modality list comes from them
+    tiny_model_version.kinds = ["report_draft", "patient_letter"]
+    tiny_model_version.save(update_fields=["kinds"])
+    page.set_viewport_size({"width": 1366, "height": 768})
+    login_as(page, "dana")
+
+    for path in ("/models/", f"/models/{default_model_version.pk}/", "/reinference/"):
+        page.goto(path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 1366, f"{path} is {width} px wide"
+    page.goto(f"/models/{default_model_version.pk}/")
+    assert "Patient letter" in page.locator("[data-testid=kinds-not-served]").inner_text()
+    assert page.locator("table.card-matrix").count() >= 3
+
+    page.goto("/reinference/")
+    offered = "() => [...document.querySelectorAll('#id_kind option:enabled')].map(o => o.value)"
+    page.select_option("#id_model_version", str(default_model_version.pk))
+    assert page.evaluate(offered) == ["report_draft", "history_summary", "prior_comparison"]
+    page.select_option("#id_model_version", str(tiny_model_version.pk))
+    assert page.evaluate(offered) == ["report_draft", "patient_letter"]
+    page.select_option("#id_kind", "patient_letter")
+    page.select_option("#id_model_version", str(default_model_version.pk))
+    assert page.eval_on_selector("#id_kind", "select => select.value") == "report_draft"  # moved off
+    assert page.locator("#id_modality option").all_inner_texts() == ["Any", "CR — Computed radiography"]
+    assert not page.csp_violations and not page.errors

@@ -14,6 +14,8 @@ from audit.models import AuditEvent
 from inference import registry, runtime
 from inference.prompts import PromptError, build_prompt
 from inference.registry import ArtifactIntegrityError
+from inference.runtime.engine import DecoderEngine, TextEngine
+from inference.runtime.seq2seq import Seq2SeqEngine
 from portal.records.models import ModelVersion
 from tests.model_fixtures import TINY_MAX_NEW_TOKENS, build_tiny_model
 
@@ -217,3 +219,21 @@ def test_the_runtime_does_not_import_torch_or_optimum():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_engine_base_class_is_abstract_and_its_engines_are_complete(tiny_model_version):
+    directory = registry.artifact_dir_of(tiny_model_version)
+    with pytest.raises(TypeError, match="abstract"):
+        TextEngine(directory)
+
+    class HalfEngine(TextEngine):  # implements budget only: still abstract
+        def budget(self, prompt_tokens: int, max_new_tokens: int) -> int:
+            return max_new_tokens
+
+    with pytest.raises(TypeError, match="generate_ids"):
+        HalfEngine(directory)
+    assert DecoderEngine.__abstractmethods__ == frozenset()
+    assert Seq2SeqEngine.__abstractmethods__ == frozenset()
+    engine = runtime.ENGINES["causal"](directory)  # the served engine still instantiates and runs
+    assert isinstance(engine, TextEngine)
+    assert engine.budget(4, 2) == 2

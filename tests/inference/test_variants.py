@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -169,3 +170,16 @@ def test_without_stored_drafts_there_is_nothing_to_evaluate_and_nothing_is_writt
         build(parent, "fused", "0.0.1-fused")
     assert not list((tmp_path / "var").rglob("*.onnx"))
     assert ModelVersion.objects.count() == 1
+
+
+def test_without_the_train_extra_a_variant_says_to_install_it_and_writes_nothing(
+    tiny_model_version, monkeypatch, tmp_path
+):
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    monkeypatch.delitem(sys.modules, "inference.training.fused_graph", raising=False)  # import it afresh
+    reference = f"{tiny_model_version.name}:{tiny_model_version.version}"
+    for variant in ("fused", "int8"):
+        with pytest.raises(CommandError, match=r"onnx is not installed.*pip install '\.\[train\]'"):
+            call_command("optimise_model", reference, "--variant", variant, "--version", f"0.0.9-{variant}")
+    assert ModelVersion.objects.count() == 1
+    assert not list((tmp_path / "var").rglob("*.onnx"))

@@ -11,7 +11,7 @@ from audit.log import SYSTEM
 from audit.models import AuditEvent
 from inference.registry import model_version_register_directory
 from portal.records.models import ModelStatus, ModelVersion
-from tests.model_fixtures import build_tiny_model
+from tests.model_fixtures import build_tiny_model, default_model_version  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,12 @@ HOSTILE = "<script>alert('x')</script>"
 
 
 def test_the_list_shows_status_kinds_specialties_metrics_and_hash(page_for, tiny_model_version):
-    tiny_model_version.metrics = {"facts_correct": 0.976, "reports_exact": 0.85}
+    tiny_model_version.metrics = {
+        "facts_right_share": 0.976,
+        "reports_exact": 0.85,
+        "kinds": {"report_draft": {"chrf_mean": 0.8}},
+        "evaluation": "greedy decoding",
+    }
     tiny_model_version.save(update_fields=["metrics"])
 
     response = page_for("otto").get("/models/")
@@ -28,7 +33,10 @@ def test_the_list_shows_status_kinds_specialties_metrics_and_hash(page_for, tiny
     assert response.status_code == 200
     assert f"{tiny_model_version.name} {tiny_model_version.version}" in body
     assert f'data-testid="model-status-{tiny_model_version.pk}">Candidate<' in body
-    assert "report_draft" in body and "facts_correct: 0.976" in body
+    assert "Report draft" in body and "report_draft" not in body  # kinds by their names
+    assert "<dt>Facts right</dt><dd>97.6 %</dd>" in body and "<dt>Reports exact</dt><dd>0.85</dd>" in body
+    assert "{" not in body.split('data-testid="models-table"')[1]  # no raw dictionary in the table
+    assert "greedy decoding" not in body  # text is no headline figure
     assert tiny_model_version.artifact_sha256[:16] in body
 
 
@@ -101,7 +109,11 @@ def test_activation_needs_the_csrf_token(personas, tiny_model_version):
 
 def test_hostile_names_and_card_values_are_escaped(page_for):
     mv = ModelVersion.objects.create(
-        name=HOSTILE[:100], version="1", metrics={"note": HOSTILE}, lineage={"source": HOSTILE}
+        name=HOSTILE[:100],
+        version="1",
+        metrics={"note": HOSTILE, HOSTILE: 0.5, "kinds": {HOSTILE: {HOSTILE: 1}}},
+        lineage={"source": HOSTILE, "list": [HOSTILE]},
+        card={HOSTILE: {"deep": {"deeper": {"deepest": {"x": [HOSTILE]}}}}},
     )
 
     listing = page_for("carol").get("/models/").content.decode()
@@ -134,3 +146,32 @@ def test_unknown_models_are_404_and_radiologists_403(page_for):
     assert page_for("carol").get("/models/987654/").status_code == 404
     assert page_for("alice").get("/models/").status_code == 403
     assert page_for("eve").get("/models/987654/").status_code == 403
+
+
+def _card_sections(body: str) -> str:
+    """The model page up to the full-card JSON (which is JSON on purpose)."""
+    return body.split('data-testid="model-summary"')[1].split("Full model card (JSON)")[0]
+
+
+def test_the_shipped_model_card_reads_as_tables_not_raw_dictionaries(page_for, default_model_version):  # noqa: F811
+    body = page_for("carol").get(f"/models/{default_model_version.pk}/").content.decode()
+
+    sections = _card_sections(body)
+    for raw in ("{&#x27;", "{&quot;", "[&quot;", "[&#x27;", "': {", '": {'):
+        assert raw not in sections, raw
+    assert 'class="list card-matrix"' in sections
+    assert "Report draft: discrepancies by category" in sections and "Missed finding" in sections
+    assert "67.8 %" in sections  # the share of facts right, as a percentage
+    served = sections.split('data-testid="kinds-served"')[1].split("</td>")[0]
+    not_served = sections.split('data-testid="kinds-not-served"')[1].split("</td>")[0]
+    assert "Report draft" in served and "Patient letter" not in served
+    assert "Patient letter" in not_served
+
+
+def test_a_version_that_names_no_kinds_lists_none_as_not_served(page_for, other_version_factory):
+    elsewhere = other_version_factory()
+
+    body = page_for("carol").get(f"/models/{elsewhere.pk}/").content.decode()
+
+    assert 'data-testid="kinds-not-served"' not in body
+    assert "No metrics recorded." in body and "No lineage recorded." in body

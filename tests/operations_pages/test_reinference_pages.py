@@ -116,7 +116,7 @@ def test_bad_launch_inputs_are_refused_and_nothing_is_written(
 def test_an_empty_cohort_is_refused_with_a_clear_message(page_for, tiny_model_version, make_studies):
     make_studies(2, tiny_model_version, modality="CR")
 
-    response = _launch(page_for("dana"), tiny_model_version, modality="MR")
+    response = _launch(page_for("dana"), tiny_model_version, modality="CR", date_from="2030-01-01")
 
     assert response.status_code == 400
     assert "The cohort is empty" in response.content.decode()

@@ -188,16 +188,40 @@ def test_an_unknown_signer_becomes_a_new_clinician_and_the_report_is_stored(ris)
 # --- access ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("persona", ["alice", "carol", "dana", "lena", "otto", "eve"])
 def test_other_roles_get_403(client_for, persona):
-    response = post(client_for(persona), build_oru({"OBR": SIGNED_BY_ALICE}))
+    response = post(client_for(persona), build_oru({"OBR": SIGNED_BY_ALICE, "MSH": {10: "CTRL403"}}))
 
     assert response.status_code == 403
+    assert msa(response)[:2] == ("AR", "CTRL403")  # an HL7 sender reads the MSA, not JSON
     assert_nothing_written()
 
 
 def test_anonymous_is_401(client_for):
-    response = post(client_for(None), build_oru({"OBR": SIGNED_BY_ALICE}))
+    response = post(client_for(None), build_oru({"OBR": SIGNED_BY_ALICE, "MSH": {10: "CTRL401"}}))
 
     assert response.status_code == 401
+    code, control_id, text = msa(response)
+    assert (code, control_id) == ("AR", "CTRL401")
+    assert "credentials" in text.lower()
+    assert "WWW-Authenticate" in response
+    assert_nothing_written()
+
+
+def test_a_database_lost_while_checking_the_token_is_a_nak_503_to_retry(client_for, monkeypatch):
+    from django.db import OperationalError
+    from rest_framework.authentication import TokenAuthentication
+
+    client = client_for("ris")
+
+    def connection_lost(self, key):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(TokenAuthentication, "authenticate_credentials", connection_lost)
+    response = post(client, build_oru({"OBR": SIGNED_BY_ALICE, "MSH": {10: "CTRL503"}}))
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert msa(response)[:2] == ("AE", "CTRL503")
+    assert "ERR|" in response.content.decode()
     assert_nothing_written()
 
 

@@ -209,3 +209,58 @@ def test_a_version_is_never_registered_twice(var_dir, hf_dir):
     with pytest.raises(CommandError, match="already registered"):
         _register(str(hf_dir), "--specialty", "chest", "--version", "1.0.0")
     assert not (var_dir / "models").exists()
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    """Every entry of a directory with its bytes (links as their target's), without refusing links."""
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("card", "message"),
+    [
+        ({"kinds": "report_draft"}, "kinds must be a list of names"),
+        ({"kinds": [{"kind": "report_draft"}]}, "kinds must be a list of names"),
+        ({"kinds": ["report_draft", "horoscope"]}, "Unknown kind horoscope"),
+        ({"metrics": [0.9, 0.8]}, "metrics must be a JSON object"),
+        ({"lineage": "trust me"}, "lineage must be a JSON object"),
+        ({"generation_defaults": ["greedy"]}, "generation_defaults must be a JSON object"),
+        ({"name": "<script>alert(1)</script>"}, "may hold letters"),
+        ({"version": "1.0; DROP TABLE records_modelversion"}, "may hold letters"),
+        ({"files": {"model.onnx": "0" * 64}}, "differ from the model card: model.onnx"),
+        ({"quantisation": "int8"}, "cannot be registered as 'fp32'"),
+        ("[1, 2]", "must hold a JSON object"),
+        ("{not json", "not readable JSON"),
+    ],
+)
+def test_bad_model_cards_are_refused_with_nothing_registered_or_written(var_dir, onnx_dir, card, message):
+    text = card if isinstance(card, str) else json.dumps({"name": "hospital", "version": "1.0.0", **card})
+    (onnx_dir / "card.json").write_text(text, encoding="utf-8")
+    before = _files(onnx_dir)
+
+    with pytest.raises(CommandError, match=message):
+        _register(str(onnx_dir), "--specialty", "chest")
+
+    assert not ModelVersion.objects.exists()
+    assert not AuditEvent.objects.filter(action="model_version.register").exists()
+    assert _files(onnx_dir) == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("with_card", [False, True])
+def test_a_symbolic_link_in_the_model_directory_is_refused_and_the_card_is_not_left_behind(
+    var_dir, onnx_dir, tmp_path, with_card
+):
+    if with_card:
+        (onnx_dir / "card.json").write_text(json.dumps({"name": "linked", "version": "1"}), encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text("{}", encoding="utf-8")
+    (onnx_dir / "notes.json").symlink_to(elsewhere)
+    before = _files(onnx_dir)
+
+    with pytest.raises(CommandError, match="symbolic link"):
+        _register(str(onnx_dir), "--specialty", "chest", "--version", "1.0.0")
+
+    assert not ModelVersion.objects.exists()
+    assert _files(onnx_dir) == before  # a card written for the registration was removed again

@@ -1,6 +1,8 @@
 """``manage.py train_model --specialty chest [...]``: build, evaluate and register a local drafting model.
 
-See docs/models.md. Needs the ``train`` extra (torch, transformers, optimum).
+See docs/models.md. Needs the ``train`` extra (torch, transformers, optimum): the pipeline that imports
+it is imported when the command runs, so that ``--help`` works and an installation without the extra
+gets a clear "install .[train]" error instead of an ImportError at start-up.
 """
 
 from __future__ import annotations
@@ -12,15 +14,15 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from audit import log as audit
-from inference.training.pipeline import (
+from inference.training.common import (
     DEFAULT_EVAL_MAX,
     DEFAULT_NAME,
     BuildRequest,
     TrainingError,
+    TrainSettings,
     command_line,
-    model_build,
+    train_extra,
 )
-from inference.training.trainer import TrainSettings
 from portal.core.dates import parse_date_option
 from portal.core.errors import RecordError
 from portal.records.models import Specialty
@@ -110,6 +112,9 @@ class Command(BaseCommand):
             self.stdout.flush()
 
         try:
+            with train_extra("manage.py train_model"):
+                # The optional extra, imported only now (see the module docstring).
+                from inference.training.pipeline import model_build
             mv = model_build(
                 request=request,
                 actor=None,

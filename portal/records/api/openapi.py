@@ -176,7 +176,14 @@ hl7_message_schema = extend_schema(
     },
     responses={
         code: OpenApiResponse(description=f"HL7 ACK ({ack})")
-        for code, ack in [(200, "AA: accepted"), (400, "AR/AE: refused, ERR says why"), (403, "not allowed")]
+        for code, ack in [
+            (200, "AA: accepted"),
+            (400, "AR/AE: refused, ERR says why"),
+            (401, "AR: no or unknown credentials"),
+            (403, "AR: not allowed"),
+            (409, "AE: contradicts a stored report"),
+            (503, "AE: the record store is unavailable; resend later (Retry-After)"),
+        ]
     },
     examples=[OpenApiExample("A final CT report", value=_HL7_EXAMPLE, request_only=True)],
 )

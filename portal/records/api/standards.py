@@ -21,10 +21,11 @@ from rest_framework.views import APIView
 from audit import log as audit
 from portal.accounts.permissions import CanIngest
 from portal.records.api.openapi import dicom_upload_schema, fhir_resource_schema, hl7_message_schema
-from portal.records.ingest import channels
+from portal.records.ingest import channels, hl7_ack
 from portal.records.ingest.fhir_outcome import operation_outcome
 from portal.records.ingest.inbound import Answer
 from portal.records.ingest.payloads import AdapterError
+from portal.records.ingest.store import HL7_CONTENT_TYPE
 from portal.records.models import InboundChannel
 
 FHIR_TYPES = ("application/fhir+json", "application/json")
@@ -125,6 +126,36 @@ class Hl7View(APIView):
             context=audit.AuditContext.from_request(request),
         )
         return _send(answer)
+
+    def handle_exception(self, exc: Exception) -> HttpResponse:
+        """Refusals made before the message is read (authentication, permission, or the database going
+        away while they were checked) still answer with an ACK: an HL7 sender reads MSA, not JSON."""
+        response = super().handle_exception(exc)
+        return _as_ack(self.request, response)
+
+
+def _as_ack(request: Request, response: HttpResponse) -> HttpResponse:
+    """The refusal ``response`` (status and headers kept) with an HL7 NAK as its body.
+
+    5xx: ``AE`` (the sender should retry later); 4xx: ``AR`` (resending the same will not help).
+    """
+    data = getattr(response, "data", None)
+    detail = str(data.get("detail", "Refused.")) if isinstance(data, dict) else "Refused."
+    try:
+        raw: bytes | None = request.body  # the MSH to answer (control id), when it can be read
+    except Exception:  # noqa: BLE001 - already consumed or too large: answer with an empty MSA-2
+        raw = None
+    code = "AE" if response.status_code >= 500 else "AR"
+    error = AdapterError("unavailable" if code == "AE" else "refused", detail)
+    refusal = HttpResponse(
+        hl7_ack.build_ack(raw, code=code, error=error).encode("utf-8"),
+        status=response.status_code,
+        content_type=HL7_CONTENT_TYPE,
+    )
+    for header in ("Retry-After", "WWW-Authenticate"):
+        if header in response:
+            refusal[header] = response[header]
+    return refusal
 
 
 class DicomUploadView(APIView):

@@ -106,6 +106,47 @@ def _err_code(error: AdapterError) -> tuple[str, str]:
     return ERR_CODES.get(error.code, _INTERNAL_ERROR)
 
 
+def _ack_source(message_or_result_or_raw: Hl7OruResult | str | bytes | None) -> _AckSource:
+    """The MSH fields the ACK answers: from the parsed result, else read leniently from the raw text."""
+    if isinstance(message_or_result_or_raw, Hl7OruResult):
+        r = message_or_result_or_raw
+        return _AckSource(
+            r.control_id,
+            r.sending_application,
+            r.sending_facility,
+            r.receiving_application,
+            r.receiving_facility,
+            r.version,
+            r.processing_id or "P",
+        )
+    if message_or_result_or_raw is None:
+        return _AckSource()
+    return _peek_msh(message_or_result_or_raw)
+
+
+def _err_segment(error: AdapterError) -> str:
+    """The ERR segment for ``error``, HL7-escaped."""
+    esc = escape
+    err_code, err_text = _err_code(error)
+    location = _err_location(error.location)
+    # ERR-1 (ELD, deprecated since 2.5 but still read by v2.3 engines) and ERR-2 (ERL) carry
+    # the same place; ERR-3 the coded condition; ERR-8 the human message.
+    legacy = "^".join([*(location or ["", "", ""]), f"{err_code}&{esc(err_text)}&HL70357"])
+    return "|".join(
+        [
+            "ERR",
+            legacy,
+            "^".join(location).rstrip("^"),
+            f"{err_code}^{esc(err_text)}^HL70357",
+            "E",
+            "",
+            "",
+            "",
+            esc(error.message[:500]),
+        ]
+    )
+
+
 def build_ack(
     message_or_result_or_raw: Hl7OruResult | str | bytes | None,
     *,
@@ -127,22 +168,7 @@ def build_ack(
     """
     if code not in ("AA", "AE", "AR"):
         raise ValueError("code must be AA, AE or AR")
-    if isinstance(message_or_result_or_raw, Hl7OruResult):
-        r = message_or_result_or_raw
-        src = _AckSource(
-            r.control_id,
-            r.sending_application,
-            r.sending_facility,
-            r.receiving_application,
-            r.receiving_facility,
-            r.version,
-            r.processing_id or "P",
-        )
-    elif message_or_result_or_raw is None:
-        src = _AckSource()
-    else:
-        src = _peek_msh(message_or_result_or_raw)
-
+    src = _ack_source(message_or_result_or_raw)
     now = datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "+0000"
     # MSH-10 is ST(20) in v2.5: 20 hex digits of a UUID4 are unique enough and fit everywhere.
     ack_id = uuid.uuid4().hex[:20]
@@ -169,26 +195,7 @@ def build_ack(
         "|".join(["MSA", code, esc(src.control_id), esc(text[:200])]),
     ]
     if error is not None:
-        err_code, err_text = _err_code(error)
-        location = _err_location(error.location)
-        # ERR-1 (ELD, deprecated since 2.5 but still read by v2.3 engines) and ERR-2 (ERL) carry
-        # the same place; ERR-3 the coded condition; ERR-8 the human message.
-        legacy = "^".join([*(location or ["", "", ""]), f"{err_code}&{esc(err_text)}&HL70357"])
-        segments.append(
-            "|".join(
-                [
-                    "ERR",
-                    legacy,
-                    "^".join(location).rstrip("^"),
-                    f"{err_code}^{esc(err_text)}^HL70357",
-                    "E",
-                    "",
-                    "",
-                    "",
-                    esc(error.message[:500]),
-                ]
-            )
-        )
+        segments.append(_err_segment(error))
     return "\r".join(segments) + "\r"
 
 
