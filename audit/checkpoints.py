@@ -113,6 +113,16 @@ def leaf_and_inclusion_proof(seq: int, tree_size: int) -> tuple[bytes, list[byte
     return get_node(0, seq), inclusion_proof_from_nodes(get_node, seq, tree_size)
 
 
+def leaves_and_inclusion_proofs(seqs: list[int], tree_size: int) -> dict[int, tuple[bytes, list[bytes]]]:
+    """The stored leaf hash and inclusion proof of each event in ``seqs`` (all below ``tree_size``),
+    every node they need read in two queries."""
+    needed = {(0, seq) for seq in seqs}
+    for seq in seqs:
+        needed.update(inclusion_proof_nodes(seq, tree_size))
+    get_node = _reader(sorted(needed))
+    return {seq: (get_node(0, seq), inclusion_proof_from_nodes(get_node, seq, tree_size)) for seq in seqs}
+
+
 def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
     """RFC 9162 consistency proof that the tree of ``new_size`` extends the tree of ``old_size``."""
     return consistency_proof_from_nodes(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -179,17 +180,26 @@ def _apply(head: AuditLogHead, leaves: list[bytes | None], fence: tuple[int | No
     return len(voids)
 
 
-#: With no pass for this many seconds while events wait, the integrator is reported as stalled.
+#: With no pass for this many seconds while events wait, the integrator is reported as stalled
+#: (at least three missed passes of the scheduled integration, see :func:`_schedule_s`).
 STALLED_AFTER_S = 30.0
+
+
+def _schedule_s() -> float:
+    """Seconds between passes: the dedicated integrator's interval, or Celery beat's
+    ``AUDIT_INTEGRATE_SECONDS`` where beat integrates (the demo); the slower one is the promise."""
+    return max(INTERVAL_S, float(getattr(settings, "AUDIT_INTEGRATE_SECONDS", 0) or 0))
 
 
 def expected_delay_s(head: AuditLogHead | None) -> int | None:
     """Seconds within which a committed event should be integrated; None if the integrator looks
-    stalled (no pass for :data:`STALLED_AFTER_S`), so a caller can say so instead of promising.
+    stalled (no pass for :data:`STALLED_AFTER_S` or three scheduled intervals), so a caller can say
+    so instead of promising.
     """
     if head is None or head.integrated_at is None:
         return None
     idle = (timezone.now() - head.integrated_at).total_seconds()
-    if idle > STALLED_AFTER_S:
+    every = _schedule_s()
+    if idle > max(STALLED_AFTER_S, 3 * every):
         return None
-    return max(1, round(2 * INTERVAL_S + 0.5))
+    return max(1, round(every + INTERVAL_S + 0.5))

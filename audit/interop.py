@@ -235,9 +235,19 @@ def atna_message(event: AuditEvent) -> str:
     Built with ElementTree, so usernames and user agents are escaped; every value is an attribute, and
     ElementTree escapes newlines in attributes, which keeps one message per line in exports.
     """
-    etype, subtype = event_type(event)
     root = ET.Element("AuditMessage")
+    _add_identification(root, event)
+    _add_participant(root, event)
+    source = _sub(root, "AuditSourceIdentification", AuditSourceID=AUDIT_SOURCE_ID)
+    _sub(source, "AuditSourceTypeCode", **{"csd-code": SOURCE_TYPE_APPLICATION_SERVER})
+    _add_objects(root, event)
+    _add_log_entry(root, event)
+    return ET.tostring(root, encoding="unicode")
 
+
+def _add_identification(root: ET.Element, event: AuditEvent) -> None:
+    """EventIdentification: action, time, outcome, the DICOM event type and our own action code."""
+    etype, subtype = event_type(event)
     identification = _sub(
         root,
         "EventIdentification",
@@ -265,6 +275,9 @@ def atna_message(event: AuditEvent) -> str:
         originalText=event.action,
     )
 
+
+def _add_participant(root: ET.Element, event: AuditEvent) -> None:
+    """ActiveParticipant: who acted, and from which network address."""
     participant: dict[str, object] = {"UserID": _who(event), "UserIsRequestor": "true"}
     if event.actor_id is not None:
         participant["AlternativeUserID"] = event.actor_id
@@ -273,9 +286,9 @@ def atna_message(event: AuditEvent) -> str:
         participant["NetworkAccessPointTypeCode"] = NETWORK_TYPE_IP
     _sub(root, "ActiveParticipant", **participant)
 
-    source = _sub(root, "AuditSourceIdentification", AuditSourceID=AUDIT_SOURCE_ID)
-    _sub(source, "AuditSourceTypeCode", **{"csd-code": SOURCE_TYPE_APPLICATION_SERVER})
 
+def _add_objects(root: ET.Element, event: AuditEvent) -> None:
+    """ParticipantObjectIdentification of the record acted on and of the patient, when known."""
     if event.object_type or event.object_id:
         # TypeCode 2 = system object, role 4 = domain resource
         obj = _sub(
@@ -307,8 +320,12 @@ def atna_message(event: AuditEvent) -> str:
             originalText="Patient Number",
         )
 
-    # The log entry itself (role 13 = security resource): ties the message to its Merkle leaf. Detail
-    # values are base64 as the schema requires (xs:base64Binary).
+
+def _add_log_entry(root: ET.Element, event: AuditEvent) -> None:
+    """The log entry itself (role 13 = security resource): ties the message to its Merkle leaf.
+
+    Detail values are base64 as the schema requires (xs:base64Binary).
+    """
     entry = _sub(
         root,
         "ParticipantObjectIdentification",
@@ -329,8 +346,6 @@ def atna_message(event: AuditEvent) -> str:
         details["user_agent"] = event.user_agent
     for key, value in details.items():
         _sub(entry, "ParticipantObjectDetail", type=key, value=_b64(value))
-
-    return ET.tostring(root, encoding="unicode")
 
 
 # --- syslog ------------------------------------------------------------------------------------------

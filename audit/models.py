@@ -178,6 +178,15 @@ class Checkpoint(models.Model):
         return f"Checkpoint size={self.tree_size}"
 
 
+class VerificationOrigin(models.TextChoices):
+    """What started a verification: shown beside its result on the auditor's page."""
+
+    COMMAND = "command", "manage.py verify_audit"
+    STARTUP = "startup", "at start-up"
+    SCHEDULE = "schedule", "scheduled"
+    AUDITOR = "auditor", "on request"
+
+
 class VerificationRun(models.Model):
     """The result of one verification of the log (``manage.py verify_audit`` or the beat job): full
     (every leaf from 0) or incremental (from the last checkpoint a previous run verified)."""
@@ -192,9 +201,76 @@ class VerificationRun(models.Model):
     # The largest signed checkpoint this run verified: where the next incremental run starts.
     checkpoint_size = models.BigIntegerField(null=True, blank=True)
     full = models.BooleanField(default=True)
+    # Who or what asked for it, so the auditor's page can say "at start-up" or "asked by otto".
+    origin = models.CharField(
+        max_length=16, choices=VerificationOrigin.choices, default=VerificationOrigin.COMMAND
+    )
+    requested_by = models.CharField(max_length=150, blank=True)
 
     class Meta:
         ordering = ["-finished_at"]
 
     def __str__(self) -> str:
         return f"VerificationRun {self.pk} ok={self.ok}"
+
+
+class VerificationJobState(models.TextChoices):
+    """Where a requested verification stands."""
+
+    QUEUED = "queued", "Waiting for a worker"
+    RUNNING = "running", "Running"
+    DONE = "done", "Finished"
+    FAILED = "failed", "Could not run"
+
+
+class VerificationJob(models.Model):
+    """One "Verify now" request from the auditor's page, followed until its result is stored.
+
+    The page creates the row (queued) and enqueues the worker task with its id; the task marks it
+    running, records how many events it has recomputed as it goes (the page polls it), and links the
+    :class:`VerificationRun` it stored, or says why it could not run (the key file is unreadable, say).
+    """
+
+    requested_at = models.DateTimeField(auto_now_add=True)
+    requested_by = models.CharField(max_length=150, blank=True)
+    full = models.BooleanField(default=True)
+    state = models.CharField(
+        max_length=8, choices=VerificationJobState.choices, default=VerificationJobState.QUEUED
+    )
+    events_done = models.BigIntegerField(default=0)
+    events_total = models.BigIntegerField(default=0)
+    run = models.OneToOneField(VerificationRun, null=True, blank=True, on_delete=models.PROTECT)
+    error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=VerificationJobState.values), name="audit_verification_job_state"
+            ),
+            models.CheckConstraint(
+                condition=Q(events_done__gte=0) & Q(events_total__gte=0), name="audit_verification_job_counts"
+            ),
+            # A finished job points at its stored result; an unfinished one has none yet.
+            models.CheckConstraint(
+                condition=Q(state=VerificationJobState.DONE, run__isnull=False)
+                | (~Q(state=VerificationJobState.DONE) & Q(run__isnull=True)),
+                name="audit_verification_job_done_has_run",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"VerificationJob {self.pk} {self.state}"
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more will change: the page stops polling."""
+        return self.state in (VerificationJobState.DONE, VerificationJobState.FAILED)
+
+    @property
+    def percent(self) -> int:
+        """Share of the events recomputed so far, 0-100."""
+        if self.state == VerificationJobState.DONE:
+            return 100
+        return min(100, self.events_done * 100 // self.events_total) if self.events_total else 0

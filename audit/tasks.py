@@ -2,8 +2,9 @@
 
 from celery import shared_task
 
-from audit import integrator
+from audit import integrator, verification_jobs
 from audit.checkpoints import create_checkpoint
+from audit.models import VerificationOrigin
 from audit.verify import verify_and_store
 
 
@@ -21,8 +22,10 @@ def write_checkpoint() -> int | None:
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def verify_log(full: bool = False) -> bool:
+def verify_log(full: bool = False, job_id: int | None = None) -> bool | None:
     """Verify the log and store the verdict: incrementally from the last verified checkpoint (beat),
-    or every event with ``full`` (the auditor's "Verify the whole log now")."""
-    verdict, _ = verify_and_store(full=full)
+    or the auditor's "Verify now" job ``job_id`` (every event, progress recorded for the page)."""
+    if job_id is not None:
+        return verification_jobs.run_job(job_id)
+    verdict, _ = verify_and_store(full=full, origin=VerificationOrigin.SCHEDULE)
     return verdict.ok

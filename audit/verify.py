@@ -18,6 +18,7 @@ import base64
 import collections
 import dataclasses
 import hashlib
+from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import transaction
@@ -33,6 +34,7 @@ from audit.models import (
     AuditLogHead,
     AuditNode,
     Checkpoint,
+    VerificationOrigin,
     VerificationRun,
     leaf_document,
 )
@@ -72,13 +74,20 @@ class Verdict:
         return line
 
 
-def verify_log(*, full: bool = True, workers: int | None = None, parallel_min: int | None = None) -> Verdict:
+def verify_log(
+    *,
+    full: bool = True,
+    workers: int | None = None,
+    parallel_min: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Verdict:
     """Verify the integrated log and its checkpoints; stop at the first failure and say where and why.
 
     Safe to run while writers append and the integrator integrates: the checkpoints are read first,
     then the log head, and only the events below the head's size are checked. The head only grows,
     and checkpoints are signed from it, so a checkpoint read before the head never legitimately
-    covers more events than the head counts.
+    covers more events than the head counts. ``progress(done, total)`` is told how many of the events
+    to recompute have been so far.
     """
     pending_checkpoints = collections.deque(Checkpoint.objects.order_by("tree_size"))
     head = AuditLogHead.objects.filter(pk=1).first()
@@ -94,8 +103,15 @@ def verify_log(*, full: bool = True, workers: int | None = None, parallel_min: i
             return walk.fail(*problem)
     while pending_checkpoints and pending_checkpoints[0].tree_size <= walk.size:
         pending_checkpoints.popleft()  # verified by an earlier run, and re-anchored by resume()
+    total = size - walk.size
+    if progress is not None:
+        progress(0, total)
     result = verify_ranges.recompute_all(
-        walk.size, size, workers=workers, parallel_min=parallel_min or verify_ranges.PARALLEL_MIN
+        walk.size,
+        size,
+        workers=workers,
+        parallel_min=parallel_min or verify_ranges.PARALLEL_MIN,
+        progress=(lambda done: progress(done, total)) if progress is not None else None,
     )
     problem = walk.absorb(result.leaves, pending_checkpoints)
     if problem is not None:
@@ -296,11 +312,18 @@ def _locate_rewrite(first: int, end: int) -> int | None:
     return None
 
 
-def verify_and_store(*, full: bool = True, workers: int | None = None) -> tuple[Verdict, VerificationRun]:
+def verify_and_store(
+    *,
+    full: bool = True,
+    workers: int | None = None,
+    origin: str = VerificationOrigin.COMMAND,
+    requested_by: str = "",
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Verdict, VerificationRun]:
     """Verify the log (fully, or incrementally with ``full=False``) and keep the result for the
-    auditor's page and for the next incremental run."""
+    auditor's page and for the next incremental run; ``origin`` says what asked for it."""
     started = timezone.now()
-    verdict = verify_log(full=full, workers=workers)
+    verdict = verify_log(full=full, workers=workers, progress=progress)
     with transaction.atomic():
         run = VerificationRun.objects.create(
             started_at=started,
@@ -312,5 +335,7 @@ def verify_and_store(*, full: bool = True, workers: int | None = None) -> tuple[
             message=verdict.summary(),
             checkpoint_size=verdict.checkpoint_size,
             full=verdict.resumed_from is None,
+            origin=origin,
+            requested_by=requested_by,
         )
     return verdict, run

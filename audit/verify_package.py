@@ -4,6 +4,11 @@
 Usage::
 
     python verify_package.py PACKAGE.zip [--public-key KEY.pem] [--json]
+    python verify_package.py PROOF.json  [--public-key KEY.pem] [--json]
+
+The second form checks a proof document downloaded from the auditor's proof viewer (format
+``concordance-proof-v1``, described at :data:`PROOF_FORMAT`): a JSON file is recognised by its
+first character ``{``, a package is a ZIP.
 
 Prints one line per check and a final verdict: ``VERDICT: VALID``; ``VERDICT: INVALID: <first
 reason>`` when the evidence fails (altered, incomplete, wrongly signed); or ``VERDICT: CANNOT VERIFY:
@@ -35,6 +40,18 @@ Package layout (ZIP)::
                            "inclusion_proof", "checkpoint_tree_size"} per line, seq ascending: events
                            whose contents are withheld, proven to be in the log all the same
     ...                    any other file, as long as manifest.json lists it
+
+Proof document (JSON, ``"format": "concordance-proof-v1"``)::
+
+    {"format", "created_at", "subject": {...}, "public_key_pem", "public_key_fingerprint",
+     "checkpoints": [{"tree_size", "root_hash", "timestamp_ms", "signature"}],
+     "consistency": [{"old_size", "new_size", "proof"}],     one per consecutive pair of checkpoints
+     "events": [{"seq", "leaf_hash", "event", "inclusion_proof", "checkpoint_tree_size"}]}
+
+It is not signed as a whole and needs not be: each event is bound to a signed checkpoint by its
+leaf hash and inclusion proof, and the checkpoints to each other by consistency proofs. What it
+proves is that the listed events are in the log as shown; not that the log holds no other event
+about the same subject (``subject`` is a label, not evidence).
 
 Hashes are lowercase hex, signatures standard base64. A checkpoint signature covers
 ``b"concordance-sth-v1\\n" || uint64be(tree_size) || uint64be(timestamp_ms) || root_hash``.
@@ -70,13 +87,14 @@ try:
 except ImportError:  # the pure-Python RFC 8032 verifier below takes over
     Ed25519PublicKey = None  # type: ignore[assignment,misc]
 
-__all__ = ["Check", "Limits", "Report", "main", "verify_package"]
+__all__ = ["Check", "Limits", "Report", "main", "verify_package", "verify_proof"]
 
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"
 EVENTS_NAME = "audit/events.jsonl"
 CONSISTENCY_NAME = "audit/consistency.json"
 REDACTED_NAME = "audit/redacted_events.jsonl"
+PROOF_FORMAT = "concordance-proof-v1"
 
 MANIFEST_DOMAIN = b"concordance-manifest-v1\n"
 STH_DOMAIN = b"concordance-sth-v1\n"
@@ -657,7 +675,7 @@ class _Checkpoint:
 
 @dataclass
 class _State:
-    zf: zipfile.ZipFile
+    zf: zipfile.ZipFile | None  # None for a proof document (plain JSON, no archive)
     limits: Limits
     members: dict[str, zipfile.ZipInfo] = field(default_factory=dict)
     manifest_bytes: bytes = b""
@@ -688,7 +706,6 @@ def verify_package(
         report.cannot_verify = f"cannot read the package: {exc}"
         return report
     with zf:
-        state = _State(zf=zf, limits=limits)
         steps = (
             _check_structure,
             _check_manifest,
@@ -701,18 +718,23 @@ def verify_package(
             _check_events,
             _check_redacted_events,
         )
-        for step in steps:
-            try:
-                step(state, report, expected_public_key_pem)
-            except _Stop:
-                break
-            except (MemoryError, OSError) as exc:  # this machine failed, not the evidence
-                report.cannot_verify = f"{step.__name__.removeprefix('_check_')}: {exc!r}"
-                break
-            except Exception as exc:  # a verifier reports problems, it never crashes on them
-                report.failed(step.__name__.removeprefix("_check_"), f"unexpected error: {exc!r}")
-                break
+        _run_steps(steps, _State(zf=zf, limits=limits), report, expected_public_key_pem)
     return report
+
+
+def _run_steps(steps: Sequence[Any], state: _State, report: Report, expected: str | bytes | None) -> None:
+    """Run the checks in order; stop at a failure later checks depend on, or when this machine fails."""
+    for step in steps:
+        try:
+            step(state, report, expected)
+        except _Stop:
+            break
+        except (MemoryError, OSError) as exc:  # this machine failed, not the evidence
+            report.cannot_verify = f"{step.__name__.removeprefix('_check_')}: {exc!r}"
+            break
+        except Exception as exc:  # a verifier reports problems, it never crashes on them
+            report.failed(step.__name__.removeprefix("_check_"), f"unexpected error: {exc!r}")
+            break
 
 
 def _check_structure(state: _State, report: Report, _expected: object) -> None:
@@ -794,21 +816,7 @@ def _check_manifest(state: _State, report: Report, _expected: object) -> None:
             _hex32(digest, f"{what}.sha256")
             state.files[fpath] = (size, digest)
 
-        checkpoints = _field(manifest, "checkpoints", MANIFEST_NAME)
-        if not isinstance(checkpoints, list):
-            raise _Invalid("'checkpoints' must be a list")
-        for i, entry in enumerate(checkpoints):
-            what = f"checkpoints[{i}]"
-            if not isinstance(entry, dict):
-                raise _Invalid(f"{what} must be an object")
-            state.checkpoints.append(
-                _Checkpoint(
-                    tree_size=_int(entry, "tree_size", what, minimum=1),
-                    root_hash=_hex32(_field(entry, "root_hash", what), f"{what}.root_hash"),
-                    timestamp_ms=_int(entry, "timestamp_ms", what),
-                    signature=_b64_signature(_field(entry, "signature", what), f"{what}.signature"),
-                )
-            )
+        state.checkpoints = _parse_checkpoints(_field(manifest, "checkpoints", MANIFEST_NAME))
     except _Invalid as exc:
         report.failed(name, str(exc))
         raise _Stop from None
@@ -820,6 +828,26 @@ def _check_manifest(state: _State, report: Report, _expected: object) -> None:
         f"package {report.package_id}, created {manifest['created_at']}, "
         f"{len(state.files)} files, {len(state.checkpoints)} checkpoints",
     )
+
+
+def _parse_checkpoints(checkpoints: Any) -> list[_Checkpoint]:
+    """The signed tree heads listed in a manifest or a proof document."""
+    if not isinstance(checkpoints, list):
+        raise _Invalid("'checkpoints' must be a list")
+    parsed = []
+    for i, entry in enumerate(checkpoints):
+        what = f"checkpoints[{i}]"
+        if not isinstance(entry, dict):
+            raise _Invalid(f"{what} must be an object")
+        parsed.append(
+            _Checkpoint(
+                tree_size=_int(entry, "tree_size", what, minimum=1),
+                root_hash=_hex32(_field(entry, "root_hash", what), f"{what}.root_hash"),
+                timestamp_ms=_int(entry, "timestamp_ms", what),
+                signature=_b64_signature(_field(entry, "signature", what), f"{what}.signature"),
+            )
+        )
+    return parsed
 
 
 def _check_public_key(state: _State, report: Report, expected: str | bytes | None) -> None:
@@ -954,29 +982,33 @@ def _check_consistency(state: _State, report: Report, _expected: object) -> None
         return
     try:
         entries = _loads(_read_member(state.zf, info, state.limits.max_consistency_bytes), CONSISTENCY_NAME)
-        if not isinstance(entries, list):
-            raise _Invalid(f"{CONSISTENCY_NAME} must be a JSON list")
-        pairs = list(zip(state.checkpoints, state.checkpoints[1:], strict=False))
-        if len(entries) != len(pairs):
-            raise _Invalid(f"{len(entries)} proofs for {len(pairs)} consecutive checkpoint pairs")
-        for i, (entry, (old, new)) in enumerate(zip(entries, pairs, strict=True)):
-            what = f"proof {i}"
-            if not isinstance(entry, dict):
-                raise _Invalid(f"{what} must be an object")
-            old_size = _int(entry, "old_size", what)
-            new_size = _int(entry, "new_size", what)
-            if (old_size, new_size) != (old.tree_size, new.tree_size):
-                raise _Invalid(
-                    f"{what} is for sizes {old_size} -> {new_size}, "
-                    f"expected {old.tree_size} -> {new.tree_size}"
-                )
-            proof = _proof(_field(entry, "proof", what), f"{what}.proof")
-            if not verify_consistency(old_size, new_size, old.root_hash, new.root_hash, proof):
-                raise _Invalid(f"tree size {old_size} -> {new_size}: consistency proof does not verify")
+        _verify_consistency_entries(entries, state.checkpoints, CONSISTENCY_NAME)
     except _Invalid as exc:
         report.failed(name, str(exc))
         return
     report.passed(name, f"{len(entries)} consistency proofs verify")
+
+
+def _verify_consistency_entries(entries: Any, checkpoints: list[_Checkpoint], where: str) -> None:
+    """One valid consistency proof per consecutive pair of ``checkpoints``, in order."""
+    if not isinstance(entries, list):
+        raise _Invalid(f"{where} must be a JSON list")
+    pairs = list(zip(checkpoints, checkpoints[1:], strict=False))
+    if len(entries) != len(pairs):
+        raise _Invalid(f"{len(entries)} proofs for {len(pairs)} consecutive checkpoint pairs")
+    for i, (entry, (old, new)) in enumerate(zip(entries, pairs, strict=True)):
+        what = f"proof {i}"
+        if not isinstance(entry, dict):
+            raise _Invalid(f"{what} must be an object")
+        old_size = _int(entry, "old_size", what)
+        new_size = _int(entry, "new_size", what)
+        if (old_size, new_size) != (old.tree_size, new.tree_size):
+            raise _Invalid(
+                f"{what} is for sizes {old_size} -> {new_size}, expected {old.tree_size} -> {new.tree_size}"
+            )
+        proof = _proof(_field(entry, "proof", what), f"{what}.proof")
+        if not verify_consistency(old_size, new_size, old.root_hash, new.root_hash, proof):
+            raise _Invalid(f"tree size {old_size} -> {new_size}: consistency proof does not verify")
 
 
 def _jsonl_records(state: _State, info: zipfile.ZipInfo) -> Iterator[tuple[str, dict[str, Any], int]]:
@@ -1020,6 +1052,21 @@ def _check_inclusion(
         raise _Invalid(f"{what} (seq {seq}): inclusion proof does not verify against checkpoint {tree_size}")
 
 
+def _verify_event_record(what: str, record: dict[str, Any], seq: int, roots: dict[int, bytes]) -> None:
+    """The event hashes to its leaf hash, and the leaf is at ``seq`` under the checkpoint it names."""
+    claimed = _hex32(_field(record, "leaf_hash", what), f"{what}: leaf_hash")
+    event = _field(record, "event", what)
+    if not isinstance(event, dict):
+        raise _Invalid(f"{what}: 'event' must be an object")
+    try:
+        computed = leaf_hash(canonical_json(event))
+    except (TypeError, ValueError) as exc:
+        raise _Invalid(f"{what} (seq {seq}): event cannot be canonicalised: {exc}") from None
+    if not hmac.compare_digest(computed, claimed):
+        raise _Invalid(f"{what} (seq {seq}): leaf_hash does not match the event")
+    _check_inclusion(what, record, seq, computed, roots)
+
+
 def _check_events(state: _State, report: Report, _expected: object) -> None:
     name = "audit events"
     info = state.members.get(EVENTS_NAME)
@@ -1030,17 +1077,7 @@ def _check_events(state: _State, report: Report, _expected: object) -> None:
     count = 0
     try:
         for what, record, seq in _jsonl_records(state, info):
-            claimed = _hex32(_field(record, "leaf_hash", what), f"{what}: leaf_hash")
-            event = _field(record, "event", what)
-            if not isinstance(event, dict):
-                raise _Invalid(f"{what}: 'event' must be an object")
-            try:
-                computed = leaf_hash(canonical_json(event))
-            except (TypeError, ValueError) as exc:
-                raise _Invalid(f"{what} (seq {seq}): event cannot be canonicalised: {exc}") from None
-            if not hmac.compare_digest(computed, claimed):
-                raise _Invalid(f"{what} (seq {seq}): leaf_hash does not match the event")
-            _check_inclusion(what, record, seq, computed, roots)
+            _verify_event_record(what, record, seq, roots)
             count += 1
     except _Invalid as exc:
         report.failed(name, str(exc))
@@ -1083,13 +1120,117 @@ def _check_redacted_events(state: _State, report: Report, _expected: object) -> 
 # ==================================================================================================
 
 
+# ==================================================================================================
+# Proof documents: the auditor's "download proof" (one event, or every event of one study)
+# ==================================================================================================
+
+
+def verify_proof(
+    path: str | Path, expected_public_key_pem: str | bytes | None = None, *, limits: Limits | None = None
+) -> Report:
+    """Verify a ``concordance-proof-v1`` JSON document at ``path``; never raises for a bad document.
+
+    Same verdicts as :func:`verify_package`: the key (pinned or carried), every checkpoint
+    signature, the consistency between consecutive checkpoints, and each event's leaf hash and
+    inclusion proof.
+    """
+    report = Report(path=str(path))
+    if Ed25519PublicKey is None:
+        report.notes.append(f"Ed25519 signatures checked with the {ed25519_backend()} verifier")
+    limits = limits or Limits()
+    state = _State(zf=None, limits=limits)
+    try:
+        with open(path, "rb") as fh:
+            state.manifest_bytes = fh.read(limits.max_manifest_bytes + 1)
+    except OSError as exc:
+        report.cannot_verify = f"cannot read the proof document: {exc}"
+        return report
+    steps = (_check_proof_document, _check_public_key, _check_checkpoints, _check_proof_consistency)
+    _run_steps((*steps, _check_proof_events), state, report, expected_public_key_pem)
+    return report
+
+
+def _check_proof_document(state: _State, report: Report, _expected: object) -> None:
+    name = "proof document"
+    try:
+        if len(state.manifest_bytes) > state.limits.max_manifest_bytes:
+            raise _Invalid(f"larger than {state.limits.max_manifest_bytes} bytes")
+        doc = _loads(state.manifest_bytes, "the proof document")
+        if not isinstance(doc, dict):
+            raise _Invalid("must be a JSON object")
+        if doc.get("format") != PROOF_FORMAT:
+            raise _Invalid(f"'format' must be {PROOF_FORMAT!r}")
+        _str(doc, "public_key_pem", name)
+        _hex32(_field(doc, "public_key_fingerprint", name), "public_key_fingerprint")
+        state.checkpoints = _parse_checkpoints(_field(doc, "checkpoints", name))
+        if not state.checkpoints:
+            raise _Invalid("lists no checkpoint")
+        events = _field(doc, "events", name)
+        if not isinstance(events, list) or not events:
+            raise _Invalid("'events' must be a non-empty list")
+    except _Invalid as exc:
+        report.failed(name, str(exc))
+        raise _Stop from None
+    state.manifest = doc
+    report.checkpoint_count = len(state.checkpoints)
+    report.passed(name, f"{len(events)} events, {len(state.checkpoints)} checkpoints")
+    report.notes.append(
+        "a proof document shows that the events it lists are in the log; it does not show that the "
+        "log holds no other event about the same subject (a legal export package lists them all)"
+    )
+
+
+def _check_proof_consistency(state: _State, report: Report, _expected: object) -> None:
+    name = "consistency proofs"
+    try:
+        entries = _field(state.manifest, "consistency", "the proof document")
+        _verify_consistency_entries(entries, state.checkpoints, "'consistency'")
+    except _Invalid as exc:
+        report.failed(name, str(exc))
+        return
+    report.passed(name, f"{len(entries)} consistency proofs verify")
+
+
+def _check_proof_events(state: _State, report: Report, _expected: object) -> None:
+    name = "audit events"
+    roots = {cp.tree_size: cp.root_hash for cp in state.checkpoints}
+    last_seq = -1
+    try:
+        for i, record in enumerate(state.manifest["events"]):
+            what = f"events[{i}]"
+            if not isinstance(record, dict):
+                raise _Invalid(f"{what} must be an object")
+            seq = _int(record, "seq", what)
+            if seq <= last_seq:
+                raise _Invalid(f"{what}: seq {seq} does not follow seq {last_seq} (must ascend)")
+            last_seq = seq
+            _verify_event_record(what, record, seq, roots)
+    except _Invalid as exc:
+        report.failed(name, str(exc))
+        return
+    report.event_count = len(state.manifest["events"])
+    report.passed(name, f"{report.event_count} events: leaf hashes and inclusion proofs verify")
+
+
+def _is_proof_document(path: Path) -> bool:
+    """A JSON object (first non-blank byte ``{``) rather than a ZIP; unreadable files go to the
+    package verifier, which reports them as CANNOT VERIFY."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return head.lstrip(b" \t\r\n\xef\xbb\xbf").startswith(b"{")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (0 valid, 1 invalid, 2 usage error,
     3 cannot verify)."""
     parser = argparse.ArgumentParser(
-        prog="verify_package.py", description="Verify a Concordance audit export package offline."
+        prog="verify_package.py",
+        description="Verify a Concordance audit export package, or a downloaded proof document, offline.",
     )
-    parser.add_argument("package", type=Path, help="the export package (.zip)")
+    parser.add_argument("package", type=Path, help="the export package (.zip) or proof document (.json)")
     parser.add_argument(
         "--public-key", type=Path, metavar="FILE", help="PEM file of the signing key you expect (recommended)"
     )
@@ -1104,7 +1245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             report = Report(path=str(args.package), cannot_verify=f"cannot read --public-key file: {exc}")
     if report is None:
-        report = verify_package(args.package, expected)
+        verify = verify_proof if _is_proof_document(args.package) else verify_package
+        report = verify(args.package, expected)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

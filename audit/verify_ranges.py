@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from django.db import connection
 
@@ -25,6 +26,9 @@ from audit.models import LEAF_FIELDS, AuditEvent, leaf_document
 CHUNK = 5_000
 #: Below this many events a single process is faster than starting workers.
 PARALLEL_MIN = 100_000
+
+#: Told how many events of the range have been recomputed so far (for the auditor's progress bar).
+Progress = Callable[[int], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +42,11 @@ class RangeResult:
     truncated: bool = False  # the failure is that the stored events end before the range does
 
 
-def recompute(start: int, end: int) -> RangeResult:
-    """Recompute the leaves of events ``start .. end - 1``; stop at a missing or altered event."""
+def recompute(start: int, end: int, progress: Progress | None = None) -> RangeResult:
+    """Recompute the leaves of events ``start .. end - 1``; stop at a missing or altered event.
+
+    ``progress`` is called with the count recomputed so far after every :data:`CHUNK` events.
+    """
     rows = (
         AuditEvent.objects.filter(seq__gte=start, seq__lt=end)
         .order_by("seq")
@@ -60,13 +67,20 @@ def recompute(start: int, end: int) -> RangeResult:
             )
         out += digest
         expected += 1
+        if progress is not None and (expected - start) % CHUNK == 0:
+            progress(expected - start)
     if expected < end:
         return RangeResult(start, bytes(out), expected, f"event {expected} is missing", truncated=True)
     return RangeResult(start, bytes(out))
 
 
 def recompute_all(
-    start: int, end: int, *, workers: int | None = None, parallel_min: int = PARALLEL_MIN
+    start: int,
+    end: int,
+    *,
+    workers: int | None = None,
+    parallel_min: int = PARALLEL_MIN,
+    progress: Progress | None = None,
 ) -> RangeResult:
     """Recompute ``[start, end)`` with one process per core when the range is large enough.
 
@@ -75,7 +89,7 @@ def recompute_all(
     """
     workers = workers or os.cpu_count() or 1
     if workers < 2 or end - start < max(parallel_min, 2) or connection.in_atomic_block:
-        return recompute(start, end)
+        return recompute(start, end, progress)
     step = -(-(end - start) // workers)
     bounds = [(lo, min(lo + step, end)) for lo in range(start, end, step)]
     # Spawned, not forked: forking a process that runs other threads (a web server, a broker client,
@@ -88,8 +102,15 @@ def recompute_all(
         initializer=range_workers.start,
         initargs=(connection.settings_dict["NAME"],),
     ) as pool:
-        parts = list(pool.map(range_workers.recompute, bounds))
-    return _join(parts)
+        futures = {pool.submit(range_workers.recompute, bound): i for i, bound in enumerate(bounds)}
+        parts: list[RangeResult | None] = [None] * len(bounds)
+        done = 0
+        for future in as_completed(futures):  # ranges finish in any order; they are joined in order
+            part = parts[futures[future]] = future.result()
+            done += len(part.leaves) // 32
+            if progress is not None:
+                progress(done)
+    return _join([part for part in parts if part is not None])
 
 
 def _join(parts: list[RangeResult]) -> RangeResult:

@@ -1,7 +1,8 @@
 """Top-level URLs: pages, the API under /api/v1/, its OpenAPI schema, and authentication.
 
 This is the wiring on top of every app: it hands ``audit`` (which imports no domain app) the access
-rules of :mod:`portal.accounts` for its page and its proof API.
+rules of :mod:`portal.accounts` for its pages and its proof API, and the record's look-up of a study by
+accession number for its proof viewer.
 """
 
 from django.templatetags.static import static
@@ -15,6 +16,13 @@ from portal import views
 from portal.accounts import roles
 from portal.accounts.permissions import CanReadProofs
 from portal.core.access import require
+from portal.records.models import Study
+
+
+def _study_by_accession(accession: str) -> int | None:
+    """The primary key of the study with this accession number (the proof viewer's look-up)."""
+    return Study.objects.filter(accession_number=accession).values_list("pk", flat=True).first()
+
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -25,7 +33,11 @@ urlpatterns = [
     path("health/", views.system_health, name="system-health"),
     path(
         "audit/",
-        include(audit_urls.urlpatterns_for(require(roles.can_view_audit_status, reason="PermissionDenied"))),
+        include(
+            audit_urls.urlpatterns_for(
+                require(roles.can_view_audit_status, reason="PermissionDenied"), _study_by_accession
+            )
+        ),
     ),
     path("accounts/", include("portal.accounts.urls")),
     path("administration/", include("portal.administration.urls")),

@@ -154,7 +154,7 @@ def test_an_event_not_yet_integrated_is_202_with_retry_after_then_200(client_for
     response = client_for("otto").get(INCLUSION, {"seq": 14, "tree_size": 15})
 
     assert response.status_code == 202
-    assert response["Retry-After"] == "2"
+    assert response["Retry-After"] == "11"
     assert response.data["status"] == "pending"
     assert "not yet integrated" in response.data["message"]
     assert response.data["proof"] == []

@@ -108,8 +108,8 @@ def test_events_appended_during_verification_are_left_for_the_next_run(logged, m
     """A writer and the integrator committing while the verifier reads must not look like tampering."""
     original = verify.verify_ranges.recompute
 
-    def recompute_then_append(start: int, end: int):  # noqa: ANN202
-        result = original(start, end)
+    def recompute_then_append(start: int, end: int, progress=None):  # noqa: ANN001, ANN202
+        result = original(start, end, progress)
         with transaction.atomic():  # another request commits after the events were read...
             log.record("study.view", actor=None)
         integrate_now()  # ...and the integrator adds it to the tree

@@ -190,7 +190,8 @@ def _write_records(build: _Build) -> None:
     for chunk in build.chunks():
         for bundle in records.load_chunk(chunk, build.deid):
             study = bundle.study
-            accession = build.deid.accession(study.accession_number)
+            # A study may be known only by its StudyInstanceUID until the RIS names its accession.
+            accession = build.deid.accession(study.accession_number) if study.accession_number else ""
             bundle.folder = records.folder_name(accession, study.pk, taken)
             for name, value in records.sections_of(bundle):
                 build.writer.write_json(

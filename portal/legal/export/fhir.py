@@ -21,7 +21,7 @@ from fhir.resources.R4B.provenance import Provenance
 
 from audit.interop import fhir_audit_event
 from audit.models import LEAF_FIELDS, AuditEvent
-from portal.legal.export.records import StudyBundle, iso
+from portal.legal.export.records import StudyBundle, iso, signer
 from portal.records.ingest.fhir_ai import AI_KIND_URL, AI_MODEL_URL, REPLACES_URL
 
 _LOINC_IMAGING = {"system": "http://loinc.org", "code": "18748-4", "display": "Diagnostic imaging study"}
@@ -40,20 +40,27 @@ def _base(b: StudyBundle, resource_id: str, status: str) -> dict[str, Any]:
         "resourceType": "DiagnosticReport",
         "id": resource_id,
         "status": status,
-        "identifier": [{"type": _ACSN, "value": d.accession(s.accession_number)}],
         "code": {"coding": [_LOINC_IMAGING], "text": d.text(s.description, key) or "Imaging study"},
         "subject": {"identifier": {"value": d.patient(key, s.patient.mrn)}},
     }
+    if s.accession_number:  # a study known only by its StudyInstanceUID has none yet
+        resource["identifier"] = [{"type": _ACSN, "value": d.accession(s.accession_number)}]
     if s.study_datetime is not None:
         resource["effectiveDateTime"] = iso(d.datetime(s.study_datetime, key))
     return resource
+
+
+def _pseudonym(b: StudyBundle) -> str:
+    """The study's name in a de-identified package's resource ids: its accession number's pseudonym,
+    or its StudyInstanceUID's while it has no accession number."""
+    return b.deid.accession(b.study.accession_number or b.study.study_instance_uid or "")
 
 
 def study_resources(b: StudyBundle) -> Iterable[dict[str, Any]]:
     """The DiagnosticReports and Provenances of one study, validated."""
     d, key = b.deid, b.patient_key
     for n, o in enumerate(b.ai_outputs, 1):
-        rid = f"ai-{o.pk}" if not d.deidentified else f"ai-{d.accession(b.study.accession_number)}-{n}"
+        rid = f"ai-{o.pk}" if not d.deidentified else f"ai-{_pseudonym(b)}-{n}"
         report = _base(b, rid, "preliminary")
         version = o.model_version
         report["issued"] = iso(d.datetime(o.generated_at, key))
@@ -94,12 +101,10 @@ def study_resources(b: StudyBundle) -> Iterable[dict[str, Any]]:
         Provenance(**provenance)
         yield provenance
     for n, r in enumerate(b.reports, 1):
-        rid = (
-            f"report-{r.pk}" if not d.deidentified else f"report-{d.accession(b.study.accession_number)}-{n}"
-        )
+        rid = f"report-{r.pk}" if not d.deidentified else f"report-{_pseudonym(b)}-{n}"
         report = _base(b, rid, _REPORT_STATUS.get(r.status, "final"))
         report["issued"] = iso(d.datetime(r.signed_at, key))
-        report["resultsInterpreter"] = [{"display": d.person(r.radiologist.get_username())}]
+        report["resultsInterpreter"] = [{"display": d.person(signer(r))}]
         report["presentedForm"] = [_attachment(d.text(r.text, key))]
         impression = (r.sections or {}).get("impression")
         if isinstance(impression, str) and impression:
@@ -122,7 +127,7 @@ def study_resources(b: StudyBundle) -> Iterable[dict[str, Any]]:
             "agent": [
                 {
                     "type": {"coding": [{"system": _PROVENANCE_AGENT, "code": "author"}]},
-                    "who": {"display": d.person(r.radiologist.get_username())},
+                    "who": {"display": d.person(signer(r))},
                 }
             ],
         }

@@ -51,6 +51,14 @@ class StudyBundle:
         return self.study.patient_id
 
 
+def signer(report: SignedReport) -> str:
+    """Who signed a report: the linked account's user name, else the clinician as the RIS named them
+    (new readers and locums sign before anyone creates an account for them)."""
+    if report.radiologist is not None:
+        return report.radiologist.get_username()
+    return report.clinician.display_name
+
+
 def folder_name(accession: str, study_pk: int, taken: set[str]) -> str:
     """A safe, unique folder name: the accession number, or a cleaned form plus the study id."""
     clean = _UNSAFE.sub("_", accession)[:64].strip(".") or "study"
@@ -72,7 +80,7 @@ def load_chunk(study_ids: list[int], deid: Identity) -> list[StudyBundle]:
             ),
             Prefetch(
                 "signed_reports",
-                SignedReport.objects.select_related("radiologist").order_by("signed_at", "id"),
+                SignedReport.objects.select_related("radiologist", "clinician").order_by("signed_at", "id"),
             ),
             Prefetch(
                 "comparisons",
@@ -108,9 +116,10 @@ def load_chunk(study_ids: list[int], deid: Identity) -> list[StudyBundle]:
             reinference=results.get(study.pk, []),
         )
         patient = study.patient
-        people = [r.radiologist.get_username() for r in bundle.reports]
+        people = [signer(r) for r in bundle.reports]
         people += [review.reviewer.get_username() for c in bundle.comparisons for review in c.reviews.all()]
-        people += [r.radiologist.get_full_name() for r in bundle.reports]
+        people += [r.radiologist.get_full_name() for r in bundle.reports if r.radiologist is not None]
+        people += [f"{r.clinician.given_name} {r.clinician.family_name}".strip() for r in bundle.reports]
         deid.learn(
             patient_key=study.patient_id,
             identifiers=[
@@ -159,7 +168,7 @@ def study_section(b: StudyBundle) -> tuple[str, Any]:
     s, d, key = b.study, b.deid, b.patient_key
     patient = s.patient
     value: dict[str, Any] = {
-        "accession_number": d.accession(s.accession_number),
+        "accession_number": d.accession(s.accession_number) if s.accession_number else None,
         "study_instance_uid": d.uid(s.study_instance_uid) if s.study_instance_uid else None,
         "patient": {
             "id": d.patient(key, patient.mrn),
@@ -226,7 +235,7 @@ def signed_reports_section(b: StudyBundle) -> tuple[str, Any]:
                     if r.amends_id is None
                     else (f"report-{r.amends_id}" if not d.deidentified else "an earlier report in this file")
                 ),
-                "radiologist": d.person(r.radiologist.get_username()),
+                "radiologist": d.person(signer(r)),
                 "signed_at": iso(d.datetime(r.signed_at, key)),
                 "recorded_at": iso(d.datetime(r.created_at, key)),
                 "sections": d.json(r.sections, key),

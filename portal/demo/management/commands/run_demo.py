@@ -69,7 +69,7 @@ class Command(BaseCommand):
         # A signed checkpoint from the first minute: the auditor's page and verify_audit vouch for the
         # log at once instead of waiting for the worker's first scheduled checkpoint.
         call_command("audit_checkpoint", verbosity=0)
-        call_command("verify_audit", verbosity=0)
+        call_command("verify_audit", origin="startup", verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         logins = self._demo_logins()
         if options["no_serve"]:

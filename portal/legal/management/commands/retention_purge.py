@@ -1,4 +1,5 @@
-"""``manage.py retention_purge --before YYYY-MM-DD [--dry-run]``: delete old studies not under hold."""
+"""``manage.py retention_purge --before YYYY-MM-DD [--dry-run]``: delete old studies not under hold,
+then clear the bodies of the inbound messages received before the date that no hold keeps."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from portal.core.dates import date_option
-from portal.legal import services
+from portal.legal import inbound_retention, services
 
 
 class Command(BaseCommand):
@@ -19,7 +20,9 @@ class Command(BaseCommand):
         "Studies under an active legal hold are kept. Each study is purged in its own transaction "
         "with a 'retention.purge' audit event; audit events are never purged. The command lifts the "
         "immutability triggers of records_aioutput and records_signedreport while it deletes: on "
-        "PostgreSQL it must run as the owner of those tables (the migration role), not the runtime role."
+        "PostgreSQL it must run as the owner of those tables (the migration role), not the runtime role. "
+        "Then the raw bodies of inbound messages received before --before (HL7, FHIR, DICOM: PHI) are "
+        "cleared, except where a record the message produced is under an active hold."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -45,6 +48,14 @@ class Command(BaseCommand):
             rows = ", ".join(f"{name}={count}" for name, count in outcome.deleted.items())
             self.stdout.write(f"study {outcome.study_id} {verb}: {rows}")
         prefix = "dry run: " if dry_run else ""
+        # After the studies: a message about a purged study no longer names a record a hold could cover.
+        inbound = inbound_retention.inbound_purge(before=options["before"], dry_run=dry_run)
+        cleared = "would be cleared" if dry_run else "cleared"
+        self.stdout.write(
+            f"{prefix}{inbound.cleared} inbound message bodies {cleared} ({inbound.bytes_cleared} bytes), "
+            f"{inbound.kept_held} kept under legal hold, {inbound.kept_unresolved} kept (record kind unknown)"
+        )
+        # The studies' summary stays the last line (scripts read it).
         self.stdout.write(
             f"{prefix}{purged} studies {verb}, {kept} kept under legal hold, {patients} patients {verb}"
         )
