@@ -110,6 +110,12 @@ RULES: dict[str, list[Probe]] = {
     # --- Shell and sign-in --------------------------------------------------------------------------
     "home": [page(PEOPLE, {200})],
     "audit-status": [page(AUDIT_STATUS, {200}), page(AUDIT_STATUS, {302}, method="post")],
+    "audit-verification-job": [page(AUDIT_STATUS, {404})],
+    "audit-proofs": [page(AUDIT_STATUS, {200, 503})],  # 503 where this server holds no signing key
+    "audit-proof-download": [page(AUDIT_STATUS, {400})],  # no event or study chosen
+    # The public key is public by design: anyone signed in (503 where this server holds no key).
+    "audit-public-key": [page(PEOPLE, {200, 503})],
+    "audit-public-key-pem": [page(PEOPLE, {200, 503})],
     "login": [get(ALL, {200}, anonymous={200}), post(ALL, {200}, anonymous={200})],
     "logout": [get(ALL, NOT_ALLOWED, anonymous=NOT_ALLOWED), post(ALL, {200}, anonymous={200})],
     "otp-setup": [page(ALL, {200}), page(ALL, {400}, method="post")],  # no code: refused, nothing confirmed
