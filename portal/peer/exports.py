@@ -85,7 +85,7 @@ def set_markdown(payload: dict[str, Any]) -> str:
             "",
             f"## Case {case['number']}: {_md(case['specialty'] or 'unspecified')}, "
             f"{_md(case['modality'] or 'modality not recorded')}, "
-            f"committee RADPEER {_md(case['committee_radpeer'])}",
+            f"committee RADPEER {_md(case['committee_radpeer'] or 'not scored')}",
             "",
         ]
         out += [
@@ -172,7 +172,7 @@ class _Slides:
         pdf.add_page()
         self.text(
             f"Case {case['number']}  |  {case['specialty'] or 'unspecified'}  |  {case['modality'] or '-'}"
-            f"  |  committee RADPEER {case['committee_radpeer'] or '-'}",
+            f"  |  committee RADPEER {case['committee_radpeer'] or 'not scored'}",
             size=15,
             style="B",
             height=8,

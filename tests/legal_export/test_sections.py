@@ -61,8 +61,27 @@ def test_reviews_feedback_and_reinference_are_exported(department, personas) -> 
     files = read_zip(path)
     reviews = json.loads(files["records/ACC-7001/qa_reviews.json"])
     assert reviews[0]["radpeer"] == "3b" and reviews[0]["reviewer"] == "carol"
+    assert (reviews[0]["radiologist_erred"], reviews[0]["ai_erred"]) == (True, False)
     assert reviews[0]["feedback"][0]["acknowledged_at"] is not None
     results = json.loads(files["records/ACC-7001/reinference.json"])
     assert results[0]["text"] == "Right pneumothorax." and results[0]["original"]["radpeer"] == "3b"
     manifest = json.loads(files["manifest.json"])
     assert manifest["counts"]["qa_reviews"] == 1 and manifest["counts"]["reinference_results"] == 1
+
+
+def test_the_timeline_says_who_erred_and_an_unscored_review_is_not_scored() -> None:
+    from types import SimpleNamespace
+
+    from portal.legal.export.timeline import _attribution
+
+    def review(**flags: bool) -> SimpleNamespace:
+        return SimpleNamespace(
+            **{"radiologist_erred": False, "ai_erred": False, "carried_ai_error": False, **flags}
+        )
+
+    assert _attribution(review(ai_erred=True)) == "the AI draft erred; the signed report was right"
+    assert _attribution(review(radiologist_erred=True)) == "the signed report erred"
+    assert _attribution(review(radiologist_erred=True, ai_erred=True, carried_ai_error=True)) == (
+        "an AI error was carried into the signed report"
+    )
+    assert _attribution(review()) == "no error found in the signed report"

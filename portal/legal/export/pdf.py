@@ -2,7 +2,7 @@
 marked and the differences in plain language, then its timeline; then the chain of custody.
 
 A line whose text is all Latin-1 is printed in a core font (Helvetica, Courier); a line with any other
-character in the embedded DejaVu fonts (``fonts/``, their licence beside them), so names and words
+character in the embedded DejaVu fonts (portal/core/fonts, their licence beside them), so names and words
 outside Latin-1 print as written, never as "?". Not DejaVu throughout: fpdf2 measures and maps every
 character of an embedded font in Python, which made a 300-study package's PDF several times slower.
 Report texts and timelines are monospaced and wrapped by character count for the same reason.
@@ -18,14 +18,14 @@ import dataclasses
 import re
 import textwrap
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from fpdf import FPDF
 
+from portal.core.pdf import FONT_DIR
 from portal.legal.export.report_texts import ComparedPair, MarkedText
 
-FONTS = Path(__file__).resolve().parent / "fonts"
+FONTS = FONT_DIR  # one copy of DejaVu, in portal/core/fonts with its licence
 #: (core font, embedded font) for proportional and monospaced text.
 SANS, MONO = ("Helvetica", "DejaVuSans"), ("Courier", "DejaVuSansMono")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

@@ -297,6 +297,11 @@ def qa_reviews_section(b: StudyBundle) -> tuple[str, Any] | None:
                     "supersedes": None if d.deidentified else review.supersedes_id,
                     "reviewer": d.person(review.reviewer.get_username()),
                     "radpeer": review.radpeer,
+                    # Who erred, as the committee judged against the images (RADPEER grades only the
+                    # radiologist's report; an AI-only error is the model's).
+                    "radiologist_erred": review.radiologist_erred,
+                    "ai_erred": review.ai_erred,
+                    "carried_ai_error": review.carried_ai_error,
                     "comment": d.text(review.comment, key),
                     "submitted_at": iso(d.datetime(review.submitted_at, key)),
                     "verdicts": [
@@ -304,6 +309,8 @@ def qa_reviews_section(b: StudyBundle) -> tuple[str, Any] | None:
                             "discrepancy_index": positions.get(v.discrepancy_id),
                             "verdict": v.verdict,
                             "category": v.category,
+                            "correct_side": v.correct_side,
+                            "carried_into_report": v.carried_into_report,
                         }
                         for v in review.verdicts.all()
                     ],

@@ -72,7 +72,9 @@ def _comparison_entries(bundle: records.StudyBundle) -> Iterator[Entry]:
             yield c.created_at, pdf.TimelineEntry("", text, highlight=True)
         for review in c.reviews.all():
             reviewer = d.person(review.reviewer.get_username())
-            yield _entry(review.submitted_at, bundle, f"QA review by {reviewer}: RADPEER {review.radpeer}")
+            score = f"RADPEER {review.radpeer}" if review.radpeer else "RADPEER not scored"
+            who = _attribution(review)
+            yield _entry(review.submitted_at, bundle, f"QA review by {reviewer}: {score}; {who}")
         for feedback in c.feedback.all():
             acknowledged = _when(feedback.acknowledged_at, bundle) if feedback.acknowledged_at else "not yet"
             yield _entry(
@@ -106,3 +108,16 @@ def study_timeline(bundle: records.StudyBundle) -> pdf.StudyTimeline:
         [e for _, e in entries],
         compared_pairs(bundle),
     )
+
+
+def _attribution(review: Any) -> str:
+    """Who the committee found in error, in plain words (RADPEER grades the radiologist only)."""
+    if review.carried_ai_error:
+        return "an AI error was carried into the signed report"
+    if review.radiologist_erred and review.ai_erred:
+        return "both the signed report and the AI draft erred"
+    if review.radiologist_erred:
+        return "the signed report erred"
+    if review.ai_erred:
+        return "the AI draft erred; the signed report was right"
+    return "no error found in the signed report"
