@@ -14,9 +14,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.django_db(tr
 
 # The navigation each persona sees, of the pages that exist (the test drops the ones not built).
 NAV = {
-    "alice": {"my_feedback"},
-    "carol": {"dashboard", "qa_queue", "reinference", "models"},
-    "dana": {"dashboard", "qa_queue", "reinference", "models", "audit"},
+    "alice": {"my_feedback", "inbox"},
+    "carol": {"dashboard", "qa_queue", "inbox", "reinference", "models"},
+    "dana": {"dashboard", "qa_queue", "inbox", "reinference", "models", "audit"},
     "lena": {"dashboard", "qa_queue", "models", "legal", "audit"},
     "otto": {"dashboard", "qa_queue", "reinference", "models", "audit"},
     "eve": set(),
