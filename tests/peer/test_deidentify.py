@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from portal.peer.deidentify import DATE, ID, NAME, TIME, Identifiers, deidentify
@@ -153,13 +151,13 @@ def test_empty_and_missing_text_give_empty_text():
         "\u200b" * 200_000,
     ],
 )
+@pytest.mark.timeout(30)  # a hang guard against catastrophic backtracking; the speed is bench/deidentify.py's
 def test_hostile_input_is_handled_in_linear_time(hostile):
     known = Identifiers.of(names=[f"Name{i}" for i in range(200)], numbers=[f"X{i:05d}" for i in range(200)])
-    started = time.perf_counter()
 
-    deidentify(hostile, known)
+    out = deidentify(hostile, known)
 
-    assert time.perf_counter() - started < 3.0
+    assert isinstance(out, str) and out == deidentify(out, known)  # finished, and nothing left to remove
 
 
 def test_deidentifying_twice_changes_nothing_more():
