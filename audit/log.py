@@ -4,12 +4,18 @@ An event is written inside the caller's transaction (``transaction.atomic`` is r
 and its event commit together or not at all. Appending is one sequence number (:mod:`audit.sequencer`,
 no lock held across the transaction) and one INSERT; the integrator (:mod:`audit.integrator`) adds
 committed events to the Merkle tree in batches, in ``seq`` order, and signs checkpoints.
+
+Inside :func:`batch` (one ingested message, one FHIR Bundle) ``record`` only collects the event; the
+block's events are appended together when it ends, with one sequence statement and one INSERT: the
+same events, in the same order, with the same timestamps and hashes as one append each.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -67,6 +73,12 @@ def actor_fields_of(actor: AbstractBaseUser | AnonymousUser | None) -> dict[str,
     }
 
 
+def cache_actor_kind(actor: AbstractBaseUser, *, is_service: bool) -> None:
+    """Remember whether ``actor`` is a service account (member of the ``integration`` group), for
+    the request: the role check has already read the account's groups, the events need not again."""
+    actor._audit_is_service = is_service  # type: ignore[attr-defined]
+
+
 def record(
     action: str,
     *,
@@ -85,9 +97,7 @@ def record(
     """
     if not connection.in_atomic_block:
         raise RuntimeError("audit.record() must run inside transaction.atomic() with the change it records")
-    (seq,) = sequencer.allocate(1)
-    event = build_event(
-        seq,
+    event = unsealed_event(
         timezone.now(),
         actor_fields_of(actor),
         context,
@@ -100,8 +110,61 @@ def record(
             "details": details,
         },
     )
+    pending = getattr(connection, _BATCH, None)
+    if pending is not None:
+        # Inside batch(): appended with the block's other events when it ends (seq and hash then).
+        pending.append(event)
+        return event
+    (seq,) = sequencer.allocate(1)
+    seal(event, seq)
     event.save(force_insert=True)
     return event
+
+
+# The connection attribute holding the events of the open batch() (connections are per thread).
+_BATCH = "_audit_batch_events"
+
+
+@contextmanager
+def batch() -> Iterator[None]:
+    """Collect the events :func:`record` is given inside the block; append them when it ends.
+
+    Must sit inside the ``transaction.atomic()`` of the change (the events are written before the
+    block returns, so before the transaction commits). A block that raises appends nothing. A batch
+    nested in another joins it: its events are appended when the outermost block ends, and are
+    dropped if the nested block raises (as its savepoint rolls back its rows). Usable as a decorator.
+    """
+    pending: list[AuditEvent] | None = getattr(connection, _BATCH, None)
+    if pending is not None:
+        mark = len(pending)
+        try:
+            yield
+        except BaseException:
+            del pending[mark:]
+            raise
+        return
+    events: list[AuditEvent] = []
+    setattr(connection, _BATCH, events)
+    try:
+        yield
+        setattr(connection, _BATCH, None)
+        append_sealed(events)
+    finally:
+        setattr(connection, _BATCH, None)
+
+
+def batch_open() -> bool:
+    """True inside :func:`batch` on this thread's connection."""
+    return getattr(connection, _BATCH, None) is not None
+
+
+def append_sealed(events: list[AuditEvent]) -> None:
+    """Number, hash and insert unsealed events in their order: one sequence statement, one INSERT."""
+    if not events:
+        return
+    for event, seq in zip(events, sequencer.allocate(len(events)), strict=True):
+        seal(event, seq)
+    AuditEvent.objects.bulk_create(events, batch_size=1000)
 
 
 def build_event(
@@ -112,9 +175,25 @@ def build_event(
     entry: dict[str, Any],
 ) -> AuditEvent:
     """An unsaved event with its leaf hash; ``entry`` holds what :func:`record` takes as keywords."""
+    return seal(unsealed_event(recorded_at, actor_fields, context, entry), seq)
+
+
+def seal(event: AuditEvent, seq: int) -> AuditEvent:
+    """Give an unsealed event its sequence number and the leaf hash that covers it."""
+    event.seq = seq
+    event.leaf_hash = leaf_hash(canonical_json(event.leaf_document())).hex()
+    return event
+
+
+def unsealed_event(
+    recorded_at: dt.datetime,
+    actor_fields: dict[str, Any],
+    context: AuditContext,
+    entry: dict[str, Any],
+) -> AuditEvent:
+    """An unsaved event without its number and hash yet (see :func:`seal`)."""
     object_id = entry.get("object_id", "")
-    event = AuditEvent(
-        seq=seq,
+    return AuditEvent(
         recorded_at=recorded_at,
         action=entry["action"],
         object_type=entry.get("object_type", ""),
@@ -127,8 +206,6 @@ def build_event(
         channel=context.channel,
         **actor_fields,
     )
-    event.leaf_hash = leaf_hash(canonical_json(event.leaf_document())).hex()
-    return event
 
 
 def current_root() -> tuple[int, bytes]:

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
+from audit import log as audit
+
 
 class Role(enum.StrEnum):
     """The people (and systems) who use Concordance."""
@@ -48,6 +50,7 @@ def roles_of(user: UserLike | None) -> frozenset[Role]:
         if user.is_superuser:  # type: ignore[union-attr]
             cached = cached | {Role.ADMIN}
         user._concordance_roles = cached  # type: ignore[union-attr]
+        audit.cache_actor_kind(user, is_service="integration" in names)  # type: ignore[arg-type]
     return cached
 
 

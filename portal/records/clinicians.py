@@ -22,6 +22,7 @@ from portal.accounts.roles import Role
 from portal.core.errors import InvalidRecord, RecordConflict, RecordNotFound
 from portal.records.ingest.payloads import ClinicianPayload, SignedReportPayload
 from portal.records.models import PORTAL_AUTHORITY, Clinician
+from portal.records.units import ingest_unit
 
 _NAME_FIELDS = ("family_name", "given_name", "middle_name", "prefix", "suffix")
 User = get_user_model()
@@ -83,7 +84,7 @@ def _fill_names(
     _audit_clinician("clinician.update", clinician, actor, context, filled=changed)
 
 
-@transaction.atomic
+@ingest_unit()
 def clinician_resolve(
     *, payload: ClinicianPayload, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> Clinician:

@@ -16,9 +16,10 @@ from django.db import IntegrityError, transaction
 from audit import log as audit
 from portal.core.errors import RecordConflict
 from portal.records.models import Clinician, FhirPatientId, Patient
+from portal.records.units import ingest_unit
 
 
-@transaction.atomic
+@ingest_unit()
 def patient_fhir_id_assign(
     *, patient: Patient, logical_id: str, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> tuple[str, bool]:
@@ -50,7 +51,7 @@ def patient_fhir_id_assign(
     return logical_id, True
 
 
-@transaction.atomic
+@ingest_unit()
 def clinician_fhir_id_assign(
     *, clinician: Clinician, logical_id: str, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> tuple[str, bool]:

@@ -1,6 +1,7 @@
 """Workflows that write the clinical record. Every ingestion path (REST, FHIR, HL7, DICOM, seed) ends here.
 
-Each function writes its rows and their audit events in ONE transaction and is idempotent: an
+Each function writes its rows and their audit events in ONE transaction (an
+:func:`~portal.records.units.ingest_unit`: events appended together at its end) and is idempotent: an
 identical payload returns the stored record (``created=False``); a different payload under the same
 natural key raises :class:`RecordConflict`, because evidence is never overwritten.
 """
@@ -39,6 +40,7 @@ from portal.records.models import (
     Study,
     sha256_text,
 )
+from portal.records.units import ingest_unit
 
 T = TypeVar("T")
 
@@ -202,7 +204,7 @@ def _unscheduled_match(payload: StudyPayload) -> Study | None:
     return candidates[0] if len(candidates) == 1 else None
 
 
-@transaction.atomic
+@ingest_unit()
 def study_ingest(
     *, payload: StudyPayload, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> Ingested:
@@ -352,7 +354,7 @@ def model_version_get_or_create(
     return mv
 
 
-@transaction.atomic
+@ingest_unit()
 def ai_output_ingest(
     *,
     payload: AIOutputPayload,
@@ -439,7 +441,7 @@ def compose_text(sections: dict[str, str]) -> str:
     return "\n\n".join(parts)
 
 
-@transaction.atomic
+@ingest_unit()
 def signed_report_ingest(
     *, payload: SignedReportPayload, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> Ingested:

@@ -15,7 +15,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
 
 from audit import log as audit
 from portal.core.errors import RecordError, RecordNotFound
@@ -25,6 +24,7 @@ from portal.records.ingest.inbound import Answer
 from portal.records.ingest.payloads import TOO_LARGE, AdapterError, SignedReportPayload
 from portal.records.ingest.store import record_ref, retrying, store_report
 from portal.records.models import InboundOutcome, SignedReport, Study
+from portal.records.units import ingest_unit
 
 JSON = "application/json"
 
@@ -34,7 +34,7 @@ def _refusal(code: str, message: str, field: str, status: int, message_id: str =
     return Answer(status, body, JSON, InboundOutcome.REJECTED, f"{code}: {message}", field, (), message_id)
 
 
-@transaction.atomic
+@ingest_unit()
 def _store(result: DicomResult, actor: AbstractBaseUser | None, context: audit.AuditContext) -> tuple:
     if result.study is not None:
         study_ingested = services.study_ingest(payload=result.study, actor=actor, context=context)

@@ -13,7 +13,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
 
 from audit import log as audit
 from portal.core.errors import RecordError
@@ -26,6 +25,7 @@ from portal.records.ingest.inbound import Answer
 from portal.records.ingest.payloads import TOO_LARGE, AdapterError, ClinicianPayload, PatientPayload
 from portal.records.ingest.store import record_ref, retrying, study_and_report
 from portal.records.models import Clinician, FhirPatientId, InboundOutcome, Patient
+from portal.records.units import ingest_unit
 
 FHIR_JSON = "application/fhir+json"
 Actor = AbstractBaseUser | None
@@ -142,7 +142,7 @@ def report_answer(body: bytes, *, content_type: str, actor: Actor, context: audi
     """``POST /fhir/DiagnosticReport``: one report, its subject by any of the four forms."""
 
     def work() -> tuple[bool, Any, str]:
-        with transaction.atomic():
+        with ingest_unit():
             return _report(body, db_resolver, actor, context)
 
     try:
@@ -156,7 +156,7 @@ def _person_answer(parse: Any, store: Any, body: bytes, actor: Actor, context: a
     """Parse a Patient or Practitioner, store it (or find it) and give it a logical id, in one go."""
 
     def work() -> tuple[bool, Any, str]:
-        with transaction.atomic():
+        with ingest_unit():
             return store(payload, "", actor, context)
 
     try:
@@ -206,7 +206,7 @@ def _transaction(
     entries: list[BundleEntry], resolve: Resolver, actor: Actor, context: audit.AuditContext
 ) -> list:
     results: list[tuple[BundleEntry, bool, Any, str]] = []
-    with transaction.atomic():
+    with ingest_unit():
         for entry in entries:
             try:
                 results.append((entry, *_entry(entry, resolve, actor, context)))
@@ -241,7 +241,7 @@ def _response(created: bool, record: Any, location: str) -> dict:
 def _atomic_entry(
     entry: BundleEntry, resolve: Resolver, actor: Actor, context: audit.AuditContext
 ) -> tuple[bool, Any, str]:
-    with transaction.atomic():
+    with ingest_unit():
         return _entry(entry, resolve, actor, context)
 
 

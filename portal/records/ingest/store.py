@@ -24,6 +24,7 @@ from portal.records.ingest.hl7_text import MAX_MESSAGE_BYTES
 from portal.records.ingest.inbound import Answer
 from portal.records.ingest.payloads import AdapterError, AIOutputPayload, StudyPayload
 from portal.records.models import AIOutput, InboundOutcome
+from portal.records.units import ingest_unit
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -87,7 +88,7 @@ def store_report(
     return services.signed_report_ingest(payload=report, actor=actor, context=context)
 
 
-@transaction.atomic
+@ingest_unit()
 def study_and_report(
     study: StudyPayload | None, report: Any, *, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> services.Ingested:
