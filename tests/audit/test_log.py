@@ -90,7 +90,17 @@ def test_no_change_without_its_event(monkeypatch):
         if self.action == "study.create":
             raise InjectedFailure("crash after the study's event was written")
 
+    # An ingest unit appends its events together (one INSERT, audit.log.batch): crash right after it.
+    original_bulk = AuditEvent.objects.bulk_create
+
+    def fail_on_study_batch(events, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        inserted = original_bulk(events, *args, **kwargs)
+        if any(event.action == "study.create" for event in events):
+            raise InjectedFailure("crash after the study's event was written")
+        return inserted
+
     monkeypatch.setattr(AuditEvent, "save", fail_on_study)
+    monkeypatch.setattr(AuditEvent.objects, "bulk_create", fail_on_study_batch)
     with pytest.raises(InjectedFailure):
         _ingest("ACC9001")
 
@@ -100,6 +110,7 @@ def test_no_change_without_its_event(monkeypatch):
     assert list(AuditEvent.objects.values_list("seq", "leaf_hash")) == before
 
     monkeypatch.setattr(AuditEvent, "save", original)
+    monkeypatch.setattr(AuditEvent.objects, "bulk_create", original_bulk)
     _ingest("ACC9001")
     size = integrate_now()
     assert list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True)) == list(range(size))

@@ -2,7 +2,9 @@
 
 ``receive`` is what the HTTP views, the MLLP listener and the DICOM import all call: it runs the
 channel's processor (raw bytes in, :class:`~.inbound.Answer` out), writes the raw message and its
-outcome to the inbound log, and only then returns the answer for the transport to send. ``replay``
+outcome to the inbound log (an accepted message's row inside its ingestion transaction, see
+:func:`~.inbound.log_accepted`; a refusal's in its own), and only then returns the answer for the
+transport to send. ``replay``
 sends a logged message through the same processor again once its cause is fixed (a clinician linked,
 a Patient posted); the services are idempotent, so replaying twice stores nothing twice.
 """
@@ -18,7 +20,7 @@ from django.db import transaction
 from audit import log as audit
 from portal.core.errors import InvalidRecord, RecordNotFound
 from portal.records.ingest import dicom_store, fhir_store, store
-from portal.records.ingest.inbound import Answer, log_inbound
+from portal.records.ingest.inbound import Answer, log_inbound, receiving
 from portal.records.models import InboundChannel, InboundMessage, InboundOutcome
 
 PROCESSORS = {
@@ -43,21 +45,22 @@ def receive(
     replay_of: InboundMessage | None = None,
 ) -> Answer:
     """Process one inbound message with its channel's processor; log it before answering."""
-    received_at = datetime.now(UTC)
-    started = time.perf_counter()
     processor = PROCESSORS[(channel, endpoint)]
-    answer = processor(body, content_type=content_type, actor=actor, context=context)
-    log_inbound(
-        channel=channel,
-        endpoint=endpoint,
-        body=body,
-        content_type=content_type,
-        answer=answer,
-        received_at=received_at,
-        started=started,
-        actor=actor,
-        replay_of=replay_of,
-    )
+    fields = {
+        "channel": channel,
+        "endpoint": endpoint,
+        "body": body,
+        "content_type": content_type,
+        "received_at": datetime.now(UTC),
+        "started": time.perf_counter(),
+        "actor": actor,
+        "replay_of": replay_of,
+    }
+    with receiving(**fields) as reception:
+        answer = processor(body, content_type=content_type, actor=actor, context=context)
+    if reception.logged is not answer:
+        # Refused, or a processor that does not log inside its transaction: a transaction of its own.
+        log_inbound(answer=answer, **fields)
     return answer
 
 

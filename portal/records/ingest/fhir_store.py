@@ -23,7 +23,7 @@ from portal.records.ingest.fhir_outcome import operation_outcome
 from portal.records.ingest.fhir_people import Resolver
 from portal.records.ingest.inbound import Answer
 from portal.records.ingest.payloads import TOO_LARGE, AdapterError, ClinicianPayload, PatientPayload
-from portal.records.ingest.store import record_ref, retrying, study_and_report
+from portal.records.ingest.store import logged_accepted, record_ref, retrying, study_and_report
 from portal.records.models import Clinician, FhirPatientId, InboundOutcome, Patient
 from portal.records.units import ingest_unit
 
@@ -141,30 +141,30 @@ def _practitioner(
 def report_answer(body: bytes, *, content_type: str, actor: Actor, context: audit.AuditContext) -> Answer:
     """``POST /fhir/DiagnosticReport``: one report, its subject by any of the four forms."""
 
-    def work() -> tuple[bool, Any, str]:
+    def work() -> Answer:
         with ingest_unit():
-            return _report(body, db_resolver, actor, context)
+            created, record, report_id = _report(body, db_resolver, actor, context)
+            return logged_accepted(_stored(created, record, message_id=report_id))
 
     try:
-        created, record, report_id = retrying(work)
+        return retrying(work)
     except (AdapterError, RecordError) as exc:
         return refusal(exc)
-    return _stored(created, record, message_id=report_id)
 
 
 def _person_answer(parse: Any, store: Any, body: bytes, actor: Actor, context: audit.AuditContext) -> Answer:
     """Parse a Patient or Practitioner, store it (or find it) and give it a logical id, in one go."""
 
-    def work() -> tuple[bool, Any, str]:
+    def work() -> Answer:
         with ingest_unit():
-            return store(payload, "", actor, context)
+            created, record, location = store(payload, "", actor, context)
+            return logged_accepted(_stored(created, record, location=location))
 
     try:
         payload = parse(body, max_bytes=_max_bytes())
-        created, record, location = retrying(work)
+        return retrying(work)
     except (AdapterError, RecordError) as exc:
         return refusal(exc)
-    return _stored(created, record, location=location)
 
 
 def patient_answer(body: bytes, *, content_type: str, actor: Actor, context: audit.AuditContext) -> Answer:
@@ -204,7 +204,8 @@ def _located(error: AdapterError | RecordError, entry: BundleEntry) -> AdapterEr
 
 def _transaction(
     entries: list[BundleEntry], resolve: Resolver, actor: Actor, context: audit.AuditContext
-) -> list:
+) -> Answer:
+    """Every entry, all or nothing; the accepted Bundle's inbound row is written in the same transaction."""
     results: list[tuple[BundleEntry, bool, Any, str]] = []
     with ingest_unit():
         for entry in entries:
@@ -212,7 +213,9 @@ def _transaction(
                 results.append((entry, *_entry(entry, resolve, actor, context)))
             except (AdapterError, RecordError) as exc:
                 raise EntryRefused(entry, _status_of(exc), _located(exc, entry)) from None
-    return results
+        responses = {e.index: _response(created, record, loc) for e, created, record, loc in results}
+        records = tuple(record_ref(record) for _, _, record, _ in results)
+        return logged_accepted(_bundle_answer("transaction", responses, records, InboundOutcome.STORED, ""))
 
 
 def bundle_answer(body: bytes, *, content_type: str, actor: Actor, context: audit.AuditContext) -> Answer:
@@ -224,12 +227,9 @@ def bundle_answer(body: bytes, *, content_type: str, actor: Actor, context: audi
     resolve = fhir_bundle.bundle_resolver(entries, db_resolver)
     if bundle_type == "transaction":
         try:
-            results = retrying(lambda: _transaction(entries, resolve, actor, context))
+            return retrying(lambda: _transaction(entries, resolve, actor, context))
         except EntryRefused as refused:
             return refusal(refused.error, refused.status)
-        responses = {e.index: _response(created, record, loc) for e, created, record, loc in results}
-        records = tuple(record_ref(record) for _, _, record, _ in results)
-        return _bundle_answer(bundle_type, responses, records, InboundOutcome.STORED, "")
     return _batch(entries, resolve, actor, context)
 
 

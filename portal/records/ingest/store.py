@@ -21,7 +21,7 @@ from portal.core.errors import RecordError
 from portal.records import services
 from portal.records.ingest import hl7, hl7_ack
 from portal.records.ingest.hl7_text import MAX_MESSAGE_BYTES
-from portal.records.ingest.inbound import Answer
+from portal.records.ingest.inbound import Answer, log_accepted
 from portal.records.ingest.payloads import AdapterError, AIOutputPayload, StudyPayload
 from portal.records.models import AIOutput, InboundOutcome
 from portal.records.units import ingest_unit
@@ -72,6 +72,12 @@ def retrying(work: Callable[[], T]) -> T:
                 raise
             time.sleep(0.02 * (attempt + 1) * (1 + random.random()))  # noqa: S311 - jitter, not security
     raise AssertionError("unreachable")
+
+
+def logged_accepted(answer: Answer) -> Answer:
+    """Write an accepted message's inbound row in the current ingestion transaction; the answer."""
+    log_accepted(answer)
+    return answer
 
 
 def record_ref(record: Any) -> tuple[str, int]:
@@ -129,10 +135,14 @@ def hl7_answer(
             result.ignored,
             message_id=result.control_id,
         )
+
+    def work() -> Answer:
+        with ingest_unit():
+            ingested = study_and_report(result.study, result.report, actor=actor, context=context)
+            return logged_accepted(_hl7_accepted(result, ingested))
+
     try:
-        ingested = retrying(
-            lambda: study_and_report(result.study, result.report, actor=actor, context=context)
-        )
+        return retrying(work)
     except RecordError as exc:
         error = AdapterError(exc.code, exc.message, exc.field)
         return _hl7_refusal(result, "AE", error, exc.status, InboundOutcome.REJECTED, result.control_id)
@@ -143,6 +153,9 @@ def hl7_answer(
         return _hl7_refusal(
             result, "AE", error, HL7_STATUS_UNAVAILABLE, InboundOutcome.ERROR, result.control_id
         )
+
+
+def _hl7_accepted(result: Any, ingested: services.Ingested) -> Answer:
     text = "stored" if ingested.created else "already stored"
     ack = hl7_ack.build_ack(result, code="AA", text=text)
     return Answer(
