@@ -22,17 +22,28 @@ from portal.accounts.roles import Role
 from portal.core.errors import InvalidRecord, RecordConflict, RecordNotFound
 from portal.records.ingest.payloads import ClinicianPayload, SignedReportPayload
 from portal.records.models import PORTAL_AUTHORITY, Clinician
-from portal.records.units import ingest_unit
+from portal.records.units import ingest_unit, remember, remembered
 
 _NAME_FIELDS = ("family_name", "given_name", "middle_name", "prefix", "suffix")
 User = get_user_model()
 
 
 def _radiologist_account(username: str) -> AbstractBaseUser | None:
-    user = User.objects.filter(username__iexact=username, is_active=True).first()
-    if user is None or not user.groups.filter(name=Role.RADIOLOGIST).exists():
-        return None
-    return user
+    """The active account with this username (case-insensitively), if it holds the radiologist role.
+
+    One query (the role by a join), read once per ingest unit.
+    """
+
+    accounts = User.objects.filter(username__iexact=username, is_active=True, groups__name=Role.RADIOLOGIST)
+    return remembered(("radiologist", username.lower()), lambda: accounts.order_by("pk").first())
+
+
+def clinician_by_key(authority: str, identifier: str) -> Clinician | None:
+    """The clinician stored under (assigning authority, identifier), read once per ingest unit."""
+    return remembered(
+        ("clinician", authority, identifier),
+        lambda: Clinician.objects.filter(authority=authority, identifier=identifier).first(),
+    )
 
 
 def _audit_clinician(
@@ -63,6 +74,7 @@ def _create(
     except IntegrityError:
         # A concurrent message brought the same new clinician: use the row it stored.
         return Clinician.objects.get(authority=payload.authority, identifier=payload.identifier)
+    remember(("clinician", payload.authority, payload.identifier), clinician)
     _audit_clinician(
         "clinician.create", clinician, actor, context, linked_account_id=account.pk if account else None
     )
@@ -98,7 +110,7 @@ def clinician_resolve(
                 field="resultsInterpreter",
             )
         return clinician
-    clinician = Clinician.objects.filter(authority=payload.authority, identifier=payload.identifier).first()
+    clinician = clinician_by_key(payload.authority, payload.identifier)
     if clinician is None:
         return _create(payload, _radiologist_account(payload.identifier), actor, context)
     _fill_names(clinician, payload, actor, context)
@@ -115,7 +127,7 @@ def clinician_for_account(
         family_name=getattr(user, "last_name", "")[:128],
         given_name=getattr(user, "first_name", "")[:128],
     )
-    clinician = Clinician.objects.filter(authority=PORTAL_AUTHORITY, identifier=payload.identifier).first()
+    clinician = clinician_by_key(PORTAL_AUTHORITY, payload.identifier)
     return clinician or _create(payload, user, actor, context)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 
 from audit import log as audit
 from audit.canonical import canonical_json
@@ -40,7 +40,7 @@ from portal.records.models import (
     Study,
     sha256_text,
 )
-from portal.records.units import ingest_unit
+from portal.records.units import cached, ingest_unit, remember, remembered
 
 T = TypeVar("T")
 
@@ -115,7 +115,7 @@ def patient_get_or_create(
     *, payload: PatientPayload, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> Patient:
     """Find a patient by MRN or create one; later payloads only fill demographics still blank."""
-    patient = Patient.objects.filter(mrn=payload.mrn).first()
+    patient = patient_by_mrn(payload.mrn)
     if patient is None:
         patient, created = _insert_or_fetch(
             lambda: Patient.objects.create(
@@ -127,6 +127,7 @@ def patient_get_or_create(
             ),
             lambda: Patient.objects.filter(mrn=payload.mrn).first(),
         )
+        remember(("patient", payload.mrn), patient)
         if created:
             audit.record(
                 "patient.create",
@@ -161,6 +162,11 @@ def patient_get_or_create(
     return patient
 
 
+def patient_by_mrn(mrn: str) -> Patient | None:
+    """The stored patient with this MRN (read once per ingest unit)."""
+    return remembered(("patient", mrn), lambda: Patient.objects.filter(mrn=mrn).first())
+
+
 def _fill_blanks(obj: Any, values: dict[str, Any], blank_values: tuple = ("", None)) -> list[str]:
     changed = []
     for name, value in values.items():
@@ -173,14 +179,42 @@ def _fill_blanks(obj: Any, values: dict[str, Any], blank_values: tuple = ("", No
 
 def _study_by_keys(payload: StudyPayload) -> Study | None:
     """The stored study this payload describes, by accession number, else by StudyInstanceUID."""
-    studies = Study.objects.select_related("patient")
-    if payload.accession_number:
-        study = studies.filter(accession_number=payload.accession_number).first()
-        if study is not None:
-            return study
-    if payload.study_instance_uid:
-        return studies.filter(study_instance_uid=payload.study_instance_uid).first()
+    accession, uid = payload.accession_number, payload.study_instance_uid
+    if accession and uid:
+        return _study_by_either(accession, uid)
+    if accession:
+        return _study_by("accession_number", accession)
+    if uid:
+        return _study_by("study_instance_uid", uid)
     return None
+
+
+def _study_by_either(accession: str, uid: str) -> Study | None:
+    """By accession number, else by UID: one query for both keys (a new study costs one lookup)."""
+    study = cached(("study", "accession_number", accession))
+    if study is None:
+        found = list(
+            Study.objects.select_related("patient").filter(
+                models.Q(accession_number=accession) | models.Q(study_instance_uid=uid)
+            )[:2]
+        )
+        study = next((s for s in found if s.accession_number == accession), found[0] if found else None)
+        if study is not None:
+            _remember_study(study)
+    return study
+
+
+def _study_by(key: str, value: str) -> Study | None:
+    """The study with this accession number or UID, with its patient (read once per ingest unit)."""
+    return remembered(
+        ("study", key, value), lambda: Study.objects.select_related("patient").filter(**{key: value}).first()
+    )
+
+
+def _remember_study(study: Study) -> None:
+    for key in ("accession_number", "study_instance_uid"):
+        if getattr(study, key):
+            remember(("study", key, getattr(study, key)), study)
 
 
 def _unscheduled_match(payload: StudyPayload) -> Study | None:
@@ -246,6 +280,7 @@ def study_ingest(
     )
     if not created:
         return Ingested(_study_merge(study, payload, actor, context), False)
+    _remember_study(study)
     audit.record(
         "study.create",
         actor=actor,
@@ -314,9 +349,9 @@ def _study_merge(
 def _find_study(accession_number: str, study_instance_uid: str | None) -> Study:
     study = None
     if accession_number:
-        study = Study.objects.filter(accession_number=accession_number).first()
+        study = _study_by("accession_number", accession_number)
     if study is None and study_instance_uid:
-        study = Study.objects.filter(study_instance_uid=study_instance_uid).first()
+        study = _study_by("study_instance_uid", study_instance_uid)
     if study is None:
         raise RecordNotFound(
             "No study with this accession number; send the study first.", field="accession_number"
@@ -335,13 +370,15 @@ def model_version_get_or_create(
     *, name: str, version: str, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> ModelVersion:
     """The registry entry of a model version named by an ingested output (created on first sight)."""
-    mv = ModelVersion.objects.filter(name=name, version=version).first()
+    key = ("model_version", name, version)
+    mv = remembered(key, lambda: ModelVersion.objects.filter(name=name, version=version).first())
     if mv is not None:
         return mv
     mv, created = _insert_or_fetch(
         lambda: ModelVersion.objects.create(name=name, version=version),
         lambda: ModelVersion.objects.filter(name=name, version=version).first(),
     )
+    remember(key, mv)
     if created:
         audit.record(
             "model_version.create",

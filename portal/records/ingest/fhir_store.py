@@ -24,7 +24,7 @@ from portal.records.ingest.fhir_people import Resolver
 from portal.records.ingest.inbound import Answer
 from portal.records.ingest.payloads import TOO_LARGE, AdapterError, ClinicianPayload, PatientPayload
 from portal.records.ingest.store import logged_accepted, record_ref, retrying, study_and_report
-from portal.records.models import Clinician, FhirPatientId, InboundOutcome, Patient
+from portal.records.models import Clinician, FhirPatientId, InboundOutcome
 from portal.records.units import ingest_unit
 
 FHIR_JSON = "application/fhir+json"
@@ -119,7 +119,7 @@ def _report(raw: Any, resolve: Resolver, actor: Actor, context: audit.AuditConte
 def _patient(
     payload: PatientPayload, logical_id: str, actor: Actor, context: audit.AuditContext
 ) -> tuple[bool, Any, str]:
-    existed = Patient.objects.filter(mrn=payload.mrn).exists()
+    existed = services.patient_by_mrn(payload.mrn) is not None
     patient = services.patient_get_or_create(payload=payload, actor=actor, context=context)
     assigned, new_id = fhir_ids.patient_fhir_id_assign(
         patient=patient, logical_id=logical_id, actor=actor, context=context
@@ -130,7 +130,7 @@ def _patient(
 def _practitioner(
     payload: ClinicianPayload, logical_id: str, actor: Actor, context: audit.AuditContext
 ) -> tuple[bool, Any, str]:
-    existed = Clinician.objects.filter(authority=payload.authority, identifier=payload.identifier).exists()
+    existed = clinicians.clinician_by_key(payload.authority, payload.identifier) is not None
     clinician = clinicians.clinician_resolve(payload=payload, actor=actor, context=context)
     assigned, new_id = fhir_ids.clinician_fhir_id_assign(
         clinician=clinician, logical_id=logical_id, actor=actor, context=context
