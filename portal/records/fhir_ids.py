@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from audit import log as audit
 from portal.core.errors import RecordConflict
 from portal.records.models import Clinician, FhirPatientId, Patient
-from portal.records.units import ingest_unit
+from portal.records.units import ingest_unit, remember, remembered
 
 
 @ingest_unit()
@@ -24,6 +24,7 @@ def patient_fhir_id_assign(
     *, patient: Patient, logical_id: str, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> tuple[str, bool]:
     """The patient's logical id (``logical_id`` when the client chose one); True when newly assigned."""
+    first_read = not logical_id  # below: the patient's first id was looked up and it had none
     if logical_id:
         existing = FhirPatientId.objects.filter(logical_id=logical_id).first()
         if existing is not None:
@@ -31,15 +32,20 @@ def patient_fhir_id_assign(
                 raise RecordConflict("This Patient id already names another patient.", field="Patient.id")
             return logical_id, False
     else:
-        first = FhirPatientId.objects.filter(patient=patient).order_by("pk").first()
+        first = remembered(
+            ("fhir_patient_id", patient.pk),
+            lambda: FhirPatientId.objects.filter(patient=patient).order_by("pk").first(),
+        )
         if first is not None:
             return first.logical_id, False
         logical_id = uuid.uuid4().hex
     try:
         with transaction.atomic():
-            FhirPatientId.objects.create(logical_id=logical_id, patient=patient)
+            assigned = FhirPatientId.objects.create(logical_id=logical_id, patient=patient)
     except IntegrityError:
         raise RecordConflict("This Patient id was assigned concurrently.", field="Patient.id") from None
+    if first_read:
+        remember(("fhir_patient_id", patient.pk), assigned)  # it had none: this is its first id
     audit.record(
         "patient.fhir_id",
         actor=actor,

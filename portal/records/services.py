@@ -501,7 +501,13 @@ def signed_report_ingest(
             study=study, status=payload.status, signed_at=payload.signed_at
         ).first()
 
-    existing = fetch()
+    if payload.status == ReportStatus.FINAL:
+        # The study's final reports (one at most) answer both questions in one query: is this one
+        # stored already, and is another one?
+        finals = list(SignedReport.objects.filter(study=study, status=ReportStatus.FINAL))
+        existing = next((r for r in finals if r.signed_at == payload.signed_at), None)
+    else:
+        finals, existing = [], fetch()
     if existing is not None:
         if existing.payload_sha256 != digest:
             raise RecordConflict(
@@ -511,7 +517,7 @@ def signed_report_ingest(
             )
         return Ingested(existing, False)
 
-    amends = _amends(study, payload)
+    amends = _amends(study, payload, has_final=bool(finals))
     report, created = _insert_or_fetch(
         lambda: SignedReport.objects.create(
             study=study,
@@ -565,8 +571,9 @@ def _report_content(payload: SignedReportPayload) -> tuple[dict[str, str], str]:
     return sections, text
 
 
-def _amends(study: Study, payload: SignedReportPayload) -> SignedReport | None:
-    """The report an addendum or correction amends; a final amends none and must be the study's only one."""
+def _amends(study: Study, payload: SignedReportPayload, *, has_final: bool) -> SignedReport | None:
+    """The report an addendum or correction amends; a final amends none and must be the study's only one
+    (``has_final``: the study has a final report already)."""
     if payload.status != ReportStatus.FINAL:
         amends = _amended_report(study, payload.amends_report_id)
         if payload.signed_at < amends.signed_at:
@@ -578,7 +585,7 @@ def _amends(study: Study, payload: SignedReportPayload) -> SignedReport | None:
         raise InvalidRecord(
             "A final report does not amend another; use status addendum or correction.", field="amends"
         )
-    if SignedReport.objects.filter(study=study, status=ReportStatus.FINAL).exists():
+    if has_final:
         raise RecordConflict(
             "This study already has a final signed report; changes are sent as an addendum or a correction.",
             field="status",
