@@ -15,12 +15,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 
 from audit import log as audit
 from audit.canonical import canonical_json
 from portal.core.enqueue import enqueue_on_commit
 from portal.core.errors import InvalidRecord, RecordConflict, RecordNotFound
+from portal.records import lookups
 from portal.records.clinicians import signer_resolve
 from portal.records.ingest.payloads import (
     AIOutputPayload,
@@ -40,7 +41,7 @@ from portal.records.models import (
     Study,
     sha256_text,
 )
-from portal.records.units import cached, ingest_unit, remember, remembered
+from portal.records.units import ingest_unit, remember, remembered
 
 T = TypeVar("T")
 
@@ -121,7 +122,7 @@ def patient_get_or_create(
     *, payload: PatientPayload, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> Patient:
     """Find a patient by MRN or create one; later payloads only fill demographics still blank."""
-    patient = patient_by_mrn(payload.mrn)
+    patient = lookups.patient_by_mrn(payload.mrn)
     if patient is None:
         patient, created = _insert_or_fetch(
             lambda: Patient.objects.create(
@@ -168,11 +169,6 @@ def patient_get_or_create(
     return patient
 
 
-def patient_by_mrn(mrn: str) -> Patient | None:
-    """The stored patient with this MRN (read once per ingest unit)."""
-    return remembered(("patient", mrn), lambda: Patient.objects.filter(mrn=mrn).first())
-
-
 def _fill_blanks(obj: Any, values: dict[str, Any], blank_values: tuple = ("", None)) -> list[str]:
     changed = []
     for name, value in values.items():
@@ -183,67 +179,6 @@ def _fill_blanks(obj: Any, values: dict[str, Any], blank_values: tuple = ("", No
     return changed
 
 
-def _study_by_keys(payload: StudyPayload) -> Study | None:
-    """The stored study this payload describes, by accession number, else by StudyInstanceUID."""
-    accession, uid = payload.accession_number, payload.study_instance_uid
-    if accession and uid:
-        return _study_by_either(accession, uid)
-    if accession:
-        return _study_by("accession_number", accession)
-    if uid:
-        return _study_by("study_instance_uid", uid)
-    return None
-
-
-def _study_by_either(accession: str, uid: str) -> Study | None:
-    """By accession number, else by UID: one query for both keys (a new study costs one lookup)."""
-    study = cached(("study", "accession_number", accession))
-    if study is None:
-        found = list(
-            Study.objects.select_related("patient").filter(
-                models.Q(accession_number=accession) | models.Q(study_instance_uid=uid)
-            )[:2]
-        )
-        study = next((s for s in found if s.accession_number == accession), found[0] if found else None)
-        if study is not None:
-            _remember_study(study)
-    return study
-
-
-def _study_by(key: str, value: str) -> Study | None:
-    """The study with this accession number or UID, with its patient (read once per ingest unit)."""
-    return remembered(
-        ("study", key, value), lambda: Study.objects.select_related("patient").filter(**{key: value}).first()
-    )
-
-
-def _remember_study(study: Study) -> None:
-    for key in ("accession_number", "study_instance_uid"):
-        if getattr(study, key):
-            remember(("study", key, getattr(study, key)), study)
-
-
-def _unscheduled_match(payload: StudyPayload) -> Study | None:
-    """A study kept without accession that this RIS message (which has no UID) must be joining.
-
-    The rule: same patient (MRN), same modality and same study day, among studies still without an
-    accession; joined only when exactly one study qualifies, since a wrong join would put a report
-    on another examination. Anything else creates a new study.
-    """
-    if payload.study_instance_uid or not payload.accession_number or payload.study_datetime is None:
-        return None
-    day = payload.study_datetime.date()
-    candidates = list(
-        Study.objects.select_related("patient").filter(
-            accession_number__isnull=True,
-            patient__mrn=payload.patient.mrn,
-            modality=payload.modality,
-            study_datetime__date=day,
-        )[:2]
-    )
-    return candidates[0] if len(candidates) == 1 else None
-
-
 @ingest_unit()
 def study_ingest(
     *, payload: StudyPayload, actor: AbstractBaseUser | None, context: audit.AuditContext
@@ -252,9 +187,10 @@ def study_ingest(
 
     A study stored without accession (DICOM from an unscheduled or outside exam) is joined by the
     first message that brings its accession: by the same StudyInstanceUID, or, when that message has
-    no UID, by :func:`_unscheduled_match` (same patient, modality and day, one candidate only).
+    no UID, by :func:`~portal.records.lookups.unscheduled_match` (same patient, modality and day, one
+    candidate only).
     """
-    existing = _study_by_keys(payload) or _unscheduled_match(payload)
+    existing = lookups.study_by_keys(payload) or lookups.unscheduled_match(payload)
     if (
         existing is not None
         and payload.accession_number
@@ -282,11 +218,11 @@ def study_ingest(
             referring_physician=payload.referring_physician,
             dicom_header=to_jsonable(payload.dicom_header or {}),
         ),
-        lambda: _study_by_keys(payload),
+        lambda: lookups.study_by_keys(payload),
     )
     if not created:
         return Ingested(_study_merge(study, payload, actor, context), False)
-    _remember_study(study)
+    lookups.remember_study(study)
     audit.record(
         "study.create",
         actor=actor,
@@ -352,23 +288,6 @@ def _study_merge(
     return study
 
 
-def _find_study(accession_number: str, study_instance_uid: str | None) -> Study:
-    study = None
-    if accession_number:
-        study = _study_by("accession_number", accession_number)
-    if study is None and study_instance_uid:
-        study = _study_by("study_instance_uid", study_instance_uid)
-    if study is None:
-        raise RecordNotFound(
-            "No study with this accession number; send the study first.", field="accession_number"
-        )
-    if study_instance_uid and study.study_instance_uid and study.study_instance_uid != study_instance_uid:
-        raise RecordConflict(
-            "Accession number and Study Instance UID name different studies.", field="study_instance_uid"
-        )
-    return study
-
-
 # --- AI outputs ------------------------------------------------------------------------------------
 
 
@@ -412,7 +331,7 @@ def ai_output_ingest(
         raise InvalidRecord(
             "generated_at is required: it is part of the output's identity.", field="generated_at"
         )
-    study = _find_study(payload.accession_number, payload.study_instance_uid)
+    study = lookups.find_study(payload.accession_number, payload.study_instance_uid)
     mv = model_version_get_or_create(
         name=payload.model_name, version=payload.model_version, actor=actor, context=context
     )
@@ -491,7 +410,7 @@ def signed_report_ingest(
     """Store a signed report, addendum or correction (idempotent, immutable, one original per study)."""
     if payload.status not in ReportStatus.values:
         raise InvalidRecord(f"Unknown report status {payload.status!r}.", field="status")
-    study = _find_study(payload.accession_number, payload.study_instance_uid)
+    study = lookups.find_study(payload.accession_number, payload.study_instance_uid)
     clinician, radiologist = signer_resolve(payload=payload, actor=actor, context=context)
     sections, text = _report_content(payload)
     digest = payload_hash(payload)

@@ -16,7 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from audit import log as audit
 from portal.core.errors import RecordError
-from portal.records import clinicians, fhir_ids, services
+from portal.records import clinicians, fhir_ids, lookups, services
 from portal.records.ingest import fhir, fhir_bundle, fhir_people
 from portal.records.ingest.fhir_bundle import BundleEntry
 from portal.records.ingest.fhir_outcome import operation_outcome
@@ -119,7 +119,7 @@ def _report(raw: Any, resolve: Resolver, actor: Actor, context: audit.AuditConte
 def _patient(
     payload: PatientPayload, logical_id: str, actor: Actor, context: audit.AuditContext
 ) -> tuple[bool, Any, str]:
-    existed = services.patient_by_mrn(payload.mrn) is not None
+    existed = lookups.patient_by_mrn(payload.mrn) is not None
     patient = services.patient_get_or_create(payload=payload, actor=actor, context=context)
     assigned, new_id = fhir_ids.patient_fhir_id_assign(
         patient=patient, logical_id=logical_id, actor=actor, context=context
