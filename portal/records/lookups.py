@@ -52,6 +52,18 @@ def _study_by(key: str, value: str) -> Study | None:
     )
 
 
+def created_here(study: Study) -> bool:
+    """Did the open unit create this study? Then its only outputs and reports are the unit's own
+    (no other transaction can reference a study it cannot see yet): nothing to look up for them."""
+    return cached(("created", "study", study.pk)) is not None
+
+
+def mark_created(study: Study) -> None:
+    """Note that the open unit created this study (see :func:`created_here`), under both its keys."""
+    remember(("created", "study", study.pk), True)
+    remember_study(study)
+
+
 def remember_study(study: Study) -> None:
     """Keep a study the unit found or created under both its keys."""
     for key in ("accession_number", "study_instance_uid"):

@@ -41,7 +41,7 @@ from portal.records.models import (
     Study,
     sha256_text,
 )
-from portal.records.units import ingest_unit, remember, remembered
+from portal.records.units import cached, ingest_unit, remember, remembered
 
 T = TypeVar("T")
 
@@ -222,7 +222,7 @@ def study_ingest(
     )
     if not created:
         return Ingested(_study_merge(study, payload, actor, context), False)
-    lookups.remember_study(study)
+    lookups.mark_created(study)
     audit.record(
         "study.create",
         actor=actor,
@@ -342,7 +342,8 @@ def ai_output_ingest(
             study=study, kind=payload.kind, model_version=mv, generated_at=payload.generated_at
         ).first()
 
-    existing = fetch()
+    key = ("ai_output", study.pk, payload.kind, mv.pk, payload.generated_at)
+    existing = remembered(key, lambda: None if lookups.created_here(study) else fetch())
     if existing is None:
         existing, created = _insert_or_fetch(
             lambda: AIOutput.objects.create(
@@ -363,6 +364,7 @@ def ai_output_ingest(
             fetch,
         )
         if created:
+            remember(key, existing)
             audit.record(
                 "ai_output.create",
                 actor=actor,
@@ -423,7 +425,10 @@ def signed_report_ingest(
     if payload.status == ReportStatus.FINAL:
         # The study's final reports (one at most) answer both questions in one query: is this one
         # stored already, and is another one?
-        finals = list(SignedReport.objects.filter(study=study, status=ReportStatus.FINAL))
+        if lookups.created_here(study):  # its only finals are the ones this unit stored
+            finals = [r for r in [cached(("final", study.pk))] if r is not None]
+        else:
+            finals = list(SignedReport.objects.filter(study=study, status=ReportStatus.FINAL))
         existing = next((r for r in finals if r.signed_at == payload.signed_at), None)
     else:
         finals, existing = [], fetch()
@@ -458,6 +463,8 @@ def signed_report_ingest(
                 "A different report was stored concurrently under the same key.", field="text"
             )
         return Ingested(report, False)
+    if payload.status == ReportStatus.FINAL:
+        remember(("final", study.pk), report)
     audit.record(
         f"signed_report.{payload.status}",
         actor=actor,

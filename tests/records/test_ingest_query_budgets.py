@@ -84,7 +84,7 @@ def test_hl7_budgets_one_commit_with_the_inbound_row(ris):
     # One append and one commit each, the inbound row inside the ingest transaction. Before: 38 / 31
     # on SQLite, 42 / 33 on PostgreSQL (a draft with a new patient and study; a final, new signer).
     assert [_appends(s) for s in (draft_sql, final_sql)] == [1, 1]
-    assert draft_count <= 24 + audit_appends()
+    assert draft_count <= 23 + audit_appends()
     assert final_count <= 17 + audit_appends()
 
 
@@ -144,5 +144,5 @@ def test_a_transaction_bundle_budget_per_report(ris):
     assert all(e["response"]["status"][:3] in ("200", "201") for e in response.json()["entry"])
     assert SignedReport.objects.count() == pairs and AIOutput.objects.count() == pairs
     assert _appends(sql) == 1  # 20 reports, 10 studies, 3 patients and their ids: one append
-    # 8.7 statements per report; before: 509 on SQLite, 547 on PostgreSQL (27 per report).
-    assert count <= 173 + audit_appends()
+    # 7.7 statements per report; before: 509 on SQLite, 547 on PostgreSQL (27 per report).
+    assert count <= 153 + audit_appends()
