@@ -248,3 +248,26 @@ def test_send_mllp_reports_a_closed_connection():
     finally:
         thread.join(5)
         listener.close()
+
+
+def test_on_disconnect_runs_in_the_connection_thread_once_the_sender_hangs_up(mllp_server, oru):
+    handled: list[int] = []
+    released: list[int] = []
+    done = threading.Event()
+
+    def handler(message: bytes) -> bytes:
+        handled.append(threading.get_ident())
+        return ack_handler(message)
+
+    def on_disconnect() -> None:
+        released.append(threading.get_ident())
+        done.set()
+
+    host, port = mllp_server(handler, on_disconnect=on_disconnect)
+    with socket.create_connection((host, port), timeout=5) as sock:
+        for _ in range(3):  # one connection, several messages: nothing released between them
+            sock.sendall(frame(oru().encode()))
+            assert msa(recv_replies(sock, 1)[0])[0] == "AA"
+        assert released == []
+    assert done.wait(5)
+    assert released == [handled[0]] and set(handled) == {handled[0]}

@@ -222,6 +222,14 @@ class _MllpRequestHandler(socketserver.BaseRequestHandler):
                 if not self._answer(sock, self.server.dispatch(message)):
                     return
 
+    def finish(self) -> None:
+        """The sender hung up (or went idle): let the application release what this thread held."""
+        if self.server.on_disconnect is not None:
+            try:
+                self.server.on_disconnect()
+            except Exception:
+                logger.exception("MLLP on_disconnect failed")
+
     @staticmethod
     def _answer(sock: socket.socket, reply: bytes) -> bool:
         try:
@@ -248,10 +256,12 @@ class MllpServer(socketserver.ThreadingTCPServer):
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        on_disconnect: Callable[[], None] | None = None,
     ) -> None:
         self.handler = handler
         self.max_message_bytes = max_message_bytes
         self.idle_timeout = idle_timeout
+        self.on_disconnect = on_disconnect
         super().__init__(address, _MllpRequestHandler)
 
     def dispatch(self, message: bytes) -> bytes:
@@ -280,6 +290,7 @@ def serve_mllp(
     ready: threading.Event | None = None,
     stop: threading.Event | None = None,
     on_bound: Callable[[tuple[str, int]], None] | None = None,
+    on_disconnect: Callable[[], None] | None = None,
 ) -> None:
     """Listen for MLLP on ``host:port`` and answer every message with ``handler(message)``.
 
@@ -287,9 +298,16 @@ def serve_mllp(
     actual ``(host, port)`` once listening (pass port 0 for an ephemeral port), then ``ready``
     is set. Each connection runs in a daemon thread and is closed after ``idle_timeout``
     seconds without data. Handler exceptions and oversized messages are answered with ``AR``
-    ACKs; the server itself never stops because of a message.
+    ACKs; the server itself never stops because of a message. ``on_disconnect`` is called in a
+    connection's thread when that connection ends (to release per-thread resources).
     """
-    server = MllpServer((host, port), handler, max_message_bytes=max_message_bytes, idle_timeout=idle_timeout)
+    server = MllpServer(
+        (host, port),
+        handler,
+        max_message_bytes=max_message_bytes,
+        idle_timeout=idle_timeout,
+        on_disconnect=on_disconnect,
+    )
     try:
         if on_bound is not None:
             bound_host, bound_port = server.server_address[:2]

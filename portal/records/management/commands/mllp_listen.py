@@ -48,17 +48,13 @@ def make_handler(user: AbstractBaseUser, *, port: int, client_address: str = "")
     context = audit.AuditContext(client_address=client_address, channel=f"MLLP :{port}")
 
     def handle(message: bytes) -> bytes:
-        # Each connection runs in its own thread with its own DB connection: drop a connection that
-        # went stale while the sender was idle, and close it afterwards so that a thread that ends
-        # (the sender hung up) does not leak it.
+        # Each MLLP connection runs in its own thread with its own DB connection, kept across its
+        # messages as an HTTP worker keeps one across requests (a new PostgreSQL connection per
+        # message cost more than storing the message): drop it here only when it went stale or
+        # outlived CONN_MAX_AGE; listen() closes it when the sender hangs up.
         close_old_connections()
-        try:
-            answer = channels.receive(
-                channel=InboundChannel.HL7_MLLP, body=message, actor=user, context=context
-            )
-            return answer.body
-        finally:
-            connection.close()
+        answer = channels.receive(channel=InboundChannel.HL7_MLLP, body=message, actor=user, context=context)
+        return answer.body
 
     return handle
 
@@ -86,7 +82,8 @@ def listen(
         if on_bound is not None:
             on_bound(address)
 
-    serve_mllp(host, port, handler, stop=stop, ready=ready, on_bound=remember)
+    # A connection's thread ends when its sender hangs up: close its DB connection then, not leak it.
+    serve_mllp(host, port, handler, stop=stop, ready=ready, on_bound=remember, on_disconnect=connection.close)
 
 
 class Command(BaseCommand):
