@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,11 +68,25 @@ def listener(personas) -> Iterator[tuple[str, int]]:
     assert not thread.is_alive()
 
 
+def _connection_threads_ended(seconds: float = 5) -> bool:
+    """Wait until the listener's per-connection threads (socketserver's) have all finished."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any("process_request_thread" in t.name for t in threading.enumerate()):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 @pytest.mark.django_db(transaction=True)
-def test_the_listener_stores_each_message_and_acknowledges_it(listener):
+def test_the_listener_stores_each_message_and_acknowledges_it(listener, caplog):
     host, port = listener
 
     acks = [send_mllp(host, port, message) for message in two_messages()]
+
+    # Each sender hung up: its thread closed its own database connection, without an error.
+    assert _connection_threads_ended()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
     assert [msa(ack) for ack in acks] == [("AA", "CTRL42", "stored"), ("AA", "CTRL43", "stored")]
     assert sorted(Study.objects.values_list("accession_number", flat=True)) == ["ACC1", "ACC2"]

@@ -82,8 +82,12 @@ def listen(
         if on_bound is not None:
             on_bound(address)
 
-    # A connection's thread ends when its sender hangs up: close its DB connection then, not leak it.
-    serve_mllp(host, port, handler, stop=stop, ready=ready, on_bound=remember, on_disconnect=connection.close)
+    def release() -> None:
+        """A connection's thread ends (the sender hung up): close that thread's DB connection. The
+        proxy is looked up in the calling thread; ``connection.close`` itself would be this one's."""
+        connection.close()
+
+    serve_mllp(host, port, handler, stop=stop, ready=ready, on_bound=remember, on_disconnect=release)
 
 
 class Command(BaseCommand):
