@@ -18,9 +18,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from audit import sequencer
-from audit.canonical import canonical_json
-from audit.merkle import CompactRange, leaf_hash
-from audit.models import ActorKind, AuditEvent, AuditLogHead
+from audit.leaf import leaf_digest
+from audit.merkle import CompactRange
+from audit.models import LEAF_FIELDS, ActorKind, AuditEvent, AuditLogHead
 
 MAX_USER_AGENT = 256
 
@@ -127,7 +127,8 @@ def build_event(
         channel=context.channel,
         **actor_fields,
     )
-    event.leaf_hash = leaf_hash(canonical_json(event.leaf_document())).hex()
+    # leaf_digest is canonical_json(event.leaf_document()) hashed, without building the document.
+    event.leaf_hash = leaf_digest(*[getattr(event, name) for name in LEAF_FIELDS]).hex()
     return event
 
 
