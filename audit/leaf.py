@@ -107,7 +107,7 @@ def leaf_bytes(  # noqa: PLR0913 - the columns of audit.models.LEAF_FIELDS, in t
                 f'"object":{{"id":{s(object_id)},"type":{s(object_type)}}},'
                 f'"patient_id":{_null(patient_id)},'
                 f'"recorded_at":{s(recorded_at.isoformat().replace("+00:00", "Z"))},'
-                f'"seq":{seq},"study_id":{_null(study_id)},"user_agent":{s(user_agent)}}}'
+                f'"seq":{_null(seq)},"study_id":{_null(study_id)},"user_agent":{s(user_agent)}}}'
             ).encode()
         except (ValueError, TypeError):
             pass  # the general path below raises the error of the first bad value, as it words it

@@ -82,7 +82,7 @@ def general(*row: Any) -> bytes:
     return canonical_json(leaf_document(*row))
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=2500, deadline=None)
 @given(rows())
 def test_fast_leaf_bytes_equal_the_general_encoding(row: tuple[Any, ...]) -> None:
     assert outcome(leaf_bytes, row) == outcome(general, row)
