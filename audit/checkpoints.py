@@ -1,19 +1,21 @@
 """Signed checkpoints (tree heads) and Merkle proofs served from the database.
 
 Proofs read only the O(log n) perfect-subtree hashes they need (leaves from AuditEvent, higher levels
-from AuditNode), in two queries, whatever the size of the log.
+from AuditNode), in one query, whatever the size of the log.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import operator
 import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.db import transaction
+from django.db.models import IntegerField, Q, Value
 
 from audit import integrator
 from audit.merkle import (
@@ -81,16 +83,32 @@ def checkpoint_signature_valid(checkpoint: Checkpoint) -> bool:
 
 
 def _reader(needed: list[tuple[int, int]]):  # noqa: ANN202 - returns a merkle.NodeReader
-    """Fetch exactly the nodes a proof needs, then serve them to the proof algorithm."""
-    leaves = [index for level, index in needed if level == 0]
-    inner = [(level, index) for level, index in needed if level > 0]
+    """Fetch exactly the nodes a proof needs, in one query, then serve them to the proof algorithm.
+
+    Leaves (level 0) are the events' stored leaf hashes, higher levels ``AuditNode`` rows; one
+    ``UNION ALL`` reads both, with one ``index IN (...)`` condition per level, so the query stays
+    exact (no cross product of levels and indexes) and the unique (level, index) index serves it.
+    """
+    by_level: dict[int, set[int]] = {}
+    for level, index in needed:
+        by_level.setdefault(level, set()).add(index)
+    leaves = by_level.pop(0, set())
+    queries = []
+    if leaves:
+        queries.append(
+            AuditEvent.objects.filter(seq__in=sorted(leaves)).values_list(
+                Value(0, output_field=IntegerField()), "seq", "leaf_hash"
+            )
+        )
+    if by_level:
+        wanted = functools.reduce(
+            operator.or_, (Q(level=level, index__in=sorted(indexes)) for level, indexes in by_level.items())
+        )
+        queries.append(AuditNode.objects.filter(wanted).values_list("level", "index", "hash"))
     found: dict[tuple[int, int], bytes] = {}
-    for seq, digest in AuditEvent.objects.filter(seq__in=leaves).values_list("seq", "leaf_hash"):
-        found[(0, seq)] = bytes.fromhex(digest)
-    if inner:
-        levels = {level for level, _ in inner}
-        rows = AuditNode.objects.filter(level__in=levels, index__in={index for _, index in inner})
-        for level, index, digest in rows.values_list("level", "index", "hash"):
+    if queries:
+        rows = queries[0].union(*queries[1:], all=True) if len(queries) > 1 else queries[0]
+        for level, index, digest in rows:
             found[(level, index)] = bytes.fromhex(digest)
 
     def get_node(level: int, index: int) -> bytes:
@@ -108,14 +126,14 @@ def inclusion_proof(seq: int, tree_size: int) -> list[bytes]:
 
 
 def leaf_and_inclusion_proof(seq: int, tree_size: int) -> tuple[bytes, list[bytes]]:
-    """The stored leaf hash of event ``seq`` and its inclusion proof, read together (two queries)."""
+    """The stored leaf hash of event ``seq`` and its inclusion proof, read together (one query)."""
     get_node = _reader([(0, seq), *inclusion_proof_nodes(seq, tree_size)])
     return get_node(0, seq), inclusion_proof_from_nodes(get_node, seq, tree_size)
 
 
 def leaves_and_inclusion_proofs(seqs: list[int], tree_size: int) -> dict[int, tuple[bytes, list[bytes]]]:
     """The stored leaf hash and inclusion proof of each event in ``seqs`` (all below ``tree_size``),
-    every node they need read in two queries."""
+    every node they need read in one query."""
     needed = {(0, seq) for seq in seqs}
     for seq in seqs:
         needed.update(inclusion_proof_nodes(seq, tree_size))

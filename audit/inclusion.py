@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from django.db.models import Subquery
+
 from audit import checkpoints, integrator
 from audit.models import AuditEvent, AuditLogHead, Checkpoint
 
@@ -45,11 +47,12 @@ def inclusion_lookup(seq: int, tree_size: int | None = None) -> InclusionAnswer:
         raise ValueError("tree_size must be an integer")
     if tree_size is not None and tree_size <= seq:
         raise ValueError("tree_size must be above seq")
-    head = AuditLogHead.objects.filter(pk=1).first()
+    head = _head_and_checkpoint(seq, with_checkpoint=tree_size is None)
     integrated = head.size if head is not None else 0
     if tree_size is None:
-        latest = Checkpoint.objects.filter(tree_size__gt=seq).order_by("-tree_size").first()
-        tree_size = latest.tree_size if latest is not None else integrated
+        # No head row means nothing was ever integrated, so no checkpoint either.
+        covering = head.covering_checkpoint if head is not None else None
+        tree_size = covering if covering is not None else integrated
     if seq < integrated and tree_size <= integrated:
         try:
             leaf, proof = checkpoints.leaf_and_inclusion_proof(seq, tree_size)
@@ -68,3 +71,14 @@ def inclusion_lookup(seq: int, tree_size: int | None = None) -> InclusionAnswer:
         + (f"expected within {delay} s" if delay is not None else "the integrator is not running")
     )
     return InclusionAnswer(PENDING, seq, tree_size, leaf, retry_after_s=delay, message=message)
+
+
+def _head_and_checkpoint(seq: int, *, with_checkpoint: bool) -> AuditLogHead | None:
+    """The log head (size and last integration time only) and, as ``covering_checkpoint``, the size of
+    the latest signed checkpoint that covers ``seq``: one query, where a proof needs two round trips
+    in all (this one and the nodes')."""
+    query = AuditLogHead.objects.filter(pk=1).only("size", "integrated_at")
+    if with_checkpoint:
+        latest = Checkpoint.objects.filter(tree_size__gt=seq).order_by("-tree_size").values("tree_size")[:1]
+        query = query.annotate(covering_checkpoint=Subquery(latest))
+    return query.first()
