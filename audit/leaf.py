@@ -3,10 +3,11 @@ without building the document.
 
 The leaf document has a fixed shape (see :func:`audit.models.leaf_document`): its keys, and so their
 canonical order, are known in advance, and its columns are strings, integers or None, except
-``details``. When they are (exactly ``str``; exactly ``int`` within the safe range, or None; an aware
-or naive ``datetime``), :func:`leaf_bytes` writes that shape directly: strings through
-``encode_basestring`` (the escaping :mod:`audit.canonical` uses), integers through ``str``, and
-``details`` through the general encoder at the depth it has in the document. Any other value, and any
+``details``. When they are (``str``; exactly ``int`` within the safe range, or None; a ``datetime``),
+:func:`leaf_bytes` writes that shape directly: strings through ``encode_basestring`` (the escaping
+:mod:`audit.canonical` uses), integers through ``str``, ``details`` likewise when it is a flat object
+with ASCII keys, else through the general encoder at the depth it has in the document. Any other
+value, and any
 value that cannot be encoded (a lone surrogate fails only at the final UTF-8 encode here), goes to
 the general path, ``canonical_json(leaf_document(...))``, which then gives the bytes or raises its
 error. The result is byte for byte that expression's (a hypothesis property test in
@@ -30,9 +31,11 @@ _SAFE = range(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER + 1)
 
 
 def _plain(strings: tuple[object, ...], integers: tuple[object, ...]) -> bool:
-    # Exactly str (a subclass could print differently) and exactly int (bool is an int) or None.
+    # Any str, as the general encoder takes it (a TextChoices member such as ActorKind.USER is one:
+    # encode_basestring reads the characters, not __str__); exactly int (not bool, not an IntEnum,
+    # whose str() differs) or None.
     for value in strings:
-        if type(value) is not str:
+        if not isinstance(value, str):
             return False
     for value in integers:
         if value is not None and (type(value) is not int or value not in _SAFE):

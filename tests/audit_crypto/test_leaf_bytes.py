@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import Any
 
 import pytest
@@ -12,7 +13,14 @@ from hypothesis import strategies as st
 from audit.canonical import MAX_DEPTH, MAX_SAFE_INTEGER, canonical_json
 from audit.leaf import leaf_bytes, leaf_digest
 from audit.merkle import leaf_hash
-from audit.models import LEAF_FIELDS, leaf_document
+from audit.models import LEAF_FIELDS, ActorKind, leaf_document
+
+
+class Grade(enum.IntEnum):
+    """An int subclass whose str() is not its number: must take the general path."""
+
+    MINOR = 2
+
 
 # Every code point, surrogates included (a lone one must fail the same way on both paths).
 texts = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=12)
@@ -39,8 +47,8 @@ odd = (
     | st.lists(integers, max_size=2)
     | st.dictionaries(texts, integers, max_size=2)
 )
-string_column = strings | st.none() | odd
-integer_column = st.none() | integers | odd
+string_column = strings | st.none() | odd | st.sampled_from(list(ActorKind)) | st.sampled_from(list(Grade))
+integer_column = st.none() | integers | odd | st.sampled_from(list(Grade))
 datetimes = (
     st.datetimes(timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=5, minutes=30))]))
     | st.datetimes()
