@@ -248,10 +248,9 @@ def main(argv: list[str] | None = None) -> None:
     from portal.celery import app
     from portal.records.models import AIOutput
 
-    shipped = registry.register_builtin_models(context=SYSTEM)
-    if not shipped:
+    mv = registry.default_shipped_model(context=SYSTEM)
+    if mv is None:
         raise SystemExit("no shipped model under inference/artifacts/")
-    mv = shipped[0]
     chunk_size = int(settings.REINFERENCE_CHUNK_SIZE)
     items = select_cohort(model_version=mv, kind="report_draft", cohort=CohortFilter())
     originals = AIOutput.objects.in_bulk([original for _study, original, _report in items])

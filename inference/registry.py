@@ -447,38 +447,83 @@ def model_version_register_directory(
 def register_builtin_models(
     *, actor: AbstractBaseUser | None = None, context: audit.AuditContext
 ) -> list[ModelVersion]:
-    """Register every shipped model under ``inference/artifacts/`` as active (idempotent).
+    """Register every shipped model under ``inference/artifacts/`` (idempotent); newest first per name.
 
-    A shipped model registered before keeps its status: a department that retired it for its own
-    model does not see it come back on the next start.
+    Several versions of one model may be shipped: older ones stay so that the drafts they wrote remain
+    reproducible. The newest version of each name is the one offered to serve, and it is activated
+    only where that overturns nobody's choice: when nothing else serves its specialties and kinds, or
+    what serves them is an older shipped version of the same name (an upgrade). A department that
+    activated its own model keeps it (the new shipped version waits as a candidate), and a shipped
+    model registered before keeps its status, so one that was retired does not come back on the next
+    start. Older shipped versions are registered retired.
     """
     root = builtin_artifacts_root()
     if not root.is_dir():
         return []
-    registered = []
+    shipped: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     for directory in sorted(root.iterdir()):
         # A dot-directory is a build in progress (train_model stages there, then renames).
         staging = directory.name.startswith(".")
         if staging or not (directory.is_dir() and (directory / "model.onnx").is_file()):
             continue
         card = read_card(directory)
-        known = ModelVersion.objects.filter(
-            name=card.get("name") or directory.name, version=str(card.get("version") or "0")
-        ).first()
-        if known is not None and known.artifacts:
-            if known.artifact_sha256 != artifacts_digest(artifact_hashes(directory)):
-                raise RecordConflict(
-                    f"{known.name} {known.version} is registered with other artifacts than {directory.name}.",
-                    field="version",
-                )
-            registered.append(known)
-            continue
-        registered.append(
-            model_version_register_directory(
-                directory=directory, status=ModelStatus.ACTIVE, actor=actor, context=context
+        shipped.setdefault(card.get("name") or directory.name, []).append((directory, card))
+    registered = []
+    for name in sorted(shipped):
+        versions = sorted(shipped[name], key=lambda item: _version_key(item[1]), reverse=True)
+        for rank, (directory, card) in enumerate(versions):
+            registered.append(
+                _register_shipped(directory, card, name, newest=rank == 0, actor=actor, context=context)
             )
-        )
     return registered
+
+
+def default_shipped_model(*, context: audit.AuditContext) -> ModelVersion | None:
+    """Register the shipped models and return the one serving (the newest active shipped version)."""
+    active = [mv for mv in register_builtin_models(context=context) if mv.status == ModelStatus.ACTIVE]
+    return active[0] if active else None
+
+
+def _version_key(card: dict[str, Any]) -> tuple[tuple[int, ...], str]:
+    """Order versions numerically where they are dotted numbers ("1.10.0" after "1.9.0")."""
+    text = str(card.get("version") or "0")
+    numbers = tuple(int(part) if part.isdigit() else -1 for part in text.split("."))
+    return numbers, text
+
+
+def _register_shipped(
+    directory: Path,
+    card: dict[str, Any],
+    name: str,
+    *,
+    newest: bool,
+    actor: AbstractBaseUser | None,
+    context: audit.AuditContext,
+) -> ModelVersion:
+    known = ModelVersion.objects.filter(name=name, version=str(card.get("version") or "0")).first()
+    if known is not None and known.artifacts:
+        if known.artifact_sha256 != artifacts_digest(artifact_hashes(directory)):
+            raise RecordConflict(
+                f"{known.name} {known.version} is registered with other artifacts than {directory.name}.",
+                field="version",
+            )
+        return known
+    status = ModelStatus.CANDIDATE if newest else ModelStatus.RETIRED
+    mv = model_version_register_directory(directory=directory, status=status, actor=actor, context=context)
+    if newest and _only_older_shipped_serve(mv):
+        mv = model_version_activate(model_version=mv, actor=actor, context=context)
+    return mv
+
+
+def _only_older_shipped_serve(mv: ModelVersion) -> bool:
+    """Is every active version overlapping ``mv`` a shipped version of the same name (or none at all)?"""
+    root = builtin_artifacts_root().resolve()
+    for other in ModelVersion.objects.filter(status=ModelStatus.ACTIVE).exclude(pk=mv.pk):
+        if not (_overlaps(other.specialties, mv.specialties) and _overlaps(other.kinds, mv.kinds)):
+            continue
+        if other.name != mv.name or not artifact_dir_of(other).resolve().is_relative_to(root):
+            return False
+    return True
 
 
 def active_version_for(*, specialty: str, kind: str) -> ModelVersion | None:

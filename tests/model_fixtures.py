@@ -182,8 +182,8 @@ def default_model_dirs() -> list[Path]:
 def default_model_version(db):
     """The shipped default model, registered and active (the project ships one: its absence fails)."""
     from audit.log import SYSTEM
-    from inference.registry import register_builtin_models
+    from inference.registry import default_shipped_model
 
     if not default_model_dirs():
         pytest.fail("no shipped default model under inference/artifacts/ (see docs/models.md to rebuild it)")
-    return register_builtin_models(context=SYSTEM)[0]
+    return default_shipped_model(context=SYSTEM)

@@ -30,7 +30,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from inference.runtime.batching import ContinuousBatcher
-from inference.runtime.static_cache import SlotBatcher
+from inference.runtime.static_cache import BoundStep, SlotBatcher
 
 RUNTIME_NAME = "concordance-greedy"
 RUNTIME_VERSION = "1"
@@ -293,6 +293,14 @@ class DecoderEngine(TextEngine):
         self.output_names = ["logits", *[name for pair in self.present_names for name in pair]]
         if any(name not in outputs for name in self.output_names):
             raise EngineError("model.onnx lacks logits or present.* outputs")
+        # Past input and present output of each cache tensor (bound to the same buffer when static).
+        self.cache_names = list(zip(self.past_input_names, self.output_names[1:], strict=True))
+        logits = next(o for o in self.decoder.get_outputs() if o.name == "logits").shape
+        vocab = logits[-1] if isinstance(logits[-1], int) else int(self.config.get("vocab_size") or 0)
+        if self.static_cache and not vocab:
+            raise EngineError("a static-cache model.onnx must declare its vocabulary size (logits shape)")
+        # (positions, vocab) of the logits a static run returns; 0 positions: as many as it is fed.
+        self.logits_shape = (logits[1] if isinstance(logits[1], int) else 0, vocab)
 
     def budget(self, prompt_tokens: int, max_new_tokens: int) -> int:
         """How many tokens may be generated after a prompt of this length (context window permitting)."""
@@ -347,27 +355,9 @@ class DecoderEngine(TextEngine):
         shape = (rows, self.shape.kv_heads, length, self.shape.head_dim)
         return [np.zeros(shape, dtype=self.past_dtype) for _ in self.past_input_names]
 
-    def static_step(
-        self, input_ids: np.ndarray, positions: np.ndarray, cached: np.ndarray, cache: Sequence[np.ndarray]
-    ) -> np.ndarray:
-        """One run of a static-cache decoder: the last position's logits; the cache is written in place.
-
-        ``cached`` holds the tokens already in each row's cache; ``cache`` the rows' views (contiguous),
-        bound as both past input and present output, so onnxruntime appends to them where they lie.
-        """
-        lengths = (cached + input_ids.shape[1]).astype(np.int32)
-        binding = self.decoder.io_binding()
-        binding.bind_output("logits", "cpu")
-        binding.bind_cpu_input("input_ids", input_ids)
-        binding.bind_cpu_input("position_ids", positions)
-        binding.bind_cpu_input("seqlens_k", lengths - 1)
-        binding.bind_cpu_input("total_sequence_length", np.array(int(lengths.max()), dtype=np.int32))
-        for past, present, array in zip(self.past_input_names, self.output_names[1:], cache, strict=True):
-            value = ort.OrtValue.ortvalue_from_numpy(array)
-            binding.bind_ortvalue_input(past, value)
-            binding.bind_ortvalue_output(present, value)
-        self.decoder.run_with_iobinding(binding)
-        return binding.get_outputs()[0].numpy()[:, -1, :]
+    def bound_step(self, cache: Sequence[np.ndarray], new_tokens: int) -> BoundStep:
+        """A prebound static-cache run over these slot views (contiguous) feeding ``new_tokens`` a row."""
+        return BoundStep(self.decoder, self.cache_names, cache, new_tokens, self.logits_shape)
 
     def generate_ids(
         self,

@@ -11,8 +11,11 @@ grow with it; here each step only appends each row's new keys and values at that
 * A waiting prompt is run through the prompt step ALONE, straight into a free slot (no padding at all:
   each row's numbers depend on nothing but its own tokens), then decodes with the others.
 * Running rows sit in slots ``0..n-1``; when a row finishes, the last running row's cache is moved into
-  its slot (its own tokens only), so the step runs on one contiguous view of ``n`` slots.
-* CPU memory only (numpy views bound to onnxruntime); a CUDA session copies the views each step.
+  its slot (its own tokens only), so every step runs on contiguous views of the slots.
+* Each view of the slots is bound once (:class:`BoundStep`): its inputs, its logits and its slots'
+  cache are numpy buffers onnxruntime reads and writes where they lie; a step only writes a few
+  integers into them (no binding, OrtValues or logits array made per step).
+* CPU memory only (numpy views bound to onnxruntime).
 """
 
 from __future__ import annotations
@@ -22,6 +25,69 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
+import onnxruntime as ort
+
+
+class BoundStep:
+    """One prebound run of a static-cache decoder over a fixed view of the cache's slots.
+
+    The input ids, positions, lengths and logits are preallocated numpy arrays, bound to onnxruntime
+    once along with the cache views (as both past input and present output, so onnxruntime appends
+    to the cache in place); each :meth:`run` only copies the step's few integers into them. Saves the
+    binding, the ~2 x layers OrtValues and the logits allocation every step used to make.
+    """
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        names: Sequence[tuple[str, str]],
+        cache: Sequence[np.ndarray],
+        new_tokens: int,
+        logits_shape: tuple[int, int],
+    ) -> None:
+        rows = int(cache[0].shape[0])
+        self.input_ids = np.zeros((rows, new_tokens), dtype=np.int64)
+        self.positions = np.zeros((rows, new_tokens), dtype=np.int64)
+        self.seqlens = np.zeros(rows, dtype=np.int32)
+        self.total = np.zeros((), dtype=np.int32)
+        # The graph gives the last position's logits, or every position's (then the last is read).
+        steps, vocab = logits_shape
+        self.logits = np.zeros((rows, steps or new_tokens, vocab), dtype=np.float32)
+        self.session = session
+        self.binding = session.io_binding()
+        # The OrtValues share the numpy buffers; they are kept so the buffers outlive the binding.
+        self._values = []
+        feeds = {
+            "input_ids": self.input_ids,
+            "position_ids": self.positions,
+            "seqlens_k": self.seqlens,
+            "total_sequence_length": self.total,
+        }
+        for name, array in feeds.items():
+            self._bind(name, array, output=False)
+        self._bind("logits", self.logits, output=True)
+        for (past, present), array in zip(names, cache, strict=True):
+            value = self._bind(past, array, output=False)
+            self.binding.bind_ortvalue_output(present, value)
+
+    def _bind(self, name: str, array: np.ndarray, *, output: bool) -> ort.OrtValue:
+        value = ort.OrtValue.ortvalue_from_numpy(array)
+        self._values.append(value)
+        if output:
+            self.binding.bind_ortvalue_output(name, value)
+        else:
+            self.binding.bind_ortvalue_input(name, value)
+        return value
+
+    def run(self, input_ids: np.ndarray, positions: np.ndarray, cached: np.ndarray) -> np.ndarray:
+        """The last position's logits (rows x vocab, a view of the bound buffer, valid until the next
+        run); ``cached``: tokens already in each row's cache, which grows by the new tokens in place."""
+        self.input_ids[...] = input_ids
+        self.positions[...] = positions
+        np.add(cached, input_ids.shape[1] - 1, out=self.seqlens, casting="unsafe")
+        self.total[...] = self.seqlens.max() + 1
+        self.session.run_with_iobinding(self.binding)
+        return self.logits[:, -1, :]
 
 
 class SlotEngine(Protocol):
@@ -32,9 +98,7 @@ class SlotEngine(Protocol):
 
     def new_cache(self, rows: int, length: int) -> list[np.ndarray]: ...
 
-    def static_step(
-        self, input_ids: np.ndarray, positions: np.ndarray, cached: np.ndarray, cache: Sequence[np.ndarray]
-    ) -> np.ndarray: ...
+    def bound_step(self, cache: Sequence[np.ndarray], new_tokens: int) -> BoundStep: ...
 
 
 def slot_count(max_rows: int, length: int, bytes_per_token: int, budget: int | None) -> int:
@@ -47,7 +111,13 @@ def slot_count(max_rows: int, length: int, bytes_per_token: int, budget: int | N
 class SlotBatcher:
     """Runs prompts through a static-cache engine, at most ``max_rows`` at once (see module doc)."""
 
-    def __init__(self, engine: SlotEngine, *, max_rows: int, memory_budget_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        engine: SlotEngine,
+        *,
+        max_rows: int,
+        memory_budget_bytes: int | None = None,
+    ) -> None:
         self.engine = engine
         self.max_rows = max(1, int(max_rows))
         self.memory_budget_bytes = memory_budget_bytes
@@ -66,6 +136,8 @@ class SlotBatcher:
         waiting = deque(range(len(prompts)))
         slots: list[int] = []  # the prompt in each running slot
         cached = np.zeros(rows, dtype=np.int64)  # tokens in each slot's cache
+        tokens = np.zeros((rows, 1), dtype=np.int64)  # the token each slot feeds next
+        bound: dict[int, BoundStep] = {}  # the decode run of the first n slots, bound once per n
         while waiting or slots:
             while waiting and len(slots) < rows:
                 index = waiting.popleft()
@@ -75,23 +147,24 @@ class SlotBatcher:
                 if not self._finished(token, answers[index], budgets[index]):
                     slots.append(index)
                     cached[slot] = len(prompts[index])
+                    tokens[slot, 0] = token
             if not slots:
                 continue
             self.peak_rows = max(self.peak_rows, len(slots))
             count = len(slots)
-            tokens = np.array([[answers[i][-1]] for i in slots], dtype=np.int64)
-            logits = self.engine.static_step(
-                tokens, cached[:count].reshape(-1, 1), cached[:count], [a[:count] for a in cache]
-            )
+            step = bound.get(count)
+            if step is None:
+                step = bound[count] = self.engine.bound_step([a[:count] for a in cache], 1)
+            logits = step.run(tokens[:count], cached[:count].reshape(-1, 1), cached[:count])
+            tokens[:count, 0] = np.argmax(logits, axis=-1)  # ties to the lowest id, as torch.argmax
             cached[:count] += 1
-            chosen = np.argmax(logits, axis=-1).tolist()  # ties to the lowest id, as torch.argmax
             done = []
-            for slot, (index, token) in enumerate(zip(slots, chosen, strict=True)):
+            for slot, (index, token) in enumerate(zip(slots, tokens[:count, 0].tolist(), strict=True)):
                 answers[index].append(token)
                 if self._finished(token, answers[index], budgets[index]):
                     done.append(slot)
             for slot in reversed(done):  # highest first, so the moves below never touch a done slot
-                self._release(slot, slots, cached, cache)
+                self._release(slot, slots, cached, tokens, cache)
         return answers
 
     def _finished(self, token: int, answer: list[int], budget: int) -> bool:
@@ -101,13 +174,13 @@ class SlotBatcher:
         """Run one prompt into ``slot``'s cache; returns its first token."""
         ids = np.asarray([prompt], dtype=np.int64)
         positions = np.arange(len(prompt), dtype=np.int64).reshape(1, -1)
-        logits = self.engine.static_step(
-            ids, positions, np.zeros(1, dtype=np.int64), [a[slot : slot + 1] for a in cache]
-        )
-        return int(np.argmax(logits[0]))
+        step = self.engine.bound_step([a[slot : slot + 1] for a in cache], len(prompt))
+        return int(np.argmax(step.run(ids, positions, np.zeros(1, dtype=np.int64))[0]))
 
     @staticmethod
-    def _release(slot: int, slots: list[int], cached: np.ndarray, cache: list[np.ndarray]) -> None:
+    def _release(
+        slot: int, slots: list[int], cached: np.ndarray, tokens: np.ndarray, cache: list[np.ndarray]
+    ) -> None:
         """Free ``slot``: the last running row moves into it (its own tokens only)."""
         last = len(slots) - 1
         if slot != last:
@@ -115,5 +188,6 @@ class SlotBatcher:
             for array in cache:
                 array[slot, :, :length] = array[last, :, :length]
             cached[slot] = cached[last]
+            tokens[slot] = tokens[last]
             slots[slot] = slots[last]
         slots.pop()

@@ -156,3 +156,19 @@ def test_a_static_cache_graph_without_position_ids_is_refused(static_engine, tmp
     with pytest.raises(Exception) as failure:  # onnxruntime refuses the graph, or the engine does
         DecoderEngine(broken)
     assert failure.type is EngineError or "position_ids" in str(failure.value)
+
+
+def test_the_static_cache_binds_each_view_once_not_each_step(static_engine, monkeypatch):
+    """Prefill binds one run per prompt, decoding one per count of running rows; the steps reuse them."""
+    from inference.runtime.static_cache import BoundStep
+
+    engine, prompts, alone = static_engine
+    bound, runs = [], []
+    make, run = engine.bound_step, BoundStep.run
+    monkeypatch.setattr(engine, "bound_step", lambda *args: bound.append(args[1]) or make(*args))
+    monkeypatch.setattr(BoundStep, "run", lambda self, *args: runs.append(1) or run(self, *args))
+    assert engine.generate_ids(prompts, TINY_MAX_NEW_TOKENS, max_rows=3) == alone
+    assert all(len(p) > 1 for p in prompts)
+    assert sorted(tokens for tokens in bound if tokens > 1) == sorted(len(p) for p in prompts)
+    assert 1 <= bound.count(1) <= 3  # one decode binding per count of running rows (1, 2 or 3)
+    assert len(runs) > 2 * len(bound)  # the decode steps reuse their bindings

@@ -219,6 +219,63 @@ def test_a_retired_builtin_model_stays_retired_on_the_next_start(tiny_copy, tmp_
     assert (shipped.status, own.status) == (ModelStatus.RETIRED, ModelStatus.ACTIVE)
 
 
+def _ship(tiny_copy, root, version):
+    """A shipped copy of the tiny model under ``root`` whose card names ``version``."""
+    directory = root / f"tiny-{version}"
+    shutil.copytree(tiny_copy, directory)
+    card = json.loads((directory / "card.json").read_text())
+    (directory / "card.json").write_text(json.dumps({**card, "version": version}))
+    return directory
+
+
+def test_of_several_shipped_versions_the_newest_serves_and_the_older_are_kept_retired(
+    tiny_copy, tmp_path, monkeypatch
+):
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    for version in ("1.9.0", "1.10.0", "1.0.0"):
+        _ship(tiny_copy, root, version)
+    monkeypatch.setattr(registry, "builtin_artifacts_root", lambda: root)
+    shipped = registry.register_builtin_models(context=SYSTEM)
+    assert [(mv.version, mv.status) for mv in shipped] == [
+        ("1.10.0", ModelStatus.ACTIVE),  # numerically newest, not "1.9.0" by string order
+        ("1.9.0", ModelStatus.RETIRED),
+        ("1.0.0", ModelStatus.RETIRED),
+    ]
+    assert registry.default_shipped_model(context=SYSTEM).version == "1.10.0"
+    assert AuditEvent.objects.filter(action="model_version.register").count() == 3
+
+
+def test_a_newer_shipped_version_replaces_the_older_one_serving_on_upgrade(tiny_copy, tmp_path, monkeypatch):
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    _ship(tiny_copy, root, "1.0.0")
+    monkeypatch.setattr(registry, "builtin_artifacts_root", lambda: root)
+    (old,) = registry.register_builtin_models(context=SYSTEM)
+    assert old.status == ModelStatus.ACTIVE
+    _ship(tiny_copy, root, "1.1.0")  # the next release ships a better model beside the old one
+    new, again = registry.register_builtin_models(context=SYSTEM)
+    old.refresh_from_db()
+    assert (new.version, new.status) == ("1.1.0", ModelStatus.ACTIVE)
+    assert again.pk == old.pk and old.status == ModelStatus.RETIRED
+    retire = AuditEvent.objects.get(action="model_version.retire")
+    assert retire.details["replaced_by"] == new.pk
+
+
+def test_a_new_shipped_version_never_overturns_the_departments_own_model(tiny_copy, tmp_path, monkeypatch):
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    _ship(tiny_copy, root, "1.0.0")
+    monkeypatch.setattr(registry, "builtin_artifacts_root", lambda: root)
+    (old,) = registry.register_builtin_models(context=SYSTEM)
+    own = register(tiny_copy, name="our-own", specialties=[], kinds=old.kinds, status=ModelStatus.ACTIVE)
+    _ship(tiny_copy, root, "1.1.0")
+    new, _ = registry.register_builtin_models(context=SYSTEM)
+    own.refresh_from_db()
+    assert (new.status, own.status) == (ModelStatus.CANDIDATE, ModelStatus.ACTIVE)
+    assert registry.default_shipped_model(context=SYSTEM) is None
+
+
 def test_files_that_differ_from_the_model_cards_own_list_are_refused(tiny_copy):
     card = json.loads((tiny_copy / "card.json").read_text())
     card["files"] = {"model.onnx": "0" * 64, "config.json": registry.file_sha256(tiny_copy / "config.json")}
