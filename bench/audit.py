@@ -13,12 +13,17 @@ throwaway ``test_<name>`` database next to it, migrates it, and drops it at the 
     each on its own connection, while the dedicated integrator runs beside them;
 (b) integration delay: for every appended event, the time from its commit to the end of the
     integrator pass that put it in the tree (p50 / p95 / max);
-(c) seeding ``--events`` events through :func:`audit.bulk.record_many` and integrating them, with a
-    signed checkpoint every tenth of the log;
+(c) seeding ``--events`` events and integrating them with the real integrator, with a signed
+    checkpoint every tenth of the log and one row per tenth (write and integration cost per event,
+    table and index size: the evidence on partitioning in docs/audit.md). On PostgreSQL the events
+    are exactly those :func:`audit.bulk.record_many` would write (its sequencer call and
+    ``build_event``), written with COPY: 10 M events took 17 minutes here under load;
 (d) ``verify_log(full=True)`` over all of them with one worker process per core, and an incremental
     ``verify_log()`` after 1% more events;
 (e) inclusion proof look-ups (:func:`audit.inclusion.inclusion_lookup`, what the API calls) at random
-    positions, and the audit timeline of one study (the indexed query the case page runs);
+    positions, with their CPU time and statements, and the audit timeline of one study (the indexed
+    query the case page runs); CPU time and statements per ``record()``, and CPU per event of the leaf
+    recomputation that verification does, in one process;
 (f) on PostgreSQL, table and index sizes per event, for the projection in docs/benchmarks.md.
 
 Prints one table. The SQLite default works too, but the figures are meant for PostgreSQL.
