@@ -33,7 +33,7 @@ import decimal
 import math
 from json.encoder import encode_basestring
 
-__all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "canonical_json"]
+__all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "canonical_fragment", "canonical_json"]
 
 #: Largest integer that an IEEE 754 double (the JSON number model of RFC 8785) represents exactly.
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -51,6 +51,18 @@ def canonical_json(obj: object) -> bytes:
     parts: list[str] = []
     _encode(obj, parts, 0)
     return "".join(parts).encode("utf-8")
+
+
+def canonical_fragment(obj: object, depth: int) -> str:
+    """The canonical JSON text of ``obj`` as a member value ``depth`` levels deep inside a larger
+    document (the depth counts toward :data:`MAX_DEPTH` exactly as in :func:`canonical_json`).
+
+    For encoders that assemble a document of fixed shape around general values (``audit/leaf.py``):
+    the caller joins the fragments and encodes the result as UTF-8 once.
+    """
+    parts: list[str] = []
+    _encode(obj, parts, depth)
+    return "".join(parts)
 
 
 def _utf16_key(key: str) -> bytes:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from django.db import connection
+
 from audit import checkpoints, integrator
-from audit.models import AuditEvent, AuditLogHead, Checkpoint
+from audit.models import AuditEvent, AuditLogHead
 
 INTEGRATED, PENDING, UNKNOWN = "integrated", "pending", "unknown"
 
@@ -45,11 +47,9 @@ def inclusion_lookup(seq: int, tree_size: int | None = None) -> InclusionAnswer:
         raise ValueError("tree_size must be an integer")
     if tree_size is not None and tree_size <= seq:
         raise ValueError("tree_size must be above seq")
-    head = AuditLogHead.objects.filter(pk=1).first()
-    integrated = head.size if head is not None else 0
+    integrated, covering = _sizes(seq)
     if tree_size is None:
-        latest = Checkpoint.objects.filter(tree_size__gt=seq).order_by("-tree_size").first()
-        tree_size = latest.tree_size if latest is not None else integrated
+        tree_size = covering if covering is not None else integrated
     if seq < integrated and tree_size <= integrated:
         try:
             leaf, proof = checkpoints.leaf_and_inclusion_proof(seq, tree_size)
@@ -61,10 +61,25 @@ def inclusion_lookup(seq: int, tree_size: int | None = None) -> InclusionAnswer:
     leaf = AuditEvent.objects.filter(seq=seq).values_list("leaf_hash", flat=True).first()
     if leaf is None:
         return InclusionAnswer(UNKNOWN, seq, message=f"no audit event {seq} has been committed")
-    delay = integrator.expected_delay_s(head)
+    delay = integrator.expected_delay_s(AuditLogHead.objects.filter(pk=1).first())
     message = (
         f"audit event {seq} is recorded but not yet integrated into the Merkle tree "
         f"(integrated: {integrated} events); "
         + (f"expected within {delay} s" if delay is not None else "the integrator is not running")
     )
     return InclusionAnswer(PENDING, seq, tree_size, leaf, retry_after_s=delay, message=message)
+
+
+def _sizes(seq: int) -> tuple[int, int | None]:
+    """The integrated tree's size (0 before the first integration) and the size of the latest signed
+    checkpoint that covers ``seq`` (None if none does yet), in one statement: with the nodes' query,
+    an integrated event's proof is two round trips. Plain SQL: the ORM's compilation of the same
+    query cost more CPU than the rest of the proof."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT size FROM audit_auditloghead WHERE id = 1), "
+            "(SELECT max(tree_size) FROM audit_checkpoint WHERE tree_size > %s)",
+            [seq],
+        )
+        size, covering = cursor.fetchone()
+    return size or 0, covering

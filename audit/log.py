@@ -24,9 +24,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from audit import sequencer
-from audit.canonical import canonical_json
-from audit.merkle import CompactRange, leaf_hash
-from audit.models import ActorKind, AuditEvent, AuditLogHead
+from audit.leaf import leaf_digest
+from audit.merkle import CompactRange
+from audit.models import LEAF_FIELDS, ActorKind, AuditEvent, AuditLogHead
 
 MAX_USER_AGENT = 256
 
@@ -181,7 +181,8 @@ def build_event(
 def seal(event: AuditEvent, seq: int) -> AuditEvent:
     """Give an unsealed event its sequence number and the leaf hash that covers it."""
     event.seq = seq
-    event.leaf_hash = leaf_hash(canonical_json(event.leaf_document())).hex()
+    # leaf_digest is canonical_json(event.leaf_document()) hashed, without building the document.
+    event.leaf_hash = leaf_digest(*[getattr(event, name) for name in LEAF_FIELDS]).hex()
     return event
 
 

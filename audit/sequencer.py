@@ -14,8 +14,9 @@ dies with its connection, or with the server) leaves a hole. Holes are filled la
 integrator with an explicit *void* leaf, but only once the hole is *provably abandoned*:
 
 1. :func:`allocate` makes sure the transaction has its transaction id (xid) *before* it takes a
-   number: ``pg_current_xact_id()`` in a sub-select that ``OFFSET 0`` keeps from being flattened,
-   whose column the outer query selects (an unused column of a STABLE function is planned away).
+   number: the server-side function ``audit_allocate`` (migration 0005) runs, in this order and in
+   one round trip, ``LOCK TABLE`` (step 3), ``PERFORM pg_current_xact_id()`` (a PL/pgSQL statement
+   of its own, so nothing can plan it away) and ``nextval``.
 2. Before each pass, outside any transaction, the integrator takes a *fence*: first ``L`` = the last
    number handed out, then ``X`` = a brand-new xid (``pg_current_xact_id()`` in a transaction of its
    own). xids are assigned in increasing order, so every transaction holding a number ``n <= L`` got
@@ -68,17 +69,11 @@ def allocate(count: int = 1) -> list[int]:
 def _allocate(count: int) -> list[int]:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # The table lock (ROW EXCLUSIVE: writers never wait for each other) is what marks this
-            # transaction as a possible owner of numbers for fence_settled(), from before nextval.
-            cursor.execute("LOCK TABLE audit_auditevent IN ROW EXCLUSIVE MODE")
-            # owner.xid is selected on purpose: an unused sub-select column would be planned away
-            # (pg_current_xact_id is STABLE), and the xid must exist before nextval runs.
-            cursor.execute(
-                "SELECT owner.xid, nextval(%s) FROM (SELECT pg_current_xact_id() AS xid OFFSET 0) AS owner, "
-                "generate_series(1, %s)",
-                [SEQUENCE, count],
-            )
-            return sorted(row[1] for row in cursor.fetchall())
+            # One round trip: audit_allocate() (migration 0005) takes the table lock (ROW EXCLUSIVE:
+            # writers never wait for each other; it marks this transaction as a possible owner of
+            # numbers for fence_settled()), then makes sure the xid exists, then calls nextval.
+            cursor.execute("SELECT audit_allocate(%s)", [count])
+            return sorted(row[0] for row in cursor.fetchall())
         cursor.execute("SELECT coalesce(max(seq), -1) + 1 FROM audit_auditevent")
         first = cursor.fetchone()[0]
     return list(range(first, first + count))

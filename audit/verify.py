@@ -25,8 +25,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit import checkpoints, verify_ranges
-from audit.canonical import canonical_json
-from audit.merkle import CompactRange, leaf_hash, node_hash, verify_consistency
+from audit.leaf import leaf_digest
+from audit.merkle import CompactRange, node_hash, verify_consistency
 from audit.merkle.hashing import _fold_right
 from audit.models import (
     LEAF_FIELDS,
@@ -36,7 +36,6 @@ from audit.models import (
     Checkpoint,
     VerificationOrigin,
     VerificationRun,
-    leaf_document,
 )
 from audit.signing import verify_tree_head
 
@@ -302,7 +301,7 @@ def _locate_rewrite(first: int, end: int) -> int | None:
     left: bytes | None = None
     rows = AuditEvent.objects.filter(seq__gte=start, seq__lt=end).order_by("seq").values_list(*LEAF_FIELDS)
     for row in rows.iterator(chunk_size=BATCH):
-        digest = leaf_hash(canonical_json(leaf_document(*row)))
+        digest = leaf_digest(*row)
         if row[0] % 2 == 0:
             left = digest
             continue

@@ -10,18 +10,21 @@ have met first.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from hashlib import sha256
+from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 from audit import range_workers
-from audit.canonical import canonical_json
-from audit.merkle import leaf_hash
-from audit.models import LEAF_FIELDS, AuditEvent, leaf_document
+from audit.leaf import leaf_bytes
+from audit.models import LEAF_FIELDS, AuditEvent
 
 CHUNK = 5_000
 #: Below this many events a single process is faster than starting workers.
@@ -47,31 +50,83 @@ def recompute(start: int, end: int, progress: Progress | None = None) -> RangeRe
 
     ``progress`` is called with the count recomputed so far after every :data:`CHUNK` events.
     """
-    rows = (
-        AuditEvent.objects.filter(seq__gte=start, seq__lt=end)
-        .order_by("seq")
-        .values_list(*LEAF_FIELDS, "leaf_hash")
-    )
     out = bytearray()
     expected = start
-    for row in rows.iterator(chunk_size=CHUNK):
-        seq, stored = row[0], row[-1]
-        if seq != expected:
-            return RangeResult(
-                start, bytes(out), expected, f"event {expected} is missing (next stored event is {seq})"
-            )
-        digest = leaf_hash(canonical_json(leaf_document(*row[:-1])))
-        if digest.hex() != stored:
-            return RangeResult(
-                start, bytes(out), seq, "the event's content does not match its leaf hash (altered)"
-            )
-        out += digest
-        expected += 1
-        if progress is not None and (expected - start) % CHUNK == 0:
-            progress(expected - start)
+    with _leaf_rows(start, end) as (rows, decode):
+        # One unpacking and one call per row: at a million rows every attribute look-up shows.
+        for seq, at, kind, actor, name, action, o_type, o_id, patient, study, details, address, agent, channel, stored in rows:  # fmt: skip # noqa: E501
+            if seq != expected:
+                return RangeResult(
+                    start, bytes(out), expected, f"event {expected} is missing (next stored event is {seq})"
+                )
+            document = leaf_bytes(
+                seq, at, kind, actor, name, action, o_type, o_id, patient, study, decode(details), address,
+                agent, channel,
+            )  # fmt: skip
+            digest = sha256(b"\x00" + document).digest()  # audit.leaf.leaf_digest, inlined
+            if digest.hex() != stored:
+                return RangeResult(
+                    start, bytes(out), seq, "the event's content does not match its leaf hash (altered)"
+                )
+            out += digest
+            expected += 1
+            if progress is not None and (expected - start) % CHUNK == 0:
+                progress(expected - start)
     if expected < end:
         return RangeResult(start, bytes(out), expected, f"event {expected} is missing", truncated=True)
     return RangeResult(start, bytes(out))
+
+
+@contextlib.contextmanager
+def _leaf_rows(start: int, end: int) -> Iterator[tuple[Iterator[tuple], Callable[[Any], Any]]]:
+    """The :data:`LEAF_FIELDS` values and the stored leaf hash of events ``start .. end - 1``, by seq,
+    and the function that turns the ``details`` column read into its value.
+
+    On PostgreSQL a server-side cursor in binary format streams plain tuples: integers and
+    timestamps are decoded in C, with no per-row ORM work (a third of the CPU of the ORM's text
+    rows). ``details`` comes as its JSON text, to be decoded with ``json.loads`` as
+    JSONField.from_db_value decodes it (psycopg's own jsonb loader costs twice as much), and
+    timestamps in the session's time zone, UTC as Django sets it: the values the ORM would give
+    (the verify tests run on both paths). Elsewhere the ORM reads them in chunks.
+    """
+    if connection.vendor != "postgresql":
+        rows = (
+            AuditEvent.objects.filter(seq__gte=start, seq__lt=end)
+            .order_by("seq")
+            .values_list(*LEAF_FIELDS, "leaf_hash")
+        )
+        yield rows.iterator(chunk_size=CHUNK), _as_read
+        return
+    # A named cursor lives in a transaction (WITH HOLD, outside one, would copy the whole range).
+    with transaction.atomic(), connection.wrap_database_errors:
+        connection.ensure_connection()
+        with connection.connection.cursor(name="audit_verify_range", binary=True) as cursor:
+            cursor.execute(_RANGE_SQL, [start, end])
+            yield _batches(cursor), _json_or_null
+
+
+def _as_read(value: Any) -> Any:
+    return value
+
+
+def _json_or_null(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _batches(cursor: Any) -> Iterator[tuple]:
+    """The rows of a server-side cursor, fetched :data:`CHUNK` at a time."""
+    while batch := cursor.fetchmany(CHUNK):
+        yield from batch
+
+
+_META = AuditEvent._meta
+_COLUMNS = ", ".join(
+    f"{column}::text" if name == "details" else column
+    for name in (*LEAF_FIELDS, "leaf_hash")
+    for column in [_META.get_field(name).column]
+)
+# Built from the model's own metadata, never from input.
+_RANGE_SQL = f"SELECT {_COLUMNS} FROM {_META.db_table} WHERE seq >= %s AND seq < %s ORDER BY seq"  # noqa: S608
 
 
 def recompute_all(

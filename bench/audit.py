@@ -13,12 +13,17 @@ throwaway ``test_<name>`` database next to it, migrates it, and drops it at the 
     each on its own connection, while the dedicated integrator runs beside them;
 (b) integration delay: for every appended event, the time from its commit to the end of the
     integrator pass that put it in the tree (p50 / p95 / max);
-(c) seeding ``--events`` events through :func:`audit.bulk.record_many` and integrating them, with a
-    signed checkpoint every tenth of the log;
+(c) seeding ``--events`` events and integrating them with the real integrator, with a signed
+    checkpoint every tenth of the log and one row per tenth (write and integration cost per event,
+    table and index size: the evidence on partitioning in docs/audit.md). On PostgreSQL the events
+    are exactly those :func:`audit.bulk.record_many` would write (its sequencer call and
+    ``build_event``), written with COPY: 10 M events took 17 minutes here under load;
 (d) ``verify_log(full=True)`` over all of them with one worker process per core, and an incremental
     ``verify_log()`` after 1% more events;
 (e) inclusion proof look-ups (:func:`audit.inclusion.inclusion_lookup`, what the API calls) at random
-    positions, and the audit timeline of one study (the indexed query the case page runs);
+    positions, with their CPU time and statements, and the audit timeline of one study (the indexed
+    query the case page runs); CPU time and statements per ``record()``, and CPU per event of the leaf
+    recomputation that verification does, in one process;
 (f) on PostgreSQL, table and index sizes per event, for the projection in docs/benchmarks.md.
 
 Prints one table. The SQLite default works too, but the figures are meant for PostgreSQL.
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import multiprocessing
 import os
 import platform
@@ -141,51 +147,122 @@ def bench_appends(total: int, writers: int) -> tuple[float, list[float]]:
     return len(appended) / elapsed, delays
 
 
-def seed(count: int, chunk: int, checkpoint_every: int) -> float:
-    """Append ``count`` events through ``record_many`` in transactions of ``chunk``, integrating and
-    signing a checkpoint every ``checkpoint_every``; the seconds spent integrating."""
-    from django.db import transaction
+def _seed_entries(first: int, size: int) -> list[dict]:
+    """The entries of seeded events ``first .. first + size - 1`` (four actions, three events a study)."""
+    actions = ("study.view", "report.view", "ai_output.create", "export.create")
+    return [
+        {
+            "action": actions[n % 4],
+            "object_type": "study",
+            "object_id": n // 3,
+            "patient_id": n // 30,
+            "study_id": n // 3,
+            "details": {"page": "worklist", "n": n},
+        }
+        for n in range(first, first + size)
+    ]
+
+
+SEED_CONTEXT = ("10.0.0.1", "Mozilla/5.0 (bench)", "GET /studies/")
+
+
+def _write_copy(entries: list[dict]) -> None:
+    """PostgreSQL: exactly the events ``record_many`` would write (its sequencer call, its
+    ``build_event``, so the same numbers, columns and leaf hashes), written with one COPY."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from audit import sequencer
+    from audit.log import AuditContext, actor_fields_of, build_event
+    from audit.models import LEAF_FIELDS
+
+    context = AuditContext(*SEED_CONTEXT)
+    actor_fields, now = actor_fields_of(None), timezone.now()
+    seqs = sequencer.allocate(len(entries))
+    columns = (*LEAF_FIELDS, "leaf_hash")
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY audit_auditevent ({', '.join(columns)}) FROM STDIN") as copy:
+            for seq, entry in zip(seqs, entries, strict=True):
+                event = build_event(seq, now, actor_fields, context, entry)
+                row = [getattr(event, name) for name in columns]
+                row[LEAF_FIELDS.index("details")] = json.dumps(event.details)
+                copy.write_row(row)
+
+
+def seed(
+    count: int, chunk: int, checkpoint_every: int, *, progress: list[Row] | None = None
+) -> tuple[float, float]:
+    """Append ``count`` events in transactions of ``chunk`` (COPY of ``record_many``'s rows on
+    PostgreSQL, ``record_many`` itself elsewhere), integrating after each and signing a checkpoint
+    every ``checkpoint_every``; the seconds spent writing and integrating. With ``progress``, one row
+    per checkpoint: the write and integration cost per event at that size (insert cost vs size)."""
+    from django.db import connection, transaction
 
     from audit import checkpoints, integrator
     from audit.bulk import record_many
     from audit.log import AuditContext
 
-    context = AuditContext(
-        client_address="10.0.0.1", user_agent="Mozilla/5.0 (bench)", channel="GET /studies/"
-    )
-    actions = ("study.view", "report.view", "ai_output.create", "export.create")
-    integrating = 0.0
+    context = AuditContext(*SEED_CONTEXT)
+    writing = integrating = 0.0
     written = 0
+    since = [0.0, 0.0, 0]  # write s, integrate s, events since the last progress row
     while written < count:
         size = min(chunk, count - written, checkpoint_every - written % checkpoint_every)
-        entries = [
-            {
-                "action": actions[n % 4],
-                "object_type": "study",
-                "object_id": n // 3,
-                "patient_id": n // 30,
-                "study_id": n // 3,
-                "details": {"page": "worklist", "n": n},
-            }
-            for n in range(written, written + size)
-        ]
-        with transaction.atomic():
-            record_many(entries, actor=None, context=context)
-        written += size
+        entries = _seed_entries(written, size)
         start = time.perf_counter()
-        integrator.integrate_all()
-        if written % checkpoint_every == 0:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                _write_copy(entries)
+            else:
+                record_many(entries, actor=None, context=context)
+        middle = time.perf_counter()
+        integrator.integrate_all(max_seconds=3600)
+        if (written + size) % checkpoint_every == 0:
             checkpoints.create_checkpoint()
-        integrating += time.perf_counter() - start
-    return integrating
+        end = time.perf_counter()
+        written += size
+        writing, integrating = writing + middle - start, integrating + end - middle
+        since = [since[0] + middle - start, since[1] + end - middle, since[2] + size]
+        if progress is not None and written % checkpoint_every == 0:
+            _progress_row(progress, *since)
+            since = [0.0, 0.0, 0]
+    return writing, integrating
+
+
+def _progress_row(rows: list[Row], writing: float, integrating: float, count: int) -> None:
+    """One seeding row: wall time per event of the last ``count`` written and integrated, and the
+    sizes the event table and its indexes have reached (the evidence on partitioning)."""
+    from django.db import connection
+
+    from audit.models import AuditEvent
+
+    sizes = ""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_table_size('audit_auditevent'), pg_indexes_size('audit_auditevent')")
+            table, indexes = cursor.fetchone()
+        sizes = f"; table {table / 2**20:,.0f} MiB, indexes {indexes / 2**20:,.0f} MiB"
+    per_write, per_integration = writing / count * 1e6, integrating / count * 1e6
+    emit(
+        rows,
+        (
+            f"seeding at {AuditEvent.objects.count():,} events",
+            f"last {count:,}",
+            f"write {per_write:.0f} us/event, integrate {per_integration:.0f} us/event (wall){sizes}",
+        ),
+    )
 
 
 def bench_lookups(size: int, count: int, rng: random.Random) -> list[Row]:
     """Inclusion proof look-ups and one study's timeline at log size ``size``."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
     from audit.inclusion import INTEGRATED, inclusion_lookup
     from audit.models import AuditEvent
 
     times, lengths = [], []
+    cpu = time.process_time()
     for _ in range(count):
         seq = rng.randrange(size)
         start = time.perf_counter()
@@ -193,11 +270,16 @@ def bench_lookups(size: int, count: int, rng: random.Random) -> list[Row]:
         times.append(time.perf_counter() - start)
         assert answer.status == INTEGRATED, answer
         lengths.append(len(answer.proof))
+    cpu = (time.process_time() - cpu) / count
+    with CaptureQueriesContext(connection) as captured:
+        for _ in range(10):
+            inclusion_lookup(rng.randrange(size))
     rows = [
         (
             "inclusion_lookup(seq) (the API's call)",
-            f"{count} random seqs, {min(lengths)}-{max(lengths)} hashes (max {max(lengths) * 32} B)",
-            _spread(times),
+            f"{count} random seqs at {size:,}, {min(lengths)}-{max(lengths)} hashes "
+            f"(max {max(lengths) * 32} B)",
+            f"{_spread(times)}; CPU {cpu * 1e3:.2f} ms, {len(captured) / 10:g} statements per proof",
         )
     ]
     times = []
@@ -207,6 +289,42 @@ def bench_lookups(size: int, count: int, rng: random.Random) -> list[Row]:
         list(AuditEvent.objects.filter(study_id=study).order_by("-seq")[:50])
         times.append(time.perf_counter() - start)
     rows.append(("timeline of one study (study_id, -seq)", f"{count} random studies", _spread(times)))
+    return rows
+
+
+def cpu_costs(size: int, appends: int = 500) -> list[Row]:
+    """CPU time (this process) and statements per append, and CPU per event of recomputing leaves."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from audit import log, verify_ranges
+
+    cpu = time.process_time()
+    with CaptureQueriesContext(connection) as captured:
+        for i in range(appends):
+            with transaction.atomic():
+                log.record("bench.append", actor=None, object_type="study", object_id=i, details={"i": i})
+    cpu = (time.process_time() - cpu) / appends
+    rows = [
+        (
+            "append via record(): per append, one process",
+            f"{appends} appends",
+            f"{len(captured) / appends:g} statements in the caller's transaction, CPU {cpu * 1e6:.0f} us "
+            "(client side, ORM included)",
+        )
+    ]
+    count = min(size, 100_000)
+    cpu = time.process_time()
+    result = verify_ranges.recompute(0, count)
+    cpu = (time.process_time() - cpu) / count
+    assert result.failure_seq is None, result
+    rows.append(
+        (
+            "leaf recomputation (verify's work), one process",
+            f"{count:,} events from 0",
+            f"CPU {cpu * 1e6:.2f} us/event (row fetch + canonical JSON + SHA-256)",
+        )
+    )
     return rows
 
 
@@ -234,6 +352,8 @@ def table_sizes() -> list[Row]:
 
 def run(args: argparse.Namespace) -> tuple[list[Row], str]:
     """All measurements on the throwaway database; the table rows and a one-line summary of what is stored."""
+    from django.db import connection
+
     from audit import verify
     from audit.models import AuditEvent, AuditNode, Checkpoint
 
@@ -250,15 +370,16 @@ def run(args: argparse.Namespace) -> tuple[list[Row], str]:
         )
     seed_count = args.events - AuditEvent.objects.count()
     start = time.perf_counter()
-    integrating = seed(seed_count, args.chunk, max(1, args.events // 10))
+    writing, integrating = seed(seed_count, args.chunk, max(1, args.events // 10), progress=rows)
     seconds = time.perf_counter() - start
-    rate = f"{seed_count / integrating:,.0f} leaves/s"
+    how = "COPY of record_many's rows" if connection.vendor == "postgresql" else "record_many"
     emit(
         rows,
         (
-            "seed via record_many + integrate",
+            f"seed via {how} + integrate",
             f"{seed_count:,} events",
-            f"{seconds:.1f} s, integration {integrating:.1f} s ({rate})",
+            f"{seconds:.1f} s: writing {writing:.1f} s ({seed_count / writing:,.0f} events/s), integration "
+            f"{integrating:.1f} s ({seed_count / integrating:,.0f} leaves/s)",
         ),
     )
     start = time.perf_counter()
@@ -287,7 +408,8 @@ def run(args: argparse.Namespace) -> tuple[list[Row], str]:
             f"{seconds:.2f} s",
         ),
     )
-    for row in bench_lookups(incremental.tree_size, args.proofs, random.Random(args.seed)) + table_sizes():
+    lookups = bench_lookups(incremental.tree_size, args.proofs, random.Random(args.seed))
+    for row in lookups + cpu_costs(incremental.tree_size) + table_sizes():
         emit(rows, row)
     stored = (
         f"{AuditEvent.objects.count():,} events, {AuditNode.objects.count():,} Merkle nodes, "

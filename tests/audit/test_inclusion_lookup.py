@@ -125,3 +125,19 @@ def test_two_integrators_never_run_a_pass_at_the_same_time(append):
     else:
         assert not second.busy and moments["second"] >= moments["released"]
     assert integrate_now() == 3
+
+
+def test_a_proof_takes_two_queries_whatever_the_size(append, django_assert_num_queries):
+    # The head with the covering checkpoint, then the leaf and every node in one UNION ALL.
+    append(37)
+    checkpoints.create_checkpoint()
+    append(20)
+    integrate_now()
+    for seq in (0, 12, 36, 37, 56):
+        with django_assert_num_queries(2):
+            answer = inclusion_lookup(seq)
+        root = checkpoints.root_at(answer.tree_size)
+        proof = [bytes.fromhex(h) for h in answer.proof]
+        assert verify_inclusion(bytes.fromhex(answer.leaf_hash), seq, answer.tree_size, proof, root)
+    with django_assert_num_queries(2):
+        assert inclusion_lookup(5, tree_size=40).status == INTEGRATED

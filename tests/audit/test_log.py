@@ -171,6 +171,18 @@ def test_events_cannot_be_inserted_twice_under_one_seq(append):
         event.save(force_insert=True)
 
 
+@pytest.mark.django_db
+def test_an_append_is_two_statements_on_every_database(django_assert_num_queries):
+    # The number (on PostgreSQL audit_allocate(): the sequencer's table lock, xid and nextval in one
+    # call) and the INSERT; the caller's transaction is the caller's.
+    with transaction.atomic():
+        log.record("test.append", actor=None)  # a first call may set the session up
+        with django_assert_num_queries(2) as captured:
+            log.record("test.append", actor=None, details={"n": 1})
+    if connection.vendor == "postgresql":
+        assert "audit_allocate" in captured.captured_queries[0]["sql"]
+
+
 # --- the stored tree ----------------------------------------------------------------------------------
 
 
