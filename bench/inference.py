@@ -16,7 +16,7 @@ Measured: import and load time, batch-1 latency p50/p95 over ``--latency`` promp
 second at each batch size over all ``--prompts`` prompts, peak RSS of the process, and the share of
 texts identical to PyTorch fp32 at batch 1 (must be 100%).
 
-The model is ``--model``, else the first shipped model under ``inference/artifacts/``, else the tiny
+The model is ``--model``, else the newest shipped model under ``inference/artifacts/``, else the tiny
 random test model (tests/model_fixtures.py; the output says so). A shipped model carries no PyTorch
 weights: they are rebuilt from the ONNX graph's initialisers (GPT-2 layout) and checked against
 onnxruntime's logits before use. Prompts are ``report_draft`` prompts of a synthetic department
@@ -55,9 +55,15 @@ RUNTIME_ENGINES = ("runtime", "fused", "static", "int8")
 
 
 def shipped_model() -> Path | None:
+    """The serving default: the shipped model with the highest version (as the registry picks it)."""
     root = ROOT / "inference" / "artifacts"
-    found = sorted(p for p in root.glob("*") if (p / "model.onnx").is_file()) if root.is_dir() else []
-    return found[0] if found else None
+    found = [p for p in root.glob("*") if (p / "model.onnx").is_file()] if root.is_dir() else []
+
+    def version_key(directory: Path) -> tuple[int, ...]:
+        version = json.loads((directory / "card.json").read_text()).get("version", "0")
+        return tuple(int(part) if part.isdigit() else -1 for part in str(version).split("."))
+
+    return max(found, key=version_key) if found else None
 
 
 def fitting_inputs(model_dir: Path, count: int, max_new_tokens: int, seed: int) -> list[dict[str, Any]]:

@@ -15,7 +15,11 @@ from inference.prompts import build_prompt
 from inference.training.evaluate import GreedyDecoder
 from portal.records.models import ModelStatus, Specialty
 
-SHIPPED = Path(settings.BASE_DIR) / "inference" / "artifacts" / "concordance-draft-1.0.0"
+ARTIFACTS = Path(settings.BASE_DIR) / "inference" / "artifacts"
+#: The serving default (docs/models.md); 1.0.0 stays shipped so that the drafts it wrote stay reproducible.
+SHIPPED = ARTIFACTS / "concordance-draft-1.1.0"
+#: What each shipped version was built from: demo reports read, training threads, steps.
+BUILDS = {"1.0.0": (6000, 2, 3000), "1.1.0": (12000, 1, 6000)}
 FILES = {"model.onnx", "config.json", "tokenizer.json", "generation_config.json", "card.json"}
 
 # A clean chest radiograph finding set, written as the upstream imaging AI sends it.
@@ -43,17 +47,27 @@ INPUTS = {
 }
 
 
-def _card() -> dict:
-    return json.loads((SHIPPED / "card.json").read_text(encoding="utf-8"))
+def _card(directory: Path = SHIPPED) -> dict:
+    return json.loads((directory / "card.json").read_text(encoding="utf-8"))
 
 
-def test_the_card_matches_the_files():
-    card = _card()
-    assert {p.name for p in SHIPPED.iterdir()} == FILES
+@pytest.mark.parametrize("version", sorted(BUILDS))
+def test_every_shipped_card_matches_its_files(version):
+    directory = ARTIFACTS / f"concordance-draft-{version}"
+    card = _card(directory)
+    assert {p.name for p in directory.iterdir()} == FILES
     for name in FILES - {"card.json"}:
-        assert card["files"][name] == registry.file_sha256(SHIPPED / name), name
-    assert card["name"] == "concordance-draft" and card["version"] == "1.0.0"
+        assert card["files"][name] == registry.file_sha256(directory / name), name
+    assert card["name"] == "concordance-draft" and card["version"] == version
     assert card["architecture"] == "causal" and card["quantisation"] == "fp32"
+    reports, threads, steps = BUILDS[version]
+    assert card["lineage"]["reports_read"] == reports
+    assert card["seed"] == 7 and card["threads"] == threads and card["settings"]["max_steps"] == steps
+
+
+def test_nothing_else_is_shipped():
+    shipped = {d.name for d in ARTIFACTS.iterdir() if not d.name.startswith(".")}
+    assert shipped == {f"concordance-draft-{version}" for version in BUILDS}
 
 
 def test_one_model_serves_every_specialty_and_the_kinds_the_corpus_supports():
@@ -61,16 +75,18 @@ def test_one_model_serves_every_specialty_and_the_kinds_the_corpus_supports():
     assert card["specialties"] == sorted(Specialty.values)
     assert card["kinds"] == ["report_draft", "history_summary", "prior_comparison"]
     assert card["lineage"]["specialties"] == sorted(Specialty.values)
-    assert card["lineage"]["reports_read"] == 6000
     assert 2_500_000 <= card["settings"]["parameters"] <= 4_000_000
     assert 8_000_000 <= (SHIPPED / "model.onnx").stat().st_size <= 20_000_000
-    assert card["seed"] == 7 and card["threads"] == 2
     assert 0.0 < card["metrics"]["facts_right_share"] <= 1.0
 
 
 @pytest.mark.django_db
 def test_it_registers_as_the_active_model_and_drafts_a_report():
-    (mv,) = [m for m in registry.register_builtin_models(context=SYSTEM) if m.name == "concordance-draft"]
+    newest, older = [
+        m for m in registry.register_builtin_models(context=SYSTEM) if m.name == "concordance-draft"
+    ]
+    assert (newest.version, older.version, older.status) == ("1.1.0", "1.0.0", ModelStatus.RETIRED)
+    mv = newest
     assert mv.status == ModelStatus.ACTIVE and set(mv.artifacts) == FILES
     assert registry.active_version_for(specialty="breast", kind="report_draft") == mv
     runtime.clear_cache()
