@@ -9,7 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from audit import sequencer
-from audit.log import SYSTEM, AuditContext, actor_fields_of, build_event
+from audit.log import SYSTEM, AuditContext, actor_fields_of, build_event, insert_events
 from audit.models import AuditEvent
 
 
@@ -34,5 +34,5 @@ def record_many(
     events = [
         build_event(seq, now, actor_fields, context, entry) for seq, entry in zip(seqs, entries, strict=True)
     ]
-    AuditEvent.objects.bulk_create(events, batch_size=1000)
+    insert_events(events)
     return events

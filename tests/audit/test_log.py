@@ -83,24 +83,15 @@ def test_no_change_without_its_event(monkeypatch):
     integrated log stays gap-free (SQLite reuses the numbers; PostgreSQL voids them, provably)."""
     _ingest("ACC9000")  # an earlier, committed change: the log is not empty
     before = list(AuditEvent.objects.values_list("seq", "leaf_hash"))
-    original = AuditEvent.save
+    original = log.insert_events
 
-    def fail_on_study(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        original(self, *args, **kwargs)
-        if self.action == "study.create":
-            raise InjectedFailure("crash after the study's event was written")
-
-    # An ingest unit appends its events together (one INSERT, audit.log.batch): crash right after it.
-    original_bulk = AuditEvent.objects.bulk_create
-
-    def fail_on_study_batch(events, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        inserted = original_bulk(events, *args, **kwargs)
+    # Every append (one record(), or an ingest unit's batch) ends in insert_events: crash right after it.
+    def fail_on_study(events):  # noqa: ANN001, ANN202
+        original(events)
         if any(event.action == "study.create" for event in events):
             raise InjectedFailure("crash after the study's event was written")
-        return inserted
 
-    monkeypatch.setattr(AuditEvent, "save", fail_on_study)
-    monkeypatch.setattr(AuditEvent.objects, "bulk_create", fail_on_study_batch)
+    monkeypatch.setattr(log, "insert_events", fail_on_study)
     with pytest.raises(InjectedFailure):
         _ingest("ACC9001")
 
@@ -109,8 +100,7 @@ def test_no_change_without_its_event(monkeypatch):
     assert not Patient.objects.filter(mrn="MRN-ACC9001").exists()
     assert list(AuditEvent.objects.values_list("seq", "leaf_hash")) == before
 
-    monkeypatch.setattr(AuditEvent, "save", original)
-    monkeypatch.setattr(AuditEvent.objects, "bulk_create", original_bulk)
+    monkeypatch.setattr(log, "insert_events", original)
     _ingest("ACC9001")
     size = integrate_now()
     assert list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True)) == list(range(size))
