@@ -470,11 +470,15 @@ def register_builtin_models(
         shipped.setdefault(card.get("name") or directory.name, []).append((directory, card))
     registered = []
     for name in sorted(shipped):
-        versions = sorted(shipped[name], key=lambda item: _version_key(item[1]), reverse=True)
-        for rank, (directory, card) in enumerate(versions):
-            registered.append(
-                _register_shipped(directory, card, name, newest=rank == 0, actor=actor, context=context)
+        # Oldest first, so that a shipped variant finds the parent its card names already registered.
+        versions = sorted(shipped[name], key=lambda item: _version_key(item[1]))
+        done = [
+            _register_shipped(
+                directory, card, name, newest=i == len(versions) - 1, actor=actor, context=context
             )
+            for i, (directory, card) in enumerate(versions)
+        ]
+        registered += reversed(done)
     return registered
 
 
@@ -509,10 +513,22 @@ def _register_shipped(
             )
         return known
     status = ModelStatus.CANDIDATE if newest else ModelStatus.RETIRED
-    mv = model_version_register_directory(directory=directory, status=status, actor=actor, context=context)
+    mv = model_version_register_directory(
+        directory=directory, status=status, actor=actor, context=context, parent=_shipped_parent(card)
+    )
     if newest and _only_older_shipped_serve(mv):
         mv = model_version_activate(model_version=mv, actor=actor, context=context)
     return mv
+
+
+def _shipped_parent(card: dict[str, Any]) -> ModelVersion | None:
+    """The registered version a shipped variant's card names as its parent (same bytes), if any."""
+    named = (card.get("lineage") or {}).get("parent")
+    if not isinstance(named, dict):
+        return None
+    return ModelVersion.objects.filter(
+        name=named.get("name"), version=named.get("version"), artifact_sha256=named.get("artifact_sha256")
+    ).first()
 
 
 def _only_older_shipped_serve(mv: ModelVersion) -> bool:

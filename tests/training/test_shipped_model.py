@@ -16,10 +16,12 @@ from inference.training.evaluate import GreedyDecoder
 from portal.records.models import ModelStatus, Specialty
 
 ARTIFACTS = Path(settings.BASE_DIR) / "inference" / "artifacts"
-#: The serving default (docs/models.md); 1.0.0 stays shipped so that the drafts it wrote stay reproducible.
-SHIPPED = ARTIFACTS / "concordance-draft-1.1.0"
+#: The serving default (docs/models.md): 1.1.0's weights in the fused static-cache graph. 1.1.0 (the
+#: trained export, its parent) and 1.0.0 stay shipped so that the drafts they wrote stay reproducible.
+SHIPPED = ARTIFACTS / "concordance-draft-1.1.1"
+PARENT = ARTIFACTS / "concordance-draft-1.1.0"
 #: What each shipped version was built from: demo reports read, training threads, steps.
-BUILDS = {"1.0.0": (6000, 2, 3000), "1.1.0": (12000, 1, 6000)}
+BUILDS = {"1.0.0": (6000, 2, 3000), "1.1.0": (12000, 1, 6000), "1.1.1": (12000, 1, 6000)}
 FILES = {"model.onnx", "config.json", "tokenizer.json", "generation_config.json", "card.json"}
 
 # A clean chest radiograph finding set, written as the upstream imaging AI sends it.
@@ -82,19 +84,22 @@ def test_one_model_serves_every_specialty_and_the_kinds_the_corpus_supports():
 
 @pytest.mark.django_db
 def test_it_registers_as_the_active_model_and_drafts_a_report():
-    newest, older = [
+    newest, parent, oldest = [
         m for m in registry.register_builtin_models(context=SYSTEM) if m.name == "concordance-draft"
     ]
-    assert (newest.version, older.version, older.status) == ("1.1.0", "1.0.0", ModelStatus.RETIRED)
+    assert [m.version for m in (newest, parent, oldest)] == ["1.1.1", "1.1.0", "1.0.0"]
+    assert parent.status == oldest.status == ModelStatus.RETIRED
+    assert newest.parent == parent and newest.card["graph"] == "gpt2-fused-gqa-static-cache"
     mv = newest
     assert mv.status == ModelStatus.ACTIVE and set(mv.artifacts) == FILES
     assert registry.active_version_for(specialty="breast", kind="report_draft") == mv
     runtime.clear_cache()
     (draft,) = runtime.generate(mv, "report_draft", [INPUTS])
     assert draft.text.startswith("FINDINGS:") and "IMPRESSION:" in draft.text
-    # The evaluation loop of the pipeline and the serving runtime agree on the text.
+    # The pipeline's evaluation loop on the trained export and the serving runtime on the fused graph
+    # of the same weights agree on the text.
     limit = mv.generation_defaults["max_new_tokens"]
-    assert GreedyDecoder(SHIPPED).generate(build_prompt("report_draft", INPUTS), limit).strip() == draft.text
+    assert GreedyDecoder(PARENT).generate(build_prompt("report_draft", INPUTS), limit).strip() == draft.text
     reference = "FINDINGS:\nSmall left pleural effusion. No pneumothorax.\n\nIMPRESSION:\n"
     reference += "Small left pleural effusion."
     assert not compare(draft.text, reference).significant, draft.text
