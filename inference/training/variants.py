@@ -44,6 +44,8 @@ from .common import (
 
 VARIANTS = ("fused", "int8")
 COPIED_FILES = ("config.json", "generation_config.json", "tokenizer.json")
+#: Drafts of its own a variant's card shows (the trained pipeline's cards show two per kind).
+SAMPLES = 2
 
 
 class VariantError(TrainingError):
@@ -61,26 +63,27 @@ class VariantRequest:
     activate: bool = False
 
 
-def evaluation_prompts(engine: DecoderEngine, count: int) -> list[str]:
-    """Prompts of the ``count`` latest stored ``report_draft`` outputs that leave room for an answer.
+def evaluation_prompts(engine: DecoderEngine, count: int) -> list[tuple[str, str]]:
+    """(accession, prompt) of the ``count`` latest stored ``report_draft`` outputs with room to answer.
 
     What the department's drafting model is really asked (the stored inputs are exactly what a model
-    saw); raises :class:`VariantError` when there is none to evaluate on.
+    saw); the accession (or, for a study that has none yet, its StudyInstanceUID) names the study in
+    the card's samples. Raises :class:`VariantError` when there is none to evaluate on.
     """
     window = engine.shape.max_positions or 10**9
-    prompts: list[str] = []
+    prompts: list[tuple[str, str]] = []
     stored = (
         AIOutput.objects.filter(kind=AIOutputKind.REPORT_DRAFT)
         .order_by("-pk")
-        .values_list("inputs", flat=True)
+        .values_list("inputs", "study__accession_number", "study__study_instance_uid")
     )
-    for inputs in stored[: count * 3].iterator():
+    for inputs, accession, study_uid in stored[: count * 3].iterator():
         try:
             prompt = build_prompt("report_draft", inputs)
         except PromptError:
             continue
         if len(engine.encode([prompt])[0]) + engine.default_max_new_tokens <= window:
-            prompts.append(prompt)
+            prompts.append((accession or study_uid or "", prompt))
         if len(prompts) == count:
             break
     if not prompts:
@@ -116,23 +119,37 @@ def _build_graph(variant: str, source: Path, staging: Path) -> dict[str, Any]:
     return {"graph": "onnxruntime quantize_dynamic, int8 weights per tensor", "quantisation": "int8"}
 
 
-def _evaluate(parent: DecoderEngine, variant: DecoderEngine, count: int) -> dict[str, Any]:
-    """How the variant's greedy drafts compare with the parent's on the evaluation prompts."""
-    prompts = evaluation_prompts(parent, count)
+def _evaluate(parent: DecoderEngine, variant: DecoderEngine, count: int) -> tuple[dict[str, Any], list]:
+    """How the variant's greedy drafts compare with the parent's on the evaluation prompts.
+
+    Returns the card's ``variant_evaluation`` and the variant's own first :data:`SAMPLES` drafts (the
+    card's ``samples``: what this version wrote, never its parent's).
+    """
+    asked = evaluation_prompts(parent, count)
+    prompts = [prompt for _, prompt in asked]
     ours = [c.text for c, _ in variant.generate(prompts)]
     theirs = [c.text for c, _ in parent.generate(prompts)]
     significant = [len(compare(a, b).significant) for a, b in zip(ours, theirs, strict=True)]
-    return {
+    evaluation = {
         "prompts": len(prompts),
         "prompt_source": "the inputs of the latest stored report_draft AI outputs",
         "identical_to_parent_share": sum(a == b for a, b in zip(ours, theirs, strict=True)) / len(prompts),
         "drafts_with_significant_discrepancy_vs_parent_share": sum(n > 0 for n in significant) / len(prompts),
         "significant_discrepancies_vs_parent": sum(significant),
     }
+    samples = [
+        {"accession": accession, "output": text}
+        for (accession, _), text in zip(asked[:SAMPLES], ours, strict=False)
+    ]
+    return evaluation, samples
 
 
 def _card(
-    request: VariantRequest, built: dict[str, Any], evaluation: dict[str, Any], directory: Path
+    request: VariantRequest,
+    built: dict[str, Any],
+    evaluation: dict[str, Any],
+    samples: list[dict[str, str]],
+    directory: Path,
 ) -> dict:
     parent = request.model_version
     card = dict(parent.card or {})
@@ -153,9 +170,10 @@ def _card(
             },
             "metrics": {**(parent.metrics or {}), "variant_evaluation": evaluation},
             "libraries": library_versions(),
+            # Its own drafts on the evaluation prompts: the parent's samples are not this version's.
+            "samples": {"report_draft": samples},
         }
     )
-    card.pop("samples", None)  # the parent's samples are not this version's outputs
     card["files"] = {p.name: registry.file_sha256(p) for p in sorted(directory.iterdir()) if p.is_file()}
     return card
 
@@ -187,10 +205,10 @@ def variant_build(
         for name in COPIED_FILES:
             if (source / name).is_file():
                 shutil.copyfile(source / name, staging / name)
-        evaluation = _evaluate(DecoderEngine(source), DecoderEngine(staging), request.eval_prompts)
+        evaluation, samples = _evaluate(DecoderEngine(source), DecoderEngine(staging), request.eval_prompts)
         if request.variant == "fused" and evaluation["identical_to_parent_share"] != 1.0:
             raise VariantError("The fused graph's drafts differ from the parent's; it is not adopted.")
-        card = _card(request, built, evaluation, staging)
+        card = _card(request, built, evaluation, samples, staging)
         (staging / registry.CARD_FILE).write_text(
             json.dumps(card, indent=2, sort_keys=True), encoding="utf-8"
         )

@@ -12,7 +12,7 @@ from audit.log import SYSTEM
 from inference import registry, runtime
 from inference.training.variants import VariantError, VariantRequest, variant_build
 from portal.core.errors import InvalidRecord, RecordConflict
-from portal.records.models import ModelVersion
+from portal.records.models import AIOutput, AIOutputKind, ModelVersion
 from tests.inference.test_runtime import varied_inputs
 from tests.reinference.conftest import make_cohort  # noqa: F401
 
@@ -54,6 +54,16 @@ def test_the_fused_graph_is_its_own_version_and_writes_the_parents_drafts(tiny_m
     assert [g.text for g in runtime.generate(fused, "report_draft", inputs)] == [
         g.text for g in runtime.generate(tiny_model_version, "report_draft", inputs)
     ]
+
+
+def test_a_variants_card_shows_its_own_drafts_as_samples(tiny_model_version):
+    fused = build(tiny_model_version, "fused", "0.0.1-fused")
+    samples = fused.card["samples"]["report_draft"]
+    latest = list(AIOutput.objects.filter(kind=AIOutputKind.REPORT_DRAFT).order_by("-pk")[:2])
+    assert [s["accession"] for s in samples] == [o.study.accession_number for o in latest]
+    ours = [g.text for g in runtime.generate(fused, "report_draft", [o.inputs for o in latest])]
+    assert [s["output"] for s in samples] == ours
+    assert set(fused.card["samples"]) == {"report_draft"}  # none of the parent's samples of other kinds
 
 
 def test_the_fused_graph_runs_fewer_kernels(tiny_model_version):
