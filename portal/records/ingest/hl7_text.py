@@ -39,8 +39,8 @@ __all__ = [
 
 MAX_MESSAGE_BYTES = 1_048_576
 # python-hl7 (the parser used until issue #15) built a Python object per field, component and
-# subcomponent: a 1 MiB message made of nothing but delimiters took ~10 s to parse. Real radiology results have tens of segments
-# and a few thousand delimiters, so these caps cost nothing and keep one message under ~0.5 s.
+# subcomponent: a 1 MiB message made of nothing but delimiters took ~10 s to parse. Real radiology
+# results have tens of segments and a few thousand delimiters, so these caps cost nothing.
 MAX_SEGMENTS = 2000
 MAX_DELIMITERS = 50_000
 
