@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
+from django.db import connection, connections
 from django.utils import timezone
 
 from audit import sequencer
@@ -18,11 +18,16 @@ def record_many(
     *,
     actor: AbstractBaseUser | None,
     context: AuditContext = SYSTEM,
+    copy: bool = False,
 ) -> list[AuditEvent]:
     """Append one event per entry (keys as :func:`audit.log.record` takes them), in the caller's
     transaction, with one statement for all the sequence numbers and batched INSERTs. Produces
     exactly the events that calling ``record`` once per entry would, so verification cannot tell the
     two paths apart.
+
+    ``copy=True`` (bulk imports of thousands of events) writes the same rows with one PostgreSQL
+    ``COPY`` instead of the INSERTs (elsewhere it changes nothing): binding ~15 values per event
+    client-side was most of an import's time.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("audit.bulk.record_many() must run inside transaction.atomic() with its changes")
@@ -34,5 +39,23 @@ def record_many(
     events = [
         build_event(seq, now, actor_fields, context, entry) for seq, entry in zip(seqs, entries, strict=True)
     ]
-    insert_events(events)
+    if copy and connection.vendor == "postgresql":
+        copy_events(events)
+    else:
+        insert_events(events)
     return events
+
+
+def copy_events(events: list[AuditEvent]) -> None:
+    """PostgreSQL: write sealed events with one ``COPY``: the columns and values :func:`insert_events`
+    would INSERT (each prepared by its field), so the rows and their leaf hashes are the same."""
+    fields = AuditEvent._meta.concrete_fields
+    wrapper = connections[connection.alias]  # not the thread-local proxy, looked up per value
+    quote = connection.ops.quote_name
+    sql = f"COPY {quote(AuditEvent._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) FROM STDIN"
+    with connection.cursor() as cursor, wrapper.wrap_database_errors, cursor.copy(sql) as copy:
+        for event in events:
+            copy.write_row([f.get_db_prep_save(getattr(event, f.attname), wrapper) for f in fields])
+    for event in events:
+        event._state.adding = False
+        event._state.db = connection.alias

@@ -3,6 +3,12 @@
 The same rows and audit events as the per-record services, written in batches: a batch is one
 transaction, studies already present are skipped (so a re-run is idempotent), and every created row
 gets its audit event in that same transaction.
+
+On PostgreSQL the rows and their audit events are written with ``COPY`` (:func:`_insert`): psycopg
+binds the arrays of a ``bulk_create`` on the client, value by value, which was two thirds of an
+import's time. The rows are the same (each value prepared by its field, primary keys drawn from the
+table's own identity sequence); the immutability triggers (UPDATE, DELETE, TRUNCATE) and the unique
+and CHECK constraints hold for COPY as for INSERT. Elsewhere (SQLite) ``bulk_create`` writes them.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ from itertools import islice
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, connections, transaction
+from django.db.models import Model
 
 from audit.bulk import record_many
 from audit.log import SYSTEM, AuditContext
@@ -95,7 +102,7 @@ def _import_batch(
     counts.studies += len(studies)
     outputs = _ai_outputs(fresh, studies, events)
     reports = _signed_reports(fresh, studies, events, actor=actor, context=context)
-    GroundTruthLabel.objects.bulk_create(
+    _insert(
         [
             GroundTruthLabel(study=study, **label)
             for pair, study in zip(fresh, studies, strict=True)
@@ -104,7 +111,7 @@ def _import_batch(
     )
     counts.ai_outputs += len(outputs)
     counts.signed_reports += len(reports)
-    record_many(events, actor=actor, context=context)
+    record_many(events, actor=actor, context=context, copy=_use_copy())
 
 
 def _patients(fresh: list[ReportPair], events: list[dict]) -> dict[str, Patient]:
@@ -121,7 +128,7 @@ def _patients(fresh: list[ReportPair], events: list[dict]) -> dict[str, Patient]
                 birth_date=info.birth_date,
                 sex=info.sex or "U",
             )
-    Patient.objects.bulk_create(new_patients.values())
+    _insert(list(new_patients.values()))
     patients.update(new_patients)
     events += [
         {"action": "patient.create", "object_type": "patient", "object_id": p.pk, "patient_id": p.pk}
@@ -148,7 +155,7 @@ def _studies(fresh: list[ReportPair], patients: dict[str, Patient], events: list
         )
         for s in (p.study for p in fresh)
     ]
-    Study.objects.bulk_create(studies)
+    _insert(studies)
     events += [
         {
             "action": "study.create",
@@ -186,7 +193,7 @@ def _ai_outputs(fresh: list[ReportPair], studies: list[Study], events: list[dict
         for pair, study in zip(fresh, studies, strict=True)
         if (out := pair.ai_output) is not None
     ]
-    AIOutput.objects.bulk_create(outputs)
+    _insert(outputs)
     events += [
         {
             "action": "ai_output.create",
@@ -228,7 +235,7 @@ def _signed_reports(
                     status=rep.status,
                 )
             )
-    SignedReport.objects.bulk_create(reports)
+    _insert(reports)
     events += [
         {
             "action": f"signed_report.{r.status}",
@@ -276,3 +283,42 @@ def _model_versions(keys: set[tuple[str, str]], events: list[dict]) -> dict[tupl
             )
         found[(name, version)] = mv
     return found
+
+
+def _use_copy() -> bool:
+    """Whether this database takes rows by ``COPY`` (PostgreSQL); tests switch it off to compare."""
+    return connection.vendor == "postgresql"
+
+
+def _insert(objs: list[Model]) -> None:
+    """Insert new rows of one model and set their primary keys: ``bulk_create``, or on PostgreSQL one
+    statement drawing the keys from the table's identity sequence and one ``COPY`` of the rows."""
+    if not objs:
+        return
+    model = type(objs[0])
+    if not _use_copy():
+        model.objects.bulk_create(objs)
+        return
+    meta = model._meta
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, len(objs)],
+        )
+        for obj, (pk,) in zip(objs, sorted(cursor.fetchall()), strict=True):
+            obj.pk = pk
+        fields = meta.concrete_fields
+        wrapper = connections[connection.alias]  # not the thread-local proxy: ~150,000 lookups a batch
+        columns = ", ".join(quote(f.column) for f in fields)
+        # wrap_database_errors: a unique or CHECK violation is an IntegrityError, as from bulk_create.
+        with (
+            wrapper.wrap_database_errors,
+            cursor.copy(f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN") as copy,
+        ):
+            for obj in objs:
+                # pre_save fills auto_now_add (created_at) as bulk_create does.
+                copy.write_row([f.get_db_prep_save(f.pre_save(obj, True), wrapper) for f in fields])
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias

@@ -76,9 +76,14 @@ def payload_hash(payload: Any) -> str:
     return hashlib.sha256(canonical_json(to_jsonable(data))).hexdigest()
 
 
+_JSON_LEAVES = frozenset({str, int, bool})
+
+
 def to_jsonable(value: Any) -> Any:
     """Dates and datetimes as ISO text (UTC, Z), tuples as lists, whole floats as ints, nested payloads
     (dataclasses) as dicts of all their fields: JSON-ready."""
+    if value is None or type(value) in _JSON_LEAVES:
+        return value  # most values of a payload: tested first, before the costlier is_dataclass
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

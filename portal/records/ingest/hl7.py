@@ -45,8 +45,6 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
-import hl7
-
 from portal.records.ingest.hl7_signer import hl7_signer
 from portal.records.ingest.hl7_text import (
     Segment,
@@ -55,6 +53,7 @@ from portal.records.ingest.hl7_text import (
     parse_dtm,
     segment_lines,
     short,
+    split_segments,
 )
 from portal.records.ingest.payloads import (
     AI_OUTPUT_KINDS,
@@ -168,13 +167,9 @@ def parse_oru(message: str | bytes, *, default_tz: tzinfo = UTC) -> Hl7OruResult
 def _segments(message: str | bytes) -> dict[str, list[Segment]]:
     """Decode, split and parse the message; segments by id, the n-th repeat named ``"OBX[n]"``."""
     lines, seps = segment_lines(decode_message(message))
-    try:
-        parsed = hl7.parse("\r".join(lines))
-    except Exception:  # python-hl7 raises assorted errors on broken input; all mean the same
-        raise AdapterError(MALFORMED, "not a parseable HL7 message", "MSH") from None
     segments: dict[str, list[Segment]] = {}
-    for raw_segment in parsed:
-        seg_id = str(raw_segment[0]) if len(raw_segment) else ""
+    for raw_segment in split_segments(lines, seps):
+        seg_id = raw_segment[0]
         found = segments.setdefault(seg_id, [])
         name = seg_id if not found else f"{seg_id}[{len(found) + 1}]"
         found.append(Segment(raw_segment, seps, name))
