@@ -158,12 +158,17 @@ def bundle_resolver(entries: list[BundleEntry], fallback: Resolver | None) -> Re
         for logical_id in {entry.client_id, str(entry.resource.get("id") or "")} - {""}:
             by_reference[(entry.resource_type, f"{entry.resource_type}/{logical_id}")] = entry
 
+    payloads: dict[int, PatientPayload | ClinicianPayload] = {}
+
     def resolve(resource_type: str, reference: str) -> PatientPayload | ClinicianPayload | None:
         literal = literal_reference(reference)
         key = f"{literal[0]}/{literal[1]}" if literal else reference
         entry = by_reference.get((resource_type, reference)) or by_reference.get((resource_type, key))
         if entry is not None:
-            return entry_payload(entry)
+            # Validated once however many reports name it (a refusal is not kept: it is raised again).
+            if entry.index not in payloads:
+                payloads[entry.index] = entry_payload(entry)
+            return payloads[entry.index]
         return fallback(resource_type, reference) if fallback is not None else None
 
     return resolve
