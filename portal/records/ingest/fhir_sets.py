@@ -22,7 +22,7 @@ from typing import Any
 from uuid import uuid4
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import models
+from django.db import connection, models
 
 from audit import log as audit
 from portal.records import clinicians, lookups, services
@@ -53,6 +53,8 @@ from portal.records.units import remember
 __all__ = ["NotPlain", "Stored", "store_transaction"]
 
 Actor = AbstractBaseUser | None
+# The class (first key) of the advisory locks taken on patients' MRNs ("FHIR" in ASCII).
+PATIENT_LOCKS = 0x46484952
 # (created, record, location) for one entry, as the entry-by-entry path answers it.
 Stored = tuple[bool, Any, str]
 OneEntry = Callable[[BundleEntry], Stored]
@@ -92,19 +94,21 @@ def store_transaction(
     resolve: Resolver,
     one_entry: OneEntry,
     *,
+    parsed: fhir_bundle.Parsed,
     max_bytes: int,
     actor: Actor,
     context: audit.AuditContext,
 ) -> list[tuple[BundleEntry, bool, Any, str]]:
     """Store a transaction Bundle's entries (in processing order) inside the caller's ingest unit.
 
-    ``one_entry`` stores one entry the usual way (used for Practitioner entries, which are few).
+    ``one_entry`` stores one entry the usual way (used for Practitioner entries, which are few);
+    ``parsed`` holds the Patient payloads ``resolve`` validated already (shared with it).
     Raises :class:`NotPlain`, an AdapterError or a RecordError: the caller then rolls back.
     """
     if any(e.resource_type not in fhir_bundle.ACCEPTED_TYPES for e in entries):
         raise NotPlain("an entry of another resource type")
     unit = _Unit(actor, context, {})
-    people = {e.index: fhir_bundle.entry_payload(e) for e in entries if e.resource_type == "Patient"}
+    people = {e.index: fhir_bundle.entry_payload(e, parsed) for e in entries if e.resource_type == "Patient"}
     reports = [
         (e, fhir.parse_diagnostic_report(e.resource, max_bytes=max_bytes, resolve=resolve))
         for e in entries
@@ -130,7 +134,9 @@ def _patients(
     the new ones inserted together (each from the first payload that names it, as entry by entry),
     all kept in the unit's cache; each Patient entry answered with its logical id."""
     mrns = [people[e.index].mrn for e in entries]
-    found = stored_patients({*mrns, *(s.mrn for s in subjects)})
+    named = {*mrns, *(s.mrn for s in subjects)}
+    _lock_patients(named)
+    found = stored_patients(named)
     first_payload: dict[str, PatientPayload] = {}
     for payload in [people[e.index] for e in entries] + subjects:
         if payload.mrn not in found:
@@ -146,6 +152,24 @@ def _patients(
         # Fills demographics still blank, as a second post of the patient does (no query here).
         services.patient_get_or_create(payload=people[entry.index], actor=unit.actor, context=unit.context)
     _fhir_ids(entries, [patients[m] for m in mrns], {p.mrn for p in new}, unit)
+
+
+def _lock_patients(mrns: set[str]) -> None:
+    """PostgreSQL: a transaction lock per MRN, taken in MRN order before the patients are read.
+
+    Concurrent Bundles of one department name the same patients. Without it, two that both find a
+    patient missing both insert it, and the later one fails and runs again; with it, the later one
+    waits for the earlier to commit and then finds the patient. (The two-key advisory lock space,
+    class :data:`PATIENT_LOCKS`, is the project's only use of advisory locks.) SQLite lets one writer
+    in at a time anyway.
+    """
+    if connection.vendor != "postgresql" or not mrns:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(%s, hashtext(mrn))) FROM unnest(%s::text[]) AS mrn",
+            [PATIENT_LOCKS, sorted(mrns)],
+        )
 
 
 def stored_patients(mrns: set[str]) -> dict[str, Patient]:

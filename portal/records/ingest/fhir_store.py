@@ -207,33 +207,36 @@ def _located(error: AdapterError | RecordError, entry: BundleEntry) -> AdapterEr
 
 
 def _transaction(
-    entries: list[BundleEntry], resolve: Resolver, actor: Actor, context: audit.AuditContext
+    entries: list[BundleEntry],
+    resolve: Resolver,
+    parsed: fhir_bundle.Parsed,
+    actor: Actor,
+    context: audit.AuditContext,
 ) -> Answer:
     """Every entry, all or nothing: set by set when the Bundle is plain (:mod:`.fhir_sets`), else
     (or when that path refuses anything) entry by entry, which then decides and names the entry."""
+
+    def at_once() -> Answer:
+        with ingest_unit():
+            results = fhir_sets.store_transaction(
+                entries,
+                resolve,
+                lambda entry: _entry(entry, resolve, actor, context),
+                parsed=parsed,
+                max_bytes=_max_bytes(),
+                actor=actor,
+                context=context,
+            )
+            return logged_accepted(_transaction_answer(results))
+
     for _attempt in range(CONCURRENT_ATTEMPTS):
         try:
-            return retrying(lambda: _transaction_at_once(entries, resolve, actor, context))
+            return retrying(at_once)
         except IntegrityError:
             continue  # a concurrent Bundle inserted one of the same new keys first: now it is found
         except (fhir_sets.NotPlain, AdapterError, RecordError):
             break  # not an error yet: the entry-by-entry path decides, and names the entry
     return retrying(lambda: _transaction_by_entry(entries, resolve, actor, context))
-
-
-def _transaction_at_once(
-    entries: list[BundleEntry], resolve: Resolver, actor: Actor, context: audit.AuditContext
-) -> Answer:
-    with ingest_unit():
-        results = fhir_sets.store_transaction(
-            entries,
-            resolve,
-            lambda entry: _entry(entry, resolve, actor, context),
-            max_bytes=_max_bytes(),
-            actor=actor,
-            context=context,
-        )
-        return logged_accepted(_transaction_answer(results))
 
 
 def _transaction_by_entry(
@@ -262,10 +265,11 @@ def bundle_answer(body: bytes, *, content_type: str, actor: Actor, context: audi
         bundle_type, entries = fhir_bundle.parse_bundle(body, max_bytes=_max_bytes())
     except AdapterError as exc:
         return refusal(exc)
-    resolve = fhir_bundle.bundle_resolver(entries, db_resolver)
+    parsed: fhir_bundle.Parsed = {}
+    resolve = fhir_bundle.bundle_resolver(entries, db_resolver, parsed)
     if bundle_type == "transaction":
         try:
-            return retrying(lambda: _transaction(entries, resolve, actor, context))
+            return _transaction(entries, resolve, parsed, actor, context)
         except EntryRefused as refused:
             return refusal(refused.error, refused.status)
     return _batch(entries, resolve, actor, context)
