@@ -6,12 +6,15 @@ studies already stored are read in a handful of queries, the new rows are insert
 ``bulk_create`` per table, and the audit events go out in the unit's one batch. The rows and events are
 those the services write (the same row factories in :mod:`portal.records.services`).
 
-This path stores only what is plainly new or an exact re-post. Anything else (the same patient, study
-or report twice in one Bundle, a report that amends, a study to join or fill in, a conflict) raises
-:class:`NotPlain` or the refusal itself, the caller rolls the transaction back and runs the Bundle entry
-by entry, which decides as it always has (and names the refused entry). A concurrent Bundle that
-inserts one of the same new keys first makes an INSERT here fail with an IntegrityError: the caller
-runs the whole Bundle again, and then finds that row.
+This path stores only what is plainly new or an exact re-post (the same patient named by several
+Patient entries is fine: the first is answered 201, the others 200, as entry by entry). Anything else
+(the same report twice in one Bundle, an amendment, a second final, a study kept without accession that
+a report might join, a Patient id naming another patient, a conflict) raises :class:`NotPlain` or the
+refusal itself, the caller rolls the transaction back and runs the Bundle entry by entry, which decides
+as it always has (and names the refused entry). Concurrent Bundles naming the same new patients queue on
+an advisory lock per MRN (PostgreSQL); any other concurrent insert of one of the Bundle's new keys makes
+an INSERT here fail with an IntegrityError: the caller runs the whole Bundle again, and then finds that
+row.
 """
 
 from __future__ import annotations
