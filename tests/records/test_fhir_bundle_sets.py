@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from audit.models import AuditEvent
 from portal.records.ingest import fhir_sets
 from portal.records.models import AIOutput, FhirPatientId, InboundMessage, Patient, SignedReport, Study
+from tests.records.test_fhir_references_and_bundles import PATIENT, PRACTITIONER
 from tests.records.test_ingest_query_budgets import _pair_entries
 
 pytestmark = pytest.mark.django_db
@@ -183,3 +184,40 @@ def test_concurrent_bundles_sharing_patients_store_each_patient_once(client_for)
     assert (Study.objects.count(), AIOutput.objects.count(), SignedReport.objects.count()) == (24, 24, 24)
     # Each patient created once: its Patient entries (every third) are 201 once in all four answers.
     assert sum(a[0::3].count("201 Created") for a in answers) == 3
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        pytest.param([], id="empty"),
+        pytest.param([e for n in range(4) for e in _pair_entries(n)[:1]], id="patients-only"),
+        pytest.param(
+            [
+                {"resource": PRACTITIONER, "request": {"method": "PUT", "url": "Practitioner/p-23"}},
+                {
+                    "resource": {**PATIENT, "id": "pat-1"},
+                    "request": {"method": "PUT", "url": "Patient/pat-1"},
+                },
+                *_pair_entries(7)[1:],
+            ],
+            id="put-practitioner-and-patient",
+        ),
+    ],
+)
+def test_other_shapes_answer_as_entry_by_entry(ris, monkeypatch, entries):
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    for entry in entries:
+        if entry["resource"]["resourceType"] == "DiagnosticReport":  # signed by the PUT practitioner
+            entry["resource"].pop("resultsInterpreter", None)
+            entry["resource"]["performer"] = [{"reference": "Practitioner/p-23"}]
+            entry["resource"]["subject"] = {"reference": "Patient/pat-1"}
+
+    sets = _post(ris, bundle)
+    state = _state()
+    _entry_by_entry(monkeypatch)
+    again = _post(ris, bundle)
+
+    assert sets.status_code == again.status_code == 200, sets.content
+    assert [e["response"]["status"][:3] for e in again.json()["entry"]] == ["200"] * len(entries)
+    assert _answers(again) == [("200 OK", location) for _, location in _answers(sets)]
+    assert _state() == state  # the re-post entry by entry adds nothing: the same rows were stored
