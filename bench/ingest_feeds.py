@@ -19,6 +19,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import psutil
+
 from portal.records.ingest.fhir_ai import AI_MODEL_URL
 from portal.records.ingest.hl7_text import escape
 from portal.records.ingest.mllp import MllpDecoder, frame
@@ -137,6 +139,32 @@ def drive_bundles(port: int, token: str, bundles: list[dict], clients: int) -> t
 
     elapsed = run_clients(client, [bundles[i::clients] for i in range(clients)])
     return elapsed, latencies, errors
+
+
+def warm_up(port: int, clients: int, requests: int = 8) -> None:
+    """A few requests from each client at once, so that every worker has loaded the URL
+    configuration and opened its database connection before CPU is counted (seconds each)."""
+
+    def client(_: list) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        for _ in range(requests):
+            conn.request("GET", "/health/")
+            conn.getresponse().read()
+
+    run_clients(client, [[] for _ in range(clients)])
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its descendants so far (gunicorn's workers)."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def run_clients(client: Callable[[list], None], chunks: list[list]) -> float:

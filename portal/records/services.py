@@ -123,6 +123,89 @@ def _insert_or_fetch(create: Callable[[], T], fetch: Callable[[], T | None]) -> 
 # --- Patients and studies --------------------------------------------------------------------------
 
 
+# The rows the services create, unsaved: one definition for the services, which save them one at a
+# time, and for the set-based writer of FHIR transaction Bundles (ingest/fhir_sets.py), which
+# bulk-inserts them.
+def _saved(row: T) -> T:
+    row.save(force_insert=True)  # type: ignore[attr-defined]
+    return row
+
+
+def patient_row(payload: PatientPayload) -> Patient:
+    """A new patient from its payload (unsaved)."""
+    return Patient(
+        mrn=payload.mrn,
+        family_name=payload.family_name,
+        given_name=payload.given_name,
+        birth_date=payload.birth_date,
+        sex=payload.sex or "U",
+    )
+
+
+def study_row(payload: StudyPayload, patient: Patient) -> Study:
+    """A new study of ``patient`` from its payload (unsaved)."""
+    return Study(
+        study_instance_uid=payload.study_instance_uid or None,
+        accession_number=payload.accession_number or None,
+        patient=patient,
+        modality=payload.modality,
+        body_part=payload.body_part,
+        specialty=payload.specialty or "",
+        study_datetime=payload.study_datetime,
+        description=payload.description,
+        priority=payload.priority or "routine",
+        referring_physician=payload.referring_physician,
+        dicom_header=to_jsonable(payload.dicom_header or {}),
+    )
+
+
+def ai_output_row(
+    payload: AIOutputPayload, study: Study, mv: ModelVersion, digest: str, origin: str
+) -> AIOutput:
+    """A new AI output of ``study`` by ``mv`` (unsaved); ``digest`` is :func:`payload_hash` of the payload."""
+    return AIOutput(
+        study=study,
+        kind=payload.kind,
+        model_version=mv,
+        inputs=to_jsonable(payload.inputs),
+        generation_settings=to_jsonable(payload.generation_settings),
+        text=payload.text,
+        text_sha256=sha256_text(payload.text),
+        payload_sha256=digest,
+        prompt_tokens=payload.prompt_tokens,
+        completion_tokens=payload.completion_tokens,
+        latency_ms=payload.latency_ms,
+        generated_at=payload.generated_at,
+        origin=origin,
+    )
+
+
+def signed_report_row(
+    payload: SignedReportPayload,
+    study: Study,
+    signer: tuple[Any, AbstractBaseUser | None],
+    content: tuple[dict[str, str], str],
+    *,
+    digest: str,
+    amends: SignedReport | None,
+) -> SignedReport:
+    """A new signed report (unsaved): ``signer`` is (clinician, account), ``content`` (sections, text)
+    as :func:`report_content` gives them."""
+    (clinician, radiologist), (sections, text) = signer, content
+    return SignedReport(
+        study=study,
+        radiologist=radiologist,
+        clinician=clinician,
+        sections=sections,
+        text=text,
+        text_sha256=sha256_text(text),
+        payload_sha256=digest,
+        signed_at=payload.signed_at,
+        status=payload.status,
+        amends=amends,
+    )
+
+
 def patient_get_or_create(
     *, payload: PatientPayload, actor: AbstractBaseUser | None, context: audit.AuditContext
 ) -> Patient:
@@ -130,13 +213,7 @@ def patient_get_or_create(
     patient = lookups.patient_by_mrn(payload.mrn)
     if patient is None:
         patient, created = _insert_or_fetch(
-            lambda: Patient.objects.create(
-                mrn=payload.mrn,
-                family_name=payload.family_name,
-                given_name=payload.given_name,
-                birth_date=payload.birth_date,
-                sex=payload.sex or "U",
-            ),
+            lambda: _saved(patient_row(payload)),
             lambda: Patient.objects.filter(mrn=payload.mrn).first(),
         )
         remember(("patient", payload.mrn), patient)
@@ -210,19 +287,7 @@ def study_ingest(
 
     patient = patient_get_or_create(payload=payload.patient, actor=actor, context=context)
     study, created = _insert_or_fetch(
-        lambda: Study.objects.create(
-            study_instance_uid=payload.study_instance_uid or None,
-            accession_number=payload.accession_number or None,
-            patient=patient,
-            modality=payload.modality,
-            body_part=payload.body_part,
-            specialty=payload.specialty or "",
-            study_datetime=payload.study_datetime,
-            description=payload.description,
-            priority=payload.priority or "routine",
-            referring_physician=payload.referring_physician,
-            dicom_header=to_jsonable(payload.dicom_header or {}),
-        ),
+        lambda: _saved(study_row(payload, patient)),
         lambda: lookups.study_by_keys(payload),
     )
     if not created:
@@ -351,21 +416,7 @@ def ai_output_ingest(
     existing = remembered(key, lambda: None if lookups.created_here(study) else fetch())
     if existing is None:
         existing, created = _insert_or_fetch(
-            lambda: AIOutput.objects.create(
-                study=study,
-                kind=payload.kind,
-                model_version=mv,
-                inputs=to_jsonable(payload.inputs),
-                generation_settings=to_jsonable(payload.generation_settings),
-                text=payload.text,
-                text_sha256=sha256_text(payload.text),
-                payload_sha256=digest,
-                prompt_tokens=payload.prompt_tokens,
-                completion_tokens=payload.completion_tokens,
-                latency_ms=payload.latency_ms,
-                generated_at=payload.generated_at,
-                origin=origin,
-            ),
+            lambda: _saved(ai_output_row(payload, study, mv, digest, origin)),
             fetch,
         )
         if created:
@@ -419,7 +470,7 @@ def signed_report_ingest(
         raise InvalidRecord(f"Unknown report status {payload.status!r}.", field="status")
     study = lookups.find_study(payload.accession_number, payload.study_instance_uid)
     clinician, radiologist = signer_resolve(payload=payload, actor=actor, context=context)
-    sections, text = _report_content(payload)
+    sections, text = report_content(payload)
     digest = payload_hash(payload)
 
     def fetch() -> SignedReport | None:
@@ -448,17 +499,10 @@ def signed_report_ingest(
 
     amends = _amends(study, payload, has_final=bool(finals))
     report, created = _insert_or_fetch(
-        lambda: SignedReport.objects.create(
-            study=study,
-            radiologist=radiologist,
-            clinician=clinician,
-            sections=sections,
-            text=text,
-            text_sha256=sha256_text(text),
-            payload_sha256=digest,
-            signed_at=payload.signed_at,
-            status=payload.status,
-            amends=amends,
+        lambda: _saved(
+            signed_report_row(
+                payload, study, (clinician, radiologist), (sections, text), digest=digest, amends=amends
+            )
         ),
         fetch,
     )
@@ -489,8 +533,9 @@ def signed_report_ingest(
     return Ingested(report, True)
 
 
-def _report_content(payload: SignedReportPayload) -> tuple[dict[str, str], str]:
-    """The report's sections and text: each derived from the other when only one was sent."""
+def report_content(payload: SignedReportPayload) -> tuple[dict[str, str], str]:
+    """The report's sections and text: each derived from the other when only one was sent (refused
+    without either)."""
     sections = {k: v for k, v in (payload.sections or {}).items() if v and v.strip()}
     text = payload.text.strip() if payload.text else ""
     if not text and not sections:

@@ -37,7 +37,15 @@ from portal.records.ingest.payloads import (
     PatientPayload,
 )
 
-__all__ = ["MAX_ENTRIES", "BundleEntry", "bundle_resolver", "parse_bundle", "response_bundle"]
+__all__ = [
+    "MAX_ENTRIES",
+    "BundleEntry",
+    "Parsed",
+    "bundle_resolver",
+    "entry_payload",
+    "parse_bundle",
+    "response_bundle",
+]
 
 MAX_ENTRIES = 1000
 ACCEPTED_TYPES = ("Patient", "Practitioner", "DiagnosticReport")
@@ -139,16 +147,30 @@ def _entry(index: int, raw: Any) -> BundleEntry:
     )
 
 
-def entry_payload(entry: BundleEntry) -> PatientPayload | ClinicianPayload:
-    """A Patient or Practitioner entry's resource, validated, as a payload."""
+# A Bundle's Patient and Practitioner payloads by entry index, each validated once however many
+# reports name it (a refusal is not kept: it is raised again).
+Parsed = dict[int, PatientPayload | ClinicianPayload]
+
+
+def entry_payload(entry: BundleEntry, parsed: Parsed | None = None) -> PatientPayload | ClinicianPayload:
+    """A Patient or Practitioner entry's resource, validated, as a payload (kept in ``parsed``)."""
+    if parsed is not None and entry.index in parsed:
+        return parsed[entry.index]
     location = f"{entry.location}.resource"
     if entry.resource_type == "Patient":
-        return patient_payload(validate(Patient, entry.resource, location), location)
-    return practitioner_payload(validate(Practitioner, entry.resource, location), location)
+        payload = patient_payload(validate(Patient, entry.resource, location), location)
+    else:
+        payload = practitioner_payload(validate(Practitioner, entry.resource, location), location)
+    if parsed is not None:
+        parsed[entry.index] = payload
+    return payload
 
 
-def bundle_resolver(entries: list[BundleEntry], fallback: Resolver | None) -> Resolver:
-    """Resolve references against the Bundle's Patient/Practitioner entries, then ``fallback``."""
+def bundle_resolver(
+    entries: list[BundleEntry], fallback: Resolver | None, parsed: Parsed | None = None
+) -> Resolver:
+    """Resolve references against the Bundle's Patient/Practitioner entries, then ``fallback``
+    (the entries' payloads kept in ``parsed``)."""
     by_reference: dict[tuple[str, str], BundleEntry] = {}
     for entry in entries:
         if entry.resource_type not in ("Patient", "Practitioner"):
@@ -158,12 +180,14 @@ def bundle_resolver(entries: list[BundleEntry], fallback: Resolver | None) -> Re
         for logical_id in {entry.client_id, str(entry.resource.get("id") or "")} - {""}:
             by_reference[(entry.resource_type, f"{entry.resource_type}/{logical_id}")] = entry
 
+    payloads: Parsed = {} if parsed is None else parsed
+
     def resolve(resource_type: str, reference: str) -> PatientPayload | ClinicianPayload | None:
         literal = literal_reference(reference)
         key = f"{literal[0]}/{literal[1]}" if literal else reference
         entry = by_reference.get((resource_type, reference)) or by_reference.get((resource_type, key))
         if entry is not None:
-            return entry_payload(entry)
+            return entry_payload(entry, payloads)
         return fallback(resource_type, reference) if fallback is not None else None
 
     return resolve

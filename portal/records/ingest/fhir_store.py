@@ -13,11 +13,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError
 
 from audit import log as audit
 from portal.core.errors import RecordError
 from portal.records import clinicians, fhir_ids, lookups, services
-from portal.records.ingest import fhir, fhir_bundle, fhir_people
+from portal.records.ingest import fhir, fhir_bundle, fhir_people, fhir_sets
 from portal.records.ingest.fhir_bundle import BundleEntry
 from portal.records.ingest.fhir_outcome import operation_outcome
 from portal.records.ingest.fhir_people import Resolver
@@ -28,6 +29,9 @@ from portal.records.models import Clinician, FhirPatientId, InboundOutcome
 from portal.records.units import ingest_unit
 
 FHIR_JSON = "application/fhir+json"
+# How often a transaction Bundle is run set by set again after a concurrent Bundle won a new key;
+# after that it goes entry by entry, whose savepoints take the other's rows.
+CONCURRENT_ATTEMPTS = 3
 Actor = AbstractBaseUser | None
 
 
@@ -203,9 +207,42 @@ def _located(error: AdapterError | RecordError, entry: BundleEntry) -> AdapterEr
 
 
 def _transaction(
+    entries: list[BundleEntry],
+    resolve: Resolver,
+    parsed: fhir_bundle.Parsed,
+    actor: Actor,
+    context: audit.AuditContext,
+) -> Answer:
+    """Every entry, all or nothing: set by set when the Bundle is plain (:mod:`.fhir_sets`), else
+    (or when that path refuses anything) entry by entry, which then decides and names the entry."""
+
+    def at_once() -> Answer:
+        with ingest_unit():
+            results = fhir_sets.store_transaction(
+                entries,
+                resolve,
+                lambda entry: _entry(entry, resolve, actor, context),
+                parsed=parsed,
+                max_bytes=_max_bytes(),
+                actor=actor,
+                context=context,
+            )
+            return logged_accepted(_transaction_answer(results))
+
+    for _attempt in range(CONCURRENT_ATTEMPTS):
+        try:
+            return retrying(at_once)
+        except IntegrityError:
+            continue  # a concurrent Bundle inserted one of the same new keys first: now it is found
+        except (fhir_sets.NotPlain, AdapterError, RecordError):
+            break  # not an error yet: the entry-by-entry path decides, and names the entry
+    return retrying(lambda: _transaction_by_entry(entries, resolve, actor, context))
+
+
+def _transaction_by_entry(
     entries: list[BundleEntry], resolve: Resolver, actor: Actor, context: audit.AuditContext
 ) -> Answer:
-    """Every entry, all or nothing; the accepted Bundle's inbound row is written in the same transaction."""
+    """Every entry in turn; the accepted Bundle's inbound row is written in the same transaction."""
     results: list[tuple[BundleEntry, bool, Any, str]] = []
     with ingest_unit():
         for entry in entries:
@@ -213,9 +250,13 @@ def _transaction(
                 results.append((entry, *_entry(entry, resolve, actor, context)))
             except (AdapterError, RecordError) as exc:
                 raise EntryRefused(entry, _status_of(exc), _located(exc, entry)) from None
-        responses = {e.index: _response(created, record, loc) for e, created, record, loc in results}
-        records = tuple(record_ref(record) for _, _, record, _ in results)
-        return logged_accepted(_bundle_answer("transaction", responses, records, InboundOutcome.STORED, ""))
+        return logged_accepted(_transaction_answer(results))
+
+
+def _transaction_answer(results: list[tuple[BundleEntry, bool, Any, str]]) -> Answer:
+    responses = {e.index: _response(created, record, loc) for e, created, record, loc in results}
+    records = tuple(record_ref(record) for _, _, record, _ in results)
+    return _bundle_answer("transaction", responses, records, InboundOutcome.STORED, "")
 
 
 def bundle_answer(body: bytes, *, content_type: str, actor: Actor, context: audit.AuditContext) -> Answer:
@@ -224,10 +265,11 @@ def bundle_answer(body: bytes, *, content_type: str, actor: Actor, context: audi
         bundle_type, entries = fhir_bundle.parse_bundle(body, max_bytes=_max_bytes())
     except AdapterError as exc:
         return refusal(exc)
-    resolve = fhir_bundle.bundle_resolver(entries, db_resolver)
+    parsed: fhir_bundle.Parsed = {}
+    resolve = fhir_bundle.bundle_resolver(entries, db_resolver, parsed)
     if bundle_type == "transaction":
         try:
-            return retrying(lambda: _transaction(entries, resolve, actor, context))
+            return _transaction(entries, resolve, parsed, actor, context)
         except EntryRefused as refused:
             return refusal(refused.error, refused.status)
     return _batch(entries, resolve, actor, context)
