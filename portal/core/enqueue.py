@@ -31,8 +31,10 @@ def broker_breaker() -> CircuitBreaker:
     return _BROKER_BREAKER
 
 
-def send_now(task_name: str, object_id: int) -> bool:
+def send_now(task_name: str, object_id: int | list[int]) -> bool:
     """Send ``task_name(object_id)`` unless the broker's circuit is open; whether it was sent.
+
+    ``object_id`` is one id, or a list of ids for a task that takes a batch.
 
     Never raises for a broker failure: the caller's work has committed, and its catch-up job re-sends.
     """
@@ -48,18 +50,30 @@ def send_now(task_name: str, object_id: int) -> bool:
     return True
 
 
-def enqueue_on_commit(task_name: str, ids: Iterable[int], *, catch_up: str) -> None:
+def enqueue_on_commit(
+    task_name: str, ids: Iterable[int], *, catch_up: str, batch: int | None = None
+) -> None:
     """After commit, send ``task_name`` once per id (the id is the task's only argument).
 
-    ``catch_up`` names what re-sends a lost message (for the log line), e.g. "the sweeper".
-    Outside a transaction Django runs the callback at once.
+    With ``batch``, the ids go in chunks of at most ``batch``, one message per chunk whose only
+    argument is the list of ids (a task that takes a batch): a message costs the sender ~0.5-1 ms of
+    CPU, more than a small task's own share of the work. ``catch_up`` names what re-sends a lost
+    message (for the log line), e.g. "the sweeper". Outside a transaction Django runs the callback at once.
     """
     pending = list(ids)
     if not pending:
         return
+    messages: list[int | list[int]] = (
+        [pending[i : i + batch] for i in range(0, len(pending), batch)] if batch else list(pending)
+    )
 
     def send() -> None:
-        unsent = [object_id for object_id in pending if not send_now(task_name, object_id)]
+        unsent = [
+            object_id
+            for message in messages
+            if not send_now(task_name, message)
+            for object_id in (message if isinstance(message, list) else [message])
+        ]
         if unsent:
             # One line per batch, ids only (no PHI); a run may enqueue hundreds of chunks at once.
             state = broker_breaker().snapshot()

@@ -82,6 +82,21 @@ def test_a_broker_outage_is_logged_not_raised(monkeypatch, caplog, django_captur
     assert "the reaper will send them" in caplog.text
 
 
+def test_a_batch_task_gets_the_ids_in_chunks_and_a_lost_chunk_is_logged_by_its_ids(
+    monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    broker = _Broker(down=False)
+    monkeypatch.setattr(enqueue, "current_app", broker)
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue.enqueue_on_commit("app.tasks.batch", [1, 2, 3, 4, 5], catch_up="the sweeper", batch=2)
+    assert [args for _, args in broker.sent] == [[[1, 2]], [[3, 4]], [[5]]]
+    monkeypatch.setattr(enqueue, "current_app", _Broker(down=True))
+    with caplog.at_level(logging.WARNING, logger="portal.core.enqueue"):
+        with django_capture_on_commit_callbacks(execute=True):
+            enqueue.enqueue_on_commit("app.tasks.batch", [7, 8, 9], catch_up="the sweeper", batch=2)
+    assert "app.tasks.batch not enqueued for 3 id(s) (first 7;" in caplog.text
+
+
 def test_nothing_to_send_registers_nothing(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks() as callbacks:
         enqueue.enqueue_on_commit("app.tasks.job", [], catch_up="the sweeper")

@@ -110,6 +110,20 @@ def test_set_by_set_and_entry_by_entry_store_and_answer_the_same(ris, monkeypatc
     assert sets_statements <= 30
 
 
+def test_a_bundles_studies_go_to_the_workers_in_one_comparison_message(
+    ris, monkeypatch, django_capture_on_commit_callbacks
+):
+    from portal.core import enqueue
+
+    sent: list[tuple[str, list]] = []
+    monkeypatch.setattr(enqueue.current_app, "send_task", lambda name, args: sent.append((name, args)))
+    with django_capture_on_commit_callbacks(execute=True):
+        _statuses(_post(ris, _bundle(range(3))))
+    studies = sorted(Study.objects.values_list("pk", flat=True))
+    (message,) = sent
+    assert message[0] == "portal.review.tasks.compare_studies" and sorted(message[1][0]) == studies
+
+
 def test_a_report_twice_in_one_bundle_is_stored_once(ris):
     bundle = _bundle(range(2))
     bundle["entry"].append(json.loads(json.dumps(bundle["entry"][2])))  # the first final again

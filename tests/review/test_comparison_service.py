@@ -84,3 +84,33 @@ def test_roles_without_clinical_review_may_not_compare(client_for, persona):
     )
 
     assert response.status_code == 403
+
+
+def test_one_batch_message_compares_each_study_and_one_failure_does_not_stop_the_rest(study, monkeypatch):
+    from django.db import OperationalError
+
+    from portal.review import tasks
+
+    real = services.study_compare
+    seen: list[int] = []
+
+    def compare(study_id: int):
+        seen.append(study_id)
+        if study_id == -1:
+            raise ValueError("a study that cannot be compared")
+        return real(study_id)
+
+    monkeypatch.setattr(services, "study_compare", compare)
+    with pytest.raises(ValueError):
+        tasks.compare_studies.run([-1, study.pk])
+    assert seen == [-1, study.pk]  # the bad one first, the good one still compared
+    assert Comparison.objects.filter(study=study).count() == 1
+    assert tasks.compare_studies.run([study.pk, study.pk]) == 2  # idempotent: still one comparison
+    assert Comparison.objects.filter(study=study).count() == 1
+
+    def down(study_id: int):
+        raise OperationalError("database restarting")
+
+    monkeypatch.setattr(services, "study_compare", down)
+    with pytest.raises(OperationalError):  # transient: the whole batch is retried by Celery
+        tasks.compare_studies.run([study.pk])

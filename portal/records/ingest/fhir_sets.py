@@ -233,8 +233,7 @@ def _reports(reports: list[tuple[BundleEntry, FhirReportResult]], unit: _Unit) -
     compared = [o.study_id for o in outputs if o.kind == AIOutputKind.REPORT_DRAFT] + [
         r.study_id for r in finals
     ]
-    for study_id in dict.fromkeys(compared):
-        services.enqueue_comparison(study_id)
+    services.enqueue_comparisons(compared)
 
 
 def _studies(parsed: list[FhirReportResult], unit: _Unit) -> tuple[dict[str, Study], list[Study]]:
