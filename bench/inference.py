@@ -477,6 +477,7 @@ def _load_by_path(name: str, relative: str) -> Any:
 def _runtime_engine(spec: dict[str, Any], name: str):
     # By file path: the package __init__ would set up Django; the engine itself needs none of it.
     _load_by_path("inference.runtime.batching", "inference/runtime/batching.py")
+    _load_by_path("inference.runtime.speculation", "inference/runtime/speculation.py")
     _load_by_path("inference.runtime.static_cache", "inference/runtime/static_cache.py")
     module = _load_by_path("concordance_engine", "inference/runtime/engine.py")
     engine = module.DecoderEngine(Path(spec["model_dirs"][name]), threads=spec["threads"])

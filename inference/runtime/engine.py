@@ -38,6 +38,11 @@ RUNTIME_VERSION = "1"
 _EOS_SPELLINGS = ("<|endoftext|>", "</s>", "<eos>", "[EOS]")
 _PAD_SPELLINGS = ("<pad>", "[PAD]", "<|padding|>")
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+#: The model metadata key naming how many trailing positions' logits a graph returns (fused_graph).
+LOGIT_POSITIONS_KEY = "concordance.logit_positions"
+#: Most guessed tokens a one-row static-cache step checks. Measured on the shipped model (batch 1,
+#: docs/runtime.md): a step fed 4 tokens costs ~1.2x one fed 1, and 3 guesses gain the most.
+GUESS_TOKENS = 3
 
 
 class EngineError(Exception):
@@ -299,8 +304,17 @@ class DecoderEngine(TextEngine):
         vocab = logits[-1] if isinstance(logits[-1], int) else int(self.config.get("vocab_size") or 0)
         if self.static_cache and not vocab:
             raise EngineError("a static-cache model.onnx must declare its vocabulary size (logits shape)")
-        # (positions, vocab) of the logits a static run returns; 0 positions: as many as it is fed.
-        self.logits_shape = (logits[1] if isinstance(logits[1], int) else 0, vocab)
+        # How many trailing positions' logits a run returns: fixed in the graph (1: the last only), or
+        # named in its metadata (the static graph's last few, to check guesses), else all it is fed.
+        declared = self.decoder.get_modelmeta().custom_metadata_map.get(LOGIT_POSITIONS_KEY)
+        self.logit_positions: int | None = (
+            logits[1] if isinstance(logits[1], int) else int(declared) if declared else None
+        )
+        self.vocab = vocab
+        # Guessed tokens a one-row static step may check (inference.runtime.speculation): as many as
+        # the graph returns logits for after the pending token, at most GUESS_TOKENS.
+        positions = self.logit_positions or GUESS_TOKENS + 1
+        self.guess_tokens = min(GUESS_TOKENS, positions - 1) if self.static_cache else 0
 
     def budget(self, prompt_tokens: int, max_new_tokens: int) -> int:
         """How many tokens may be generated after a prompt of this length (context window permitting)."""
@@ -357,7 +371,8 @@ class DecoderEngine(TextEngine):
 
     def bound_step(self, cache: Sequence[np.ndarray], new_tokens: int) -> BoundStep:
         """A prebound static-cache run over these slot views (contiguous) feeding ``new_tokens`` a row."""
-        return BoundStep(self.decoder, self.cache_names, cache, new_tokens, self.logits_shape)
+        positions = min(new_tokens, self.logit_positions or new_tokens)
+        return BoundStep(self.decoder, self.cache_names, cache, new_tokens, (positions, self.vocab))
 
     def generate_ids(
         self,
