@@ -213,6 +213,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--engines", default=",".join(DEFAULT_ENGINES), help=f"of {', '.join(ENGINES)}")
     parser.add_argument("--memory-budget-mb", type=int, default=64, help="runtime KV-cache budget (0: none)")
+    parser.add_argument(
+        "--running-rows", type=int, default=0, help="static cache: most rows at once (0: the default)"
+    )
     parser.add_argument("--api", type=int, default=50, help="POST /api/v1/drafts requests to time (0: skip)")
     parser.add_argument("--api-engine", default="static", choices=RUNTIME_ENGINES, help="graph the API runs")
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
@@ -242,6 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     generation = json.loads((model_dir / "generation_config.json").read_text())
     max_new = int(generation.get("max_new_tokens") or 256)
     from inference.prompts import build_prompt
+    from inference.runtime.engine import DEFAULT_RUNNING_ROWS
 
     prompts = [
         build_prompt("report_draft", x) for x in fitting_inputs(model_dir, args.prompts, max_new, 2026)
@@ -252,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         "model_dirs": {engine: str(path) for engine, path in model_dirs.items()},
         "kernels": {engine: optimised_node_count(path / "model.onnx") for engine, path in model_dirs.items()},
         "memory_budget_mb": args.memory_budget_mb,
+        "running_rows": args.running_rows or DEFAULT_RUNNING_ROWS,
         "torch_dir": str(torch_dir) if torch_dir else "",
         "prompts": prompts,
         "latency": min(args.latency, len(prompts)),
@@ -321,8 +326,9 @@ def report(model_dir: Path, note: str, spec: dict, results: dict[str, dict], com
             )
         )
     print(
-        f"# runtime engines: continuous batching (at most bN rows at once), KV-cache budget "
-        f"{spec['memory_budget_mb']} MB; 'kernels/step': nodes of the graph onnxruntime runs"
+        f"# runtime engines: continuous batching (at most bN rows at once; static cache: at most "
+        f"{spec['running_rows']}), KV-cache budget {spec['memory_budget_mb']} MB; "
+        "'kernels/step': nodes of the graph onnxruntime runs"
     )
     print("# 'same as PyTorch b1': share of texts byte-identical to PyTorch fp32 at batch 1, per batch size")
 
@@ -481,6 +487,7 @@ def _runtime_engine(spec: dict[str, Any], name: str):
     _load_by_path("inference.runtime.static_cache", "inference/runtime/static_cache.py")
     module = _load_by_path("concordance_engine", "inference/runtime/engine.py")
     engine = module.DecoderEngine(Path(spec["model_dirs"][name]), threads=spec["threads"])
+    engine.running_rows = spec["running_rows"]
     assert "torch" not in sys.modules, "the runtime must not import torch"
     budget = spec["memory_budget_mb"] * 1024 * 1024 or None
 

@@ -40,6 +40,11 @@ _PAD_SPELLINGS = ("<pad>", "[PAD]", "<|padding|>")
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 #: The model metadata key naming how many trailing positions' logits a graph returns (fused_graph).
 LOGIT_POSITIONS_KEY = "concordance.logit_positions"
+#: Most rows a static-cache call decodes at once, whatever its batch size (a batch of 32 prompts runs
+#: 8 rows, the others join as rows finish). From ~8 rows up a step costs about the same per row (the
+#: attention kernel runs per row and head over each row's cache) and measured on a quiet machine a
+#: batch running ~13 rows was 11% slower per report than one running 8 (docs/runtime.md).
+DEFAULT_RUNNING_ROWS = 8
 #: Most guessed tokens a one-row static-cache step checks. Measured on the shipped model (batch 1,
 #: docs/runtime.md): a step fed 4 tokens costs ~1.2x one fed 1, and 3 guesses gain the most.
 GUESS_TOKENS = 3
@@ -261,8 +266,11 @@ class DecoderEngine(TextEngine):
         threads: int = 1,
         providers: Sequence[str] = ("CPUExecutionProvider",),
         optimization: str = "all",
+        running_rows: int = DEFAULT_RUNNING_ROWS,
     ) -> None:
         super().__init__(directory, threads=threads, providers=providers)
+        #: Most rows a static-cache call decodes at once (the concatenating cache runs its batch size).
+        self.running_rows = max(1, int(running_rows))
         if self.config.get("is_encoder_decoder"):
             raise EngineError("an encoder-decoder (seq2seq) model: serve it with Seq2SeqEngine")
         self.shape = DecoderShape.from_config(self.config)
@@ -384,14 +392,17 @@ class DecoderEngine(TextEngine):
     ) -> list[list[int]]:
         """Greedy continuation of each prompt, up to and including EOS, with continuous batching.
 
-        At most ``max_rows`` rows run at once (default: all); a finished row leaves at once and a
-        waiting prompt takes its place. ``memory_budget_bytes`` bounds the KV cache (see
-        :mod:`inference.runtime.batching`). The answers do not depend on either setting.
+        At most ``max_rows`` rows run at once (default: all; a static cache: at most
+        ``running_rows``); a finished row leaves at once and a waiting prompt takes its place.
+        ``memory_budget_bytes`` bounds the KV cache (see :mod:`inference.runtime.batching`). The
+        answers depend on none of these settings.
         """
         if any(not prompt for prompt in prompts):
             raise EngineError("empty prompt")
         budgets = [self.budget(len(p), max_new_tokens) for p in prompts]
         rows = max_rows or max(1, len(prompts))
+        if self.static_cache:
+            rows = min(rows, self.running_rows)
         batcher_class = SlotBatcher if self.static_cache else ContinuousBatcher
         batcher = batcher_class(self, max_rows=rows, memory_budget_bytes=memory_budget_bytes)
         return batcher.run([list(p) for p in prompts], budgets)

@@ -124,6 +124,39 @@ def test_the_static_cache_gives_the_same_answers_in_any_company(static_engine, m
     assert engine.generate_ids(prompts[::-1], TINY_MAX_NEW_TOKENS, max_rows=max_rows) == alone[::-1]
 
 
+def test_a_static_cache_call_decodes_at_most_running_rows_at_once(static_engine, monkeypatch):
+    """A batch of 32 prompts runs ``running_rows`` rows; the others join as rows finish."""
+    from inference.runtime.static_cache import SlotBatcher
+
+    engine, prompts, alone = static_engine
+    assert engine.running_rows == runtime.engine.DEFAULT_RUNNING_ROWS
+    peaks = []
+    run = SlotBatcher.run
+
+    def recording_run(self, *args):
+        answers = run(self, *args)
+        peaks.append(self.peak_rows)
+        return answers
+
+    monkeypatch.setattr(SlotBatcher, "run", recording_run)
+    engine.running_rows = 3
+    assert len(prompts) > 3
+    assert engine.generate_ids(prompts, TINY_MAX_NEW_TOKENS, max_rows=32) == alone
+    assert engine.generate_ids(prompts, TINY_MAX_NEW_TOKENS, max_rows=2) == alone  # the batch size still caps
+    assert peaks == [3, 2]
+
+
+def test_the_runtime_reads_the_running_rows_setting(tiny_model_version, settings):
+    settings.INFERENCE_RUNNING_ROWS = 5
+    runtime.clear_cache()
+    try:
+        assert runtime.running_rows() == 5 and runtime.load(tiny_model_version).running_rows == 5
+        settings.INFERENCE_RUNNING_ROWS = 0
+        assert runtime.running_rows() == 1  # one row always runs
+    finally:
+        runtime.clear_cache()
+
+
 def test_the_static_cache_slots_fit_the_memory_budget(static_engine):
     from inference.runtime.static_cache import SlotBatcher, slot_count
 
