@@ -122,17 +122,25 @@ def torch_weights_from_onnx(onnx_dir: Path, out_dir: Path) -> None:
     model.tie_weights()
     session = ort.InferenceSession(str(onnx_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     ids = np.arange(3, 40, dtype=np.int64).reshape(1, -1) % config.vocab_size
-    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    feed = {"input_ids": ids}
     names = {i.name for i in session.get_inputs()}
+    static = "seqlens_k" in names  # a static-cache graph (the shipped 1.1.1): lengths, not a mask
+    if static:
+        feed["seqlens_k"] = np.array([ids.shape[1] - 1], dtype=np.int32)
+        feed["total_sequence_length"] = np.array(ids.shape[1], dtype=np.int32)
+    else:
+        feed["attention_mask"] = np.ones_like(ids)
     if "position_ids" in names:
         feed["position_ids"] = np.arange(ids.shape[1], dtype=np.int64).reshape(1, -1)
     head_dim = config.n_embd // config.n_head
+    cached = ids.shape[1] if static else 0  # a static cache is as long as what it will hold
     for layer in range(config.n_layer):
         for part in ("key", "value"):
-            feed[f"past_key_values.{layer}.{part}"] = np.zeros((1, config.n_head, 0, head_dim), np.float32)
+            shape = (1, config.n_head, cached, head_dim)
+            feed[f"past_key_values.{layer}.{part}"] = np.zeros(shape, np.float32)
     onnx_logits = session.run(["logits"], feed)[0]
-    with torch.no_grad():
-        torch_logits = model(torch.from_numpy(ids)).logits.numpy()
+    with torch.no_grad():  # a fused graph returns the last position(s) only
+        torch_logits = model(torch.from_numpy(ids)).logits.numpy()[:, -onnx_logits.shape[1] :]
     gap = float(np.abs(onnx_logits - torch_logits).max())
     if gap > 1e-3:
         raise SystemExit(f"rebuilt PyTorch weights disagree with the ONNX graph (max logit gap {gap})")
