@@ -122,17 +122,25 @@ def torch_weights_from_onnx(onnx_dir: Path, out_dir: Path) -> None:
     model.tie_weights()
     session = ort.InferenceSession(str(onnx_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     ids = np.arange(3, 40, dtype=np.int64).reshape(1, -1) % config.vocab_size
-    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    feed = {"input_ids": ids}
     names = {i.name for i in session.get_inputs()}
+    static = "seqlens_k" in names  # a static-cache graph (the shipped 1.1.1): lengths, not a mask
+    if static:
+        feed["seqlens_k"] = np.array([ids.shape[1] - 1], dtype=np.int32)
+        feed["total_sequence_length"] = np.array(ids.shape[1], dtype=np.int32)
+    else:
+        feed["attention_mask"] = np.ones_like(ids)
     if "position_ids" in names:
         feed["position_ids"] = np.arange(ids.shape[1], dtype=np.int64).reshape(1, -1)
     head_dim = config.n_embd // config.n_head
+    cached = ids.shape[1] if static else 0  # a static cache is as long as what it will hold
     for layer in range(config.n_layer):
         for part in ("key", "value"):
-            feed[f"past_key_values.{layer}.{part}"] = np.zeros((1, config.n_head, 0, head_dim), np.float32)
+            shape = (1, config.n_head, cached, head_dim)
+            feed[f"past_key_values.{layer}.{part}"] = np.zeros(shape, np.float32)
     onnx_logits = session.run(["logits"], feed)[0]
-    with torch.no_grad():
-        torch_logits = model(torch.from_numpy(ids)).logits.numpy()
+    with torch.no_grad():  # a fused graph returns the last position(s) only
+        torch_logits = model(torch.from_numpy(ids)).logits.numpy()[:, -onnx_logits.shape[1] :]
     gap = float(np.abs(onnx_logits - torch_logits).max())
     if gap > 1e-3:
         raise SystemExit(f"rebuilt PyTorch weights disagree with the ONNX graph (max logit gap {gap})")
@@ -213,6 +221,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--engines", default=",".join(DEFAULT_ENGINES), help=f"of {', '.join(ENGINES)}")
     parser.add_argument("--memory-budget-mb", type=int, default=64, help="runtime KV-cache budget (0: none)")
+    parser.add_argument(
+        "--running-rows", type=int, default=0, help="static cache: most rows at once (0: the default)"
+    )
     parser.add_argument("--api", type=int, default=50, help="POST /api/v1/drafts requests to time (0: skip)")
     parser.add_argument("--api-engine", default="static", choices=RUNTIME_ENGINES, help="graph the API runs")
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
@@ -242,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     generation = json.loads((model_dir / "generation_config.json").read_text())
     max_new = int(generation.get("max_new_tokens") or 256)
     from inference.prompts import build_prompt
+    from inference.runtime.engine import DEFAULT_RUNNING_ROWS
 
     prompts = [
         build_prompt("report_draft", x) for x in fitting_inputs(model_dir, args.prompts, max_new, 2026)
@@ -252,6 +264,7 @@ def main(argv: list[str] | None = None) -> None:
         "model_dirs": {engine: str(path) for engine, path in model_dirs.items()},
         "kernels": {engine: optimised_node_count(path / "model.onnx") for engine, path in model_dirs.items()},
         "memory_budget_mb": args.memory_budget_mb,
+        "running_rows": args.running_rows or DEFAULT_RUNNING_ROWS,
         "torch_dir": str(torch_dir) if torch_dir else "",
         "prompts": prompts,
         "latency": min(args.latency, len(prompts)),
@@ -321,8 +334,9 @@ def report(model_dir: Path, note: str, spec: dict, results: dict[str, dict], com
             )
         )
     print(
-        f"# runtime engines: continuous batching (at most bN rows at once), KV-cache budget "
-        f"{spec['memory_budget_mb']} MB; 'kernels/step': nodes of the graph onnxruntime runs"
+        f"# runtime engines: continuous batching (at most bN rows at once; static cache: at most "
+        f"{spec['running_rows']}), KV-cache budget {spec['memory_budget_mb']} MB; "
+        "'kernels/step': nodes of the graph onnxruntime runs"
     )
     print("# 'same as PyTorch b1': share of texts byte-identical to PyTorch fp32 at batch 1, per batch size")
 
@@ -477,9 +491,11 @@ def _load_by_path(name: str, relative: str) -> Any:
 def _runtime_engine(spec: dict[str, Any], name: str):
     # By file path: the package __init__ would set up Django; the engine itself needs none of it.
     _load_by_path("inference.runtime.batching", "inference/runtime/batching.py")
+    _load_by_path("inference.runtime.speculation", "inference/runtime/speculation.py")
     _load_by_path("inference.runtime.static_cache", "inference/runtime/static_cache.py")
     module = _load_by_path("concordance_engine", "inference/runtime/engine.py")
     engine = module.DecoderEngine(Path(spec["model_dirs"][name]), threads=spec["threads"])
+    engine.running_rows = spec["running_rows"]
     assert "torch" not in sys.modules, "the runtime must not import torch"
     budget = spec["memory_budget_mb"] * 1024 * 1024 or None
 

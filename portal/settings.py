@@ -451,10 +451,13 @@ REINFERENCE_MAX_COHORT = env_int("REINFERENCE_MAX_COHORT", 200_000)
 # --- Model runtime (inference.runtime; see docs/runtime.md) ----------------------------------------
 # One intra-op thread per session: one worker process per core scales better, and a fixed thread count
 # keeps results reproducible. Providers in order of preference (CUDAExecutionProvider needs
-# onnxruntime-gpu); unavailable ones are skipped. Batch = micro-batch size of one generation call.
+# onnxruntime-gpu); unavailable ones are skipped. Batch = most prompts one generation call decodes
+# together; running rows = most of them a static-cache graph decodes at once (the others join as rows
+# finish; measured in docs/runtime.md).
 INFERENCE_THREADS = env_int("INFERENCE_THREADS", 1)
 INFERENCE_PROVIDERS = env_list("INFERENCE_PROVIDERS", ["CPUExecutionProvider"])
 INFERENCE_BATCH_SIZE = env_int("INFERENCE_BATCH_SIZE", 32)
+INFERENCE_RUNNING_ROWS = env_int("INFERENCE_RUNNING_ROWS", 8)
 INFERENCE_MEMORY_BUDGET_MB = env_int("INFERENCE_MEMORY_BUDGET_MB", 64)
 INFERENCE_MAX_NEW_TOKENS = env_int("INFERENCE_MAX_NEW_TOKENS", 256)
 INFERENCE_GRAPH_OPTIMIZATION = env_str("INFERENCE_GRAPH_OPTIMIZATION", "all")

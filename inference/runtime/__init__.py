@@ -8,7 +8,8 @@ provenance stored beside each output.
 
 Settings: ``INFERENCE_THREADS`` (intra-op threads per session, default 1), ``INFERENCE_PROVIDERS``
 (default ``["CPUExecutionProvider"]``; ``CUDAExecutionProvider`` first when onnxruntime-gpu is
-installed), ``INFERENCE_BATCH_SIZE`` (most rows decoding at once, default 32; continuous batching),
+installed), ``INFERENCE_BATCH_SIZE`` (most prompts one call decodes together, default 32; continuous
+batching), ``INFERENCE_RUNNING_ROWS`` (most rows a static-cache graph decodes at once, default 8),
 ``INFERENCE_MEMORY_BUDGET_MB`` (KV cache of one call, default 64), ``INFERENCE_GRAPH_OPTIMIZATION``
 (none/basic/extended/all, default all).
 """
@@ -26,6 +27,7 @@ from django.conf import settings
 from inference.prompts import PromptError, build_prompt
 from inference.registry import ArtifactIntegrityError, artifact_dir_of, verify_artifacts
 from inference.runtime.engine import (
+    DEFAULT_RUNNING_ROWS,
     RUNTIME_NAME,
     RUNTIME_VERSION,
     DecoderEngine,
@@ -84,6 +86,11 @@ def providers() -> list[str]:
     return [p for p in wanted if p in available] or ["CPUExecutionProvider"]
 
 
+def running_rows() -> int:
+    """Most rows a static-cache call decodes at once (``INFERENCE_RUNNING_ROWS``, default 8)."""
+    return max(1, int(getattr(settings, "INFERENCE_RUNNING_ROWS", DEFAULT_RUNNING_ROWS)))
+
+
 def memory_budget_bytes() -> int | None:
     """The KV-cache budget of one generate call (``INFERENCE_MEMORY_BUDGET_MB``; 0: unbounded)."""
     megabytes = int(getattr(settings, "INFERENCE_MEMORY_BUDGET_MB", DEFAULT_MEMORY_BUDGET_MB))
@@ -129,6 +136,8 @@ def load(model_version: ModelVersion) -> TextEngine:
                 )
             except EngineError as exc:
                 raise ModelNotRunnable(f"{model_version.name} {model_version.version}: {exc}") from exc
+            if isinstance(engine, DecoderEngine):
+                engine.running_rows = running_rows()
             _sessions[key] = engine
     return engine
 

@@ -38,6 +38,16 @@ RUNTIME_VERSION = "1"
 _EOS_SPELLINGS = ("<|endoftext|>", "</s>", "<eos>", "[EOS]")
 _PAD_SPELLINGS = ("<pad>", "[PAD]", "<|padding|>")
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+#: The model metadata key naming how many trailing positions' logits a graph returns (fused_graph).
+LOGIT_POSITIONS_KEY = "concordance.logit_positions"
+#: Most rows a static-cache call decodes at once, whatever its batch size (a batch of 32 prompts runs
+#: 8 rows, the others join as rows finish). From ~8 rows up a step costs about the same per row (the
+#: attention kernel runs per row and head over each row's cache) and measured on a quiet machine a
+#: batch running ~13 rows was 11% slower per report than one running 8 (docs/runtime.md).
+DEFAULT_RUNNING_ROWS = 8
+#: Most guessed tokens a one-row static-cache step checks. Measured on the shipped model (batch 1,
+#: docs/runtime.md): a step fed 4 tokens costs ~1.2x one fed 1, and 3 guesses gain the most.
+GUESS_TOKENS = 3
 
 
 class EngineError(Exception):
@@ -256,8 +266,11 @@ class DecoderEngine(TextEngine):
         threads: int = 1,
         providers: Sequence[str] = ("CPUExecutionProvider",),
         optimization: str = "all",
+        running_rows: int = DEFAULT_RUNNING_ROWS,
     ) -> None:
         super().__init__(directory, threads=threads, providers=providers)
+        #: Most rows a static-cache call decodes at once (the concatenating cache runs its batch size).
+        self.running_rows = max(1, int(running_rows))
         if self.config.get("is_encoder_decoder"):
             raise EngineError("an encoder-decoder (seq2seq) model: serve it with Seq2SeqEngine")
         self.shape = DecoderShape.from_config(self.config)
@@ -299,8 +312,17 @@ class DecoderEngine(TextEngine):
         vocab = logits[-1] if isinstance(logits[-1], int) else int(self.config.get("vocab_size") or 0)
         if self.static_cache and not vocab:
             raise EngineError("a static-cache model.onnx must declare its vocabulary size (logits shape)")
-        # (positions, vocab) of the logits a static run returns; 0 positions: as many as it is fed.
-        self.logits_shape = (logits[1] if isinstance(logits[1], int) else 0, vocab)
+        # How many trailing positions' logits a run returns: fixed in the graph (1: the last only), or
+        # named in its metadata (the static graph's last few, to check guesses), else all it is fed.
+        declared = self.decoder.get_modelmeta().custom_metadata_map.get(LOGIT_POSITIONS_KEY)
+        self.logit_positions: int | None = (
+            logits[1] if isinstance(logits[1], int) else int(declared) if declared else None
+        )
+        self.vocab = vocab
+        # Guessed tokens a one-row static step may check (inference.runtime.speculation): as many as
+        # the graph returns logits for after the pending token, at most GUESS_TOKENS.
+        positions = self.logit_positions or GUESS_TOKENS + 1
+        self.guess_tokens = min(GUESS_TOKENS, positions - 1) if self.static_cache else 0
 
     def budget(self, prompt_tokens: int, max_new_tokens: int) -> int:
         """How many tokens may be generated after a prompt of this length (context window permitting)."""
@@ -357,7 +379,8 @@ class DecoderEngine(TextEngine):
 
     def bound_step(self, cache: Sequence[np.ndarray], new_tokens: int) -> BoundStep:
         """A prebound static-cache run over these slot views (contiguous) feeding ``new_tokens`` a row."""
-        return BoundStep(self.decoder, self.cache_names, cache, new_tokens, self.logits_shape)
+        positions = min(new_tokens, self.logit_positions or new_tokens)
+        return BoundStep(self.decoder, self.cache_names, cache, new_tokens, (positions, self.vocab))
 
     def generate_ids(
         self,
@@ -369,14 +392,17 @@ class DecoderEngine(TextEngine):
     ) -> list[list[int]]:
         """Greedy continuation of each prompt, up to and including EOS, with continuous batching.
 
-        At most ``max_rows`` rows run at once (default: all); a finished row leaves at once and a
-        waiting prompt takes its place. ``memory_budget_bytes`` bounds the KV cache (see
-        :mod:`inference.runtime.batching`). The answers do not depend on either setting.
+        At most ``max_rows`` rows run at once (default: all; a static cache: at most
+        ``running_rows``); a finished row leaves at once and a waiting prompt takes its place.
+        ``memory_budget_bytes`` bounds the KV cache (see :mod:`inference.runtime.batching`). The
+        answers depend on none of these settings.
         """
         if any(not prompt for prompt in prompts):
             raise EngineError("empty prompt")
         budgets = [self.budget(len(p), max_new_tokens) for p in prompts]
         rows = max_rows or max(1, len(prompts))
+        if self.static_cache:
+            rows = min(rows, self.running_rows)
         batcher_class = SlotBatcher if self.static_cache else ContinuousBatcher
         batcher = batcher_class(self, max_rows=rows, memory_budget_bytes=memory_budget_bytes)
         return batcher.run([list(p) for p in prompts], budgets)

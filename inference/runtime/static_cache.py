@@ -15,6 +15,12 @@ grow with it; here each step only appends each row's new keys and values at that
 * Each view of the slots is bound once (:class:`BoundStep`): its inputs, its logits and its slots'
   cache are numpy buffers onnxruntime reads and writes where they lie; a step only writes a few
   integers into them (no binding, OrtValues or logits array made per step).
+* When ONE row runs (batch 1, or the tail of a batch) and the graph returns the logits of several
+  positions, a step feeds the row's pending token plus up to ``guess_tokens`` tokens guessed from its
+  own context (:mod:`.speculation`) and keeps every guess greedy decoding confirms: the same text in
+  fewer weight reads. Unconfirmed guesses leave stale cache entries past the row's length, which the
+  next step overwrites (a row's length, not the buffer, says what is cached). onnxruntime's
+  GroupQueryAttention takes several new tokens over a cache for one row at a time only.
 * CPU memory only (numpy views bound to onnxruntime).
 """
 
@@ -26,6 +32,8 @@ from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
+
+from inference.runtime.speculation import PromptLookup
 
 
 class BoundStep:
@@ -80,14 +88,15 @@ class BoundStep:
         return value
 
     def run(self, input_ids: np.ndarray, positions: np.ndarray, cached: np.ndarray) -> np.ndarray:
-        """The last position's logits (rows x vocab, a view of the bound buffer, valid until the next
-        run); ``cached``: tokens already in each row's cache, which grows by the new tokens in place."""
+        """The logits of the last positions the graph returns (rows x positions x vocab, the bound
+        buffer itself, valid until the next run); ``cached``: tokens already in each row's cache, which
+        grows by the new tokens in place."""
         self.input_ids[...] = input_ids
         self.positions[...] = positions
         np.add(cached, input_ids.shape[1] - 1, out=self.seqlens, casting="unsafe")
         self.total[...] = self.seqlens.max() + 1
         self.session.run_with_iobinding(self.binding)
-        return self.logits[:, -1, :]
+        return self.logits
 
 
 class SlotEngine(Protocol):
@@ -95,6 +104,7 @@ class SlotEngine(Protocol):
 
     eos_ids: frozenset[int]
     kv_bytes_per_token: int
+    guess_tokens: int  # guessed tokens a one-row step may check (0: the graph returns one position)
 
     def new_cache(self, rows: int, length: int) -> list[np.ndarray]: ...
 
@@ -123,6 +133,9 @@ class SlotBatcher:
         self.memory_budget_bytes = memory_budget_bytes
         self.peak_rows = 0
         self.cache_bytes = 0  # what the cache of the last call took
+        # One-row steps that checked guesses, and the guessed tokens greedy decoding confirmed.
+        self.speculative_steps = 0
+        self.confirmed_guesses = 0
 
     def run(self, prompts: Sequence[Sequence[int]], budgets: Sequence[int]) -> list[list[int]]:
         """Each prompt's greedy answer ids (EOS included when reached), in the order of ``prompts``."""
@@ -132,12 +145,13 @@ class SlotBatcher:
         )
         cache = self.engine.new_cache(rows, length)
         self.cache_bytes = sum(array.nbytes for array in cache)
+        self._cache, self._bound = cache, {}  # decode runs, bound once per (running rows, new tokens)
+        self._lookups: dict[int, PromptLookup] = {}  # a row's context, once it has run alone
         answers: list[list[int]] = [[] for _ in prompts]
         waiting = deque(range(len(prompts)))
         slots: list[int] = []  # the prompt in each running slot
         cached = np.zeros(rows, dtype=np.int64)  # tokens in each slot's cache
         tokens = np.zeros((rows, 1), dtype=np.int64)  # the token each slot feeds next
-        bound: dict[int, BoundStep] = {}  # the decode run of the first n slots, bound once per n
         while waiting or slots:
             while waiting and len(slots) < rows:
                 index = waiting.popleft()
@@ -151,21 +165,83 @@ class SlotBatcher:
             if not slots:
                 continue
             self.peak_rows = max(self.peak_rows, len(slots))
-            count = len(slots)
-            step = bound.get(count)
-            if step is None:
-                step = bound[count] = self.engine.bound_step([a[:count] for a in cache], 1)
-            logits = step.run(tokens[:count], cached[:count].reshape(-1, 1), cached[:count])
-            tokens[:count, 0] = np.argmax(logits, axis=-1)  # ties to the lowest id, as torch.argmax
-            cached[:count] += 1
-            done = []
-            for slot, (index, token) in enumerate(zip(slots, tokens[:count, 0].tolist(), strict=True)):
-                answers[index].append(token)
-                if self._finished(token, answers[index], budgets[index]):
-                    done.append(slot)
+            if len(slots) == 1 and self.engine.guess_tokens:
+                i = slots[0]
+                done = self._speculate(i, prompts[i], answers[i], budgets[i], cached, tokens)
+            else:
+                done = self._step(slots, answers, budgets, cached, tokens)
             for slot in reversed(done):  # highest first, so the moves below never touch a done slot
+                self._lookups.pop(slots[slot], None)
                 self._release(slot, slots, cached, tokens, cache)
         return answers
+
+    def _bound_step(self, count: int, new_tokens: int) -> BoundStep:
+        """The run over the first ``count`` slots feeding ``new_tokens`` a row, bound on first use."""
+        step = self._bound.get((count, new_tokens))
+        if step is None:
+            views = [array[:count] for array in self._cache]
+            step = self._bound[(count, new_tokens)] = self.engine.bound_step(views, new_tokens)
+        return step
+
+    def _step(
+        self,
+        slots: list[int],
+        answers: list[list[int]],
+        budgets: Sequence[int],
+        cached: np.ndarray,
+        tokens: np.ndarray,
+    ) -> list[int]:
+        """One token for every running row; returns the slots whose row finished."""
+        count = len(slots)
+        logits = self._bound_step(count, 1).run(tokens[:count], cached[:count].reshape(-1, 1), cached[:count])
+        tokens[:count, 0] = np.argmax(logits[:, -1], axis=-1)  # ties to the lowest id, as torch.argmax
+        cached[:count] += 1
+        done = []
+        for slot, (index, token) in enumerate(zip(slots, tokens[:count, 0].tolist(), strict=True)):
+            answers[index].append(token)
+            if self._finished(token, answers[index], budgets[index]):
+                done.append(slot)
+        return done
+
+    def _speculate(
+        self,
+        index: int,
+        prompt: Sequence[int],
+        answer: list[int],
+        budget: int,
+        cached: np.ndarray,
+        tokens: np.ndarray,
+    ) -> list[int]:
+        """One step of the single running row (slot 0) checking guessed tokens; ``[0]`` when it finished.
+
+        Fed: the pending token and the guesses; the model's choice after each fed token is that
+        place's greedy token, and is valid as long as every guess before it was confirmed.
+        """
+        lookup = self._lookups.get(index)
+        if lookup is None:
+            lookup = self._lookups[index] = PromptLookup([*prompt, *answer])
+        # Never guess past the answer budget (the cache is sized for it).
+        guesses = lookup.guess(min(self.engine.guess_tokens, budget - len(answer) - 1))
+        fed = 1 + len(guesses)
+        step = self._bound_step(1, fed)
+        ids = np.array([[int(tokens[0, 0]), *guesses]], dtype=np.int64)
+        positions = cached[:1].reshape(1, 1) + np.arange(fed, dtype=np.int64)
+        chosen = np.argmax(step.run(ids, positions, cached[:1])[0, -fed:], axis=-1).tolist()
+        self.speculative_steps += 1
+        kept, finished = 0, False
+        for place, token in enumerate(chosen):
+            answer.append(token)
+            kept += 1
+            finished = self._finished(token, answer, budget)
+            if finished or place == len(guesses) or guesses[place] != token:
+                break
+        self.confirmed_guesses += kept - 1
+        if finished:
+            return [0]
+        lookup.extend(chosen[:kept])
+        cached[0] += kept  # the pending token and the confirmed guesses
+        tokens[0, 0] = chosen[kept - 1]
+        return []
 
     def _finished(self, token: int, answer: list[int], budget: int) -> bool:
         return token in self.engine.eos_ids or len(answer) >= budget
@@ -175,7 +251,7 @@ class SlotBatcher:
         ids = np.asarray([prompt], dtype=np.int64)
         positions = np.arange(len(prompt), dtype=np.int64).reshape(1, -1)
         step = self.engine.bound_step([a[slot : slot + 1] for a in cache], len(prompt))
-        return int(np.argmax(step.run(ids, positions, np.zeros(1, dtype=np.int64))[0]))
+        return int(np.argmax(step.run(ids, positions, np.zeros(1, dtype=np.int64))[0, -1]))
 
     @staticmethod
     def _release(

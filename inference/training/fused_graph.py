@@ -10,7 +10,10 @@ the same weights are written here into the graph onnxruntime runs best on CPU an
   mask, key padding mask and KV cache in ONE kernel), the output projection, the MLP with ``FastGelu``
   (GPT-2's tanh GELU), residual adds (onnxruntime fuses them into SkipLayerNormalization on load);
 * logits for the LAST position only: generation reads nothing else, and the prompt step no longer
-  multiplies every prompt position by the vocabulary.
+  multiplies every prompt position by the vocabulary. The static-cache graph returns the last
+  :data:`LOGIT_POSITIONS` positions' (at most as many as it is fed), so the runtime can check several
+  guessed tokens in one step (speculative decoding, :mod:`inference.runtime.speculation`); the count
+  is recorded in the model's metadata (:data:`LOGIT_POSITIONS_KEY`).
 
 Inputs and outputs keep the optimum names (``input_ids``, ``attention_mask``, ``position_ids``,
 ``past_key_values.{i}.key|value`` -> ``logits``, ``present.{i}.key|value``), so the runtime serves it
@@ -28,9 +31,17 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+# The model metadata key (ONNX ``metadata_props``) the runtime reads the count of logit positions from.
+from inference.runtime.engine import LOGIT_POSITIONS_KEY
+
 #: The graph names recorded in a card, so a reader knows which layout the model.onnx has.
 GRAPH_NAME = "gpt2-fused-mha"
-STATIC_GRAPH_NAME = "gpt2-fused-gqa-static-cache"
+#: The static-cache graph returning the logits of the last LOGIT_POSITIONS positions. Its first layout
+#: (``gpt2-fused-gqa-static-cache``, concordance-draft 1.1.1) returned the last position's only; the
+#: runtime serves both (speculative steps only where the graph returns more than one position).
+STATIC_GRAPH_NAME = "gpt2-fused-gqa-static-cache-last4"
+#: Positions whose logits a static-cache step returns: the fed token and up to three guesses after it.
+LOGIT_POSITIONS = 4
 OPSET = 17
 _MS_DOMAIN = "com.microsoft"
 
@@ -233,7 +244,8 @@ def _io(
     else:
         inputs.append(tensor("attention_mask", TensorProto.INT64, [batch, total]))
     inputs.append(tensor("position_ids", TensorProto.INT64, [batch, step]))
-    outputs = [tensor("logits", TensorProto.FLOAT, [batch, 1, vocab])]
+    # The static graph returns up to LOGIT_POSITIONS positions (fewer when fed fewer tokens).
+    outputs = [tensor("logits", TensorProto.FLOAT, [batch, "logit_positions" if static_cache else 1, vocab])]
     cache = [batch, heads, "max_sequence_length" if static_cache else "past_sequence_length", head_dim]
     for layer in range(layers):
         for part in ("key", "value"):
@@ -266,8 +278,9 @@ def gpt2_fused_model(
     )
     for layer in range(layers):
         normed, residual = _layer(g, layer, normed, residual, heads, eps)
-    # Only the last position's logits: generation reads nothing else.
-    bounds = [g.ints("last_start", [-1]), g.ints("last_end", [2**62]), g.ints("axis1", [1])]
+    # Only the last position's logits (static cache: the last LOGIT_POSITIONS, to check guesses).
+    positions = LOGIT_POSITIONS if static_cache else 1
+    bounds = [g.ints("last_start", [-positions]), g.ints("last_end", [2**62]), g.ints("axis1", [1])]
     last = g.node("Slice", [normed, *bounds], ["h_last"])
     # The LM head is tied to the token embedding: its transpose is stored once, laid out for MatMul.
     head = g.param("lm_head.weight_t", np.asarray(weights["transformer.wte.weight"]).T)
@@ -282,6 +295,8 @@ def gpt2_fused_model(
         producer_name="concordance",
     )
     model.ir_version = 8
+    if static_cache:
+        helper.set_model_props(model, {LOGIT_POSITIONS_KEY: str(LOGIT_POSITIONS)})
     return model
 
 

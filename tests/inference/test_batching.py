@@ -124,6 +124,39 @@ def test_the_static_cache_gives_the_same_answers_in_any_company(static_engine, m
     assert engine.generate_ids(prompts[::-1], TINY_MAX_NEW_TOKENS, max_rows=max_rows) == alone[::-1]
 
 
+def test_a_static_cache_call_decodes_at_most_running_rows_at_once(static_engine, monkeypatch):
+    """A batch of 32 prompts runs ``running_rows`` rows; the others join as rows finish."""
+    from inference.runtime.static_cache import SlotBatcher
+
+    engine, prompts, alone = static_engine
+    assert engine.running_rows == runtime.engine.DEFAULT_RUNNING_ROWS
+    peaks = []
+    run = SlotBatcher.run
+
+    def recording_run(self, *args):
+        answers = run(self, *args)
+        peaks.append(self.peak_rows)
+        return answers
+
+    monkeypatch.setattr(SlotBatcher, "run", recording_run)
+    engine.running_rows = 3
+    assert len(prompts) > 3
+    assert engine.generate_ids(prompts, TINY_MAX_NEW_TOKENS, max_rows=32) == alone
+    assert engine.generate_ids(prompts, TINY_MAX_NEW_TOKENS, max_rows=2) == alone  # the batch size still caps
+    assert peaks == [3, 2]
+
+
+def test_the_runtime_reads_the_running_rows_setting(tiny_model_version, settings):
+    settings.INFERENCE_RUNNING_ROWS = 5
+    runtime.clear_cache()
+    try:
+        assert runtime.running_rows() == 5 and runtime.load(tiny_model_version).running_rows == 5
+        settings.INFERENCE_RUNNING_ROWS = 0
+        assert runtime.running_rows() == 1  # one row always runs
+    finally:
+        runtime.clear_cache()
+
+
 def test_the_static_cache_slots_fit_the_memory_budget(static_engine):
     from inference.runtime.static_cache import SlotBatcher, slot_count
 
@@ -159,7 +192,8 @@ def test_a_static_cache_graph_without_position_ids_is_refused(static_engine, tmp
 
 
 def test_the_static_cache_binds_each_view_once_not_each_step(static_engine, monkeypatch):
-    """Prefill binds one run per prompt, decoding one per count of running rows; the steps reuse them."""
+    """Prefill binds one run per prompt, decoding one per count of running rows and of tokens fed a
+    row (one, or the pending token and its guesses when one row runs); the steps reuse them."""
     from inference.runtime.static_cache import BoundStep
 
     engine, prompts, alone = static_engine
@@ -168,7 +202,66 @@ def test_the_static_cache_binds_each_view_once_not_each_step(static_engine, monk
     monkeypatch.setattr(engine, "bound_step", lambda *args: bound.append(args[1]) or make(*args))
     monkeypatch.setattr(BoundStep, "run", lambda self, *args: runs.append(1) or run(self, *args))
     assert engine.generate_ids(prompts, TINY_MAX_NEW_TOKENS, max_rows=3) == alone
-    assert all(len(p) > 1 for p in prompts)
-    assert sorted(tokens for tokens in bound if tokens > 1) == sorted(len(p) for p in prompts)
+    fed_at_most = 1 + engine.guess_tokens
+    assert all(len(p) > fed_at_most for p in prompts)
+    assert sorted(tokens for tokens in bound if tokens > fed_at_most) == sorted(len(p) for p in prompts)
     assert 1 <= bound.count(1) <= 3  # one decode binding per count of running rows (1, 2 or 3)
+    assert all(bound.count(fed) <= 1 for fed in range(2, fed_at_most + 1))  # one row, guesses checked
     assert len(runs) > 2 * len(bound)  # the decode steps reuse their bindings
+
+
+# --- speculative one-row steps (guesses from the row's own context, kept only when greedy agrees) ------
+
+
+def test_a_guess_is_what_followed_the_latest_earlier_occurrence_of_the_tail():
+    from inference.runtime.speculation import PromptLookup
+
+    lookup = PromptLookup([5, 6, 7, 8, 9, 6, 7])
+    assert lookup.guess(3) == [8, 9, 6]  # "6 7" was followed by 8 9 6
+    assert lookup.guess(1) == [8] and lookup.guess(0) == []
+    lookup.extend([1, 2])
+    assert lookup.guess(3) == []  # 2 never occurred before
+    lookup.extend([5, 6])
+    assert lookup.guess(2) == [7, 8]  # the longest tail n-gram first: "2 5 6" no, "5 6" yes
+    lookup.extend([7, 4, 6, 7])
+    assert lookup.guess(2) == [4, 6]  # the LATEST earlier "6 7", not the first
+
+
+def test_one_row_steps_check_guesses_and_keep_the_greedy_text(static_engine):
+    from inference.runtime.static_cache import SlotBatcher
+
+    engine, prompts, alone = static_engine
+    assert engine.logit_positions == 4 and engine.guess_tokens == 3
+    budgets = [engine.budget(len(p), TINY_MAX_NEW_TOKENS) for p in prompts]
+    batcher = SlotBatcher(engine, max_rows=1)
+    assert batcher.run(prompts, budgets) == alone
+    # The tiny random model repeats itself: guesses are checked, and some are confirmed.
+    assert batcher.speculative_steps > 0 and batcher.confirmed_guesses > 0
+    assert batcher.speculative_steps + batcher.confirmed_guesses == sum(len(a) - 1 for a in alone)
+    wider = SlotBatcher(engine, max_rows=3)  # the one-row tail of a batch checks guesses too
+    assert wider.run(prompts, budgets) == alone and wider.speculative_steps > 0
+
+
+def test_a_graph_returning_the_last_position_only_decodes_without_guesses(static_engine, tmp_path):
+    """The first static layout (concordance-draft 1.1.1): logits of the last position, no metadata."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from inference.runtime.engine import DecoderEngine
+
+    _, prompts, alone = static_engine
+    model = onnx.load(str(tmp_path / "model.onnx"))
+    start = next(i for i in model.graph.initializer if i.name == "last_start")
+    start.CopyFrom(numpy_helper.from_array(np.array([-1], dtype=np.int64), "last_start"))
+    model.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 1
+    del model.metadata_props[:]
+    first = tmp_path / "first-layout"
+    first.mkdir()
+    for name in ("config.json", "generation_config.json", "tokenizer.json"):
+        (first / name).write_bytes((tmp_path / name).read_bytes())
+    onnx.save(model, str(first / "model.onnx"))
+    engine = DecoderEngine(first)
+    assert engine.static_cache and engine.logit_positions == 1 and engine.guess_tokens == 0
+    assert engine.generate_ids(prompts, TINY_MAX_NEW_TOKENS, max_rows=1) == alone
+    assert engine.generate_ids(prompts, TINY_MAX_NEW_TOKENS, max_rows=3) == alone

@@ -48,7 +48,7 @@ def test_the_fused_graph_is_its_own_version_and_writes_the_parents_drafts(tiny_m
     )
     assert fused.artifact_sha256 != tiny_model_version.artifact_sha256
     assert fused.artifacts["tokenizer.json"] == tiny_model_version.artifacts["tokenizer.json"]
-    assert fused.card["graph"] == "gpt2-fused-gqa-static-cache" and fused.quantisation == "fp32"
+    assert fused.card["graph"] == "gpt2-fused-gqa-static-cache-last4" and fused.quantisation == "fp32"
     assert fused.metrics["variant_evaluation"]["identical_to_parent_share"] == 1.0
     inputs = varied_inputs(12)
     assert [g.text for g in runtime.generate(fused, "report_draft", inputs)] == [
