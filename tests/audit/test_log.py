@@ -120,7 +120,9 @@ def test_no_event_without_its_change(monkeypatch):
     def broken_create(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise InjectedFailure("the study insert fails after patient.create was recorded")
 
-    monkeypatch.setattr(Study.objects, "create", broken_create)
+    # The study row is built by services.study_row and saved by the service (since the set-based
+    # Bundle writer shares the row builders): fail there, after patient.create was recorded.
+    monkeypatch.setattr(services, "study_row", broken_create)
 
     with pytest.raises(InjectedFailure):
         _ingest("ACC9001")
