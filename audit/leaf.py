@@ -24,7 +24,7 @@ from json.encoder import encode_basestring
 from audit.canonical import MAX_SAFE_INTEGER, canonical_fragment, canonical_json
 from audit.models import leaf_document
 
-__all__ = ["leaf_bytes", "leaf_digest"]
+__all__ = ["leaf_bytes", "leaf_digest", "leaf_parts"]
 
 _sha256 = hashlib.sha256
 _SAFE = range(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER + 1)
@@ -125,3 +125,26 @@ def leaf_bytes(  # noqa: PLR0913 - the columns of audit.models.LEAF_FIELDS, in t
 def leaf_digest(*columns: object) -> bytes:
     """The leaf hash (SHA-256 of 0x00 || :func:`leaf_bytes`) of an event's ``LEAF_FIELDS`` values."""
     return _sha256(b"\x00" + leaf_bytes(*columns)).digest()
+
+
+# A stand-in for the number while the leaf is written without it (the largest integer the leaf takes).
+_SEQ_STANDIN = MAX_SAFE_INTEGER
+_SEQ_MEMBER = b'"seq":' + str(_SEQ_STANDIN).encode() + b","
+
+
+def leaf_parts(*columns: object) -> tuple[bytes, bytes] | None:
+    """The hashed bytes of a leaf before and after its ``seq``, for an event not numbered yet:
+    ``b"\\x00" + leaf_bytes(seq, ...) == before + str(seq).encode() + after`` for every
+    non-negative ``seq`` (the leaf hash is SHA-256 of that), so the database can hash the leaf in
+    the statement that takes the number. ``columns`` are the ``LEAF_FIELDS`` values without
+    ``seq``; raises what :func:`leaf_bytes` raises.
+
+    The leaf is written with a stand-in number, and split around its ``"seq":`` member. None when
+    that member's text occurs more than once (a ``details`` object with the same key and value):
+    the caller then numbers the event first and hashes it whole.
+    """
+    document = leaf_bytes(_SEQ_STANDIN, *columns)
+    if document.count(_SEQ_MEMBER) != 1:
+        return None
+    start = document.index(_SEQ_MEMBER) + len(b'"seq":')
+    return b"\x00" + document[:start], document[start + len(str(_SEQ_STANDIN)) :]

@@ -2,8 +2,10 @@
 
 An event is written inside the caller's transaction (``transaction.atomic`` is required): the change
 and its event commit together or not at all. Appending is one sequence number (:mod:`audit.sequencer`,
-no lock held across the transaction) and one INSERT; the integrator (:mod:`audit.integrator`) adds
-committed events to the Merkle tree in batches, in ``seq`` order, and signs checkpoints.
+no lock held across the transaction) and one INSERT; on PostgreSQL a single event is one statement,
+the INSERT taking its number from the sequencer's function and hashing the leaf around it
+(:func:`_append_one`). The integrator (:mod:`audit.integrator`) adds committed events to the Merkle
+tree in batches, in ``seq`` order, and signs checkpoints.
 
 Inside :func:`batch` (one ingested message, one FHIR Bundle) ``record`` only collects the event; the
 block's events are appended together when it ends, with one sequence statement and one INSERT: the
@@ -16,19 +18,29 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from hashlib import sha256
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import connection
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DEFAULT_DB_ALIAS, DataError, InterfaceError, OperationalError, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import CharField, IntegerField
 from django.http import HttpRequest
 from django.utils import timezone
 
 from audit import sequencer
-from audit.leaf import leaf_digest
+from audit.leaf import leaf_digest, leaf_parts
 from audit.merkle import CompactRange
 from audit.models import LEAF_FIELDS, ActorKind, AuditEvent, AuditLogHead
 
 MAX_USER_AGENT = 256
+
+#: The event table's columns in the model's order, which the positional constructor in
+#: :func:`unsealed_event` and the statements of :func:`_append_one` rely on.
+COLUMNS = ("seq", *LEAF_FIELDS[1:], "leaf_hash")
+if tuple(field.attname for field in AuditEvent._meta.concrete_fields) != COLUMNS:
+    raise ImproperlyConfigured(f"AuditEvent's columns are no longer {COLUMNS}: update audit.log")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,8 +127,7 @@ def record(
         # Inside batch(): appended with the block's other events when it ends (seq and hash then).
         pending.append(event)
         return event
-    (seq,) = sequencer.allocate(1)
-    insert_events([seal(event, seq)])
+    append_sealed([event])
     return event
 
 
@@ -158,8 +169,12 @@ def batch_open() -> bool:
 
 
 def append_sealed(events: list[AuditEvent]) -> None:
-    """Number, hash and insert unsealed events in their order: one sequence statement, one INSERT."""
+    """Number, hash and insert unsealed events in their order: one sequence statement, one INSERT;
+    one statement for a single event on PostgreSQL (:func:`_append_one`)."""
     if not events:
+        return
+    db = connections[DEFAULT_DB_ALIAS]
+    if len(events) == 1 and db.vendor == "postgresql" and _append_one(db, events[0]):
         return
     for event, seq in zip(events, sequencer.allocate(len(events)), strict=True):
         seal(event, seq)
@@ -174,24 +189,96 @@ _INSERT_SQL: dict[tuple[str, int], str] = {}
 def insert_events(events: list[AuditEvent]) -> None:
     """INSERT sealed events (numbered and hashed) in their order: the rows ``save(force_insert=True)``
     or ``bulk_create`` would write, each value prepared by its field, one statement per batch.
+
+    One event (every :func:`record` outside a batch) goes through the sequencer's prepared cursor.
     """
-    fields = AuditEvent._meta.concrete_fields
-    size = max(1, connection.ops.bulk_batch_size(fields, events) or len(events))
-    with connection.cursor() as cursor:
-        for start in range(0, len(events), size):
-            chunk = events[start : start + size]
-            values = [f.get_db_prep_save(getattr(e, f.attname), connection) for e in chunk for f in fields]
-            cursor.execute(_insert_sql(len(chunk)), values)
+    db = connections[DEFAULT_DB_ALIAS]  # resolved once: each `connection.x` is a thread-local look-up
+    if len(events) == 1:
+        with sequencer.prepared_cursor(db) as cursor:
+            cursor.execute(_insert_sql(db, 1), _db_values(db, events[0]))
+    else:
+        size = max(1, db.ops.bulk_batch_size(AuditEvent._meta.concrete_fields, events) or len(events))
+        with db.cursor() as cursor:
+            for start in range(0, len(events), size):
+                chunk = events[start : start + size]
+                cursor.execute(_insert_sql(db, len(chunk)), [v for e in chunk for v in _db_values(db, e)])
     for event in events:
         event._state.adding = False
-        event._state.db = connection.alias
+        event._state.db = db.alias
 
 
-def _insert_sql(rows: int) -> str:
-    key = (connection.alias, rows)
+def _db_values(db: BaseDatabaseWrapper, event: AuditEvent) -> list[Any]:
+    """The column values of ``event`` as its fields prepare them for ``db``.
+
+    A ``CharField`` returns an exact ``str`` unchanged (``to_python``), an ``IntegerField`` None,
+    on every backend: those columns skip the field's three calls.
+    """
+    values = []
+    for field in AuditEvent._meta.concrete_fields:
+        value = getattr(event, field.attname)
+        if not (type(value) is str and isinstance(field, CharField)) and not (
+            value is None and isinstance(field, IntegerField)
+        ):
+            value = field.get_db_prep_save(value, db)
+        values.append(value)
+    return values
+
+
+def _append_one(db: BaseDatabaseWrapper, event: AuditEvent) -> bool:
+    """PostgreSQL: number, hash and insert one event in one statement, so one round trip.
+
+    The INSERT selects its row from ``audit_allocate(1)`` (the sequencer's lock, xid and number,
+    in that order, in this transaction: :mod:`audit.sequencer`'s argument is unchanged) and hashes
+    the leaf in the server: SHA-256 of the leaf's bytes before the number, the number, and the
+    bytes after it (:func:`audit.leaf.leaf_parts`). The hash the row got is checked against the
+    one computed here; a difference (impossible unless the encodings part) refuses the append.
+    """
+    parts = leaf_parts(*[getattr(event, name) for name in LEAF_FIELDS[1:]])
+    if parts is None:
+        return False  # the leaf cannot be split around its number: the two-statement path
+    before, after = parts
+    values = _db_values(db, event)[1:-1]  # seq and leaf_hash come from the statement
+    try:
+        with sequencer.prepared_cursor(db) as cursor:
+            cursor.execute(_append_one_sql(db), [*values, before, after])
+            seq, stored_hash = cursor.fetchone()
+    except InterfaceError as exc:  # a killed connection, reported as sequencer.allocate() does
+        raise OperationalError(f"the database connection was lost: {exc}") from exc
+    event.seq = seq
+    event.leaf_hash = sha256(before + str(seq).encode() + after).hexdigest()
+    if event.leaf_hash != stored_hash:
+        db.set_rollback(True)  # the row must not commit, even if the caller swallows the error
+        raise DataError(f"audit event {seq}: the database hashed its leaf differently; not appended")
+    event._state.adding = False
+    event._state.db = db.alias
+    return True
+
+
+def _append_one_sql(db: BaseDatabaseWrapper) -> str:
+    key = (db.alias, 0)
     sql = _INSERT_SQL.get(key)
     if sql is None:
-        quote = connection.ops.quote_name
+        quote = db.ops.quote_name
+        fields = AuditEvent._meta.concrete_fields
+        # Typed placeholders: a SELECT list does not take its types from the target columns. Text,
+        # not varchar(n), for strings: assigning text to a varchar(n) column refuses a value that
+        # is too long, as the plain INSERT does, where a cast to varchar(n) would cut it.
+        values = [f"%s::{'text' if isinstance(f, CharField) else f.db_type(db)}" for f in fields[1:-1]]
+        # Built from the model's own table and column names and placeholders only: no value is spliced.
+        sql = _INSERT_SQL[key] = (
+            f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+            f"SELECT number, {', '.join(values)}, "
+            "encode(sha256(%s::bytea || convert_to(number::text, 'UTF8') || %s::bytea), 'hex') "
+            f"FROM audit_allocate(1) AS number RETURNING {quote('seq')}, {quote('leaf_hash')}"
+        )
+    return sql
+
+
+def _insert_sql(db: BaseDatabaseWrapper, rows: int) -> str:
+    key = (db.alias, rows)
+    sql = _INSERT_SQL.get(key)
+    if sql is None:
+        quote = db.ops.quote_name
         fields = AuditEvent._meta.concrete_fields
         row = "(" + ", ".join(["%s"] * len(fields)) + ")"
         # Built from the model's own table and column names and placeholders only: no value is spliced.
@@ -229,18 +316,24 @@ def unsealed_event(
 ) -> AuditEvent:
     """An unsaved event without its number and hash yet (see :func:`seal`)."""
     object_id = entry.get("object_id", "")
+    # Positional, in COLUMNS order (Model.__init__ with keywords looks every field up by name, a
+    # tenth of an append's client CPU); seq None and leaf_hash "" as the keyword form leaves them.
     return AuditEvent(
-        recorded_at=recorded_at,
-        action=entry["action"],
-        object_type=entry.get("object_type", ""),
-        object_id=str(object_id) if object_id not in (None, "") else "",
-        patient_id=entry.get("patient_id"),
-        study_id=entry.get("study_id"),
-        details=entry.get("details") or {},
-        client_address=context.client_address,
-        user_agent=context.user_agent[:MAX_USER_AGENT],
-        channel=context.channel,
-        **actor_fields,
+        None,
+        recorded_at,
+        actor_fields["actor_kind"],
+        actor_fields["actor_id"],
+        actor_fields["actor_username"],
+        entry["action"],
+        entry.get("object_type", ""),
+        str(object_id) if object_id not in (None, "") else "",
+        entry.get("patient_id"),
+        entry.get("study_id"),
+        entry.get("details") or {},
+        context.client_address,
+        context.user_agent[:MAX_USER_AGENT],
+        context.channel,
+        "",
     )
 
 

@@ -16,7 +16,10 @@ integrator with an explicit *void* leaf, but only once the hole is *provably aba
 1. :func:`allocate` makes sure the transaction has its transaction id (xid) *before* it takes a
    number: the server-side function ``audit_allocate`` (migration 0005) runs, in this order and in
    one round trip, ``LOCK TABLE`` (step 3), ``PERFORM pg_current_xact_id()`` (a PL/pgSQL statement
-   of its own, so nothing can plan it away) and ``nextval``.
+   of its own, so nothing can plan it away) and ``nextval``. A single append calls the same
+   function as the row source of its INSERT (:func:`audit.log._append_one`): the same steps in
+   the same order in the same transaction (the INSERT itself takes the same ROW EXCLUSIVE lock
+   even earlier, when it is planned or its plan is checked), so nothing below changes.
 2. Before each pass, outside any transaction, the integrator takes a *fence*: first ``L`` = the last
    number handed out, then ``X`` = a brand-new xid (``pg_current_xact_id()`` in a transaction of its
    own). xids are assigned in increasing order, so every transaction holding a number ``n <= L`` got
@@ -42,8 +45,17 @@ numbers long before they are used).
 
 from __future__ import annotations
 
-from django.db import InterfaceError, OperationalError, connection
+import sys
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
+
+try:
+    import psycopg
+except ImportError:  # an SQLite-only installation
+    psycopg = None
 
 #: The PostgreSQL sequence behind ``AuditEvent.seq`` (created by migration 0003).
 SEQUENCE = "audit_event_seq"
@@ -66,9 +78,51 @@ def allocate(count: int = 1) -> list[int]:
         raise OperationalError(f"the database connection was lost: {exc}") from exc
 
 
+if psycopg is not None:
+
+    class _PreparedCursor(psycopg.Cursor):
+        """Server-side binding, every statement prepared (named, per session) on its first execution."""
+
+        def execute(
+            self, query: Any, params: Any = None, *, prepare: bool | None = True, binary: bool | None = None
+        ) -> Any:
+            return super().execute(query, params, prepare=prepare, binary=binary)
+
+        def _send_query_prepared(self, name: bytes, query: Any, *, binary: bool | None = None) -> None:
+            # psycopg keeps no query for a prepared execution; Django's query log reads it from here.
+            self._query = query
+            super()._send_query_prepared(name, query, binary=binary)
+
+
+def prepared_cursor(db: BaseDatabaseWrapper) -> CursorWrapper:
+    """A cursor of ``db`` (the current connection, resolved once by the caller) for the statements
+    of a single append, run thousands of times a second.
+
+    On PostgreSQL (psycopg 3) its statements are bound on the server and prepared on their first
+    execution in the session: the server then neither parses nor plans them again, and the client
+    sends 15 values instead of quoting them into the text (Django's default cursor does both each
+    time, and Django turns psycopg's automatic preparing off for poolers; a pooler in transaction
+    mode must then pass protocol-level prepared statements, as PgBouncer >= 1.21 does). Django's
+    wrapper stays around it: errors become ``django.db`` errors, and query logging and execute
+    wrappers see every statement. Elsewhere: the connection's ordinary cursor.
+    """
+    if psycopg is None or db.vendor != "postgresql":
+        return db.cursor()
+    db.ensure_connection()
+    raw = db.connection
+    if raw.prepare_threshold is None:
+        # Django turns preparing off (None), and psycopg then ignores prepare=True. A threshold never
+        # reached prepares exactly the statements executed with prepare=True: these, and only these.
+        raw.prepare_threshold = sys.maxsize
+    with db.wrap_database_errors:
+        # What BaseDatabaseWrapper.cursor() does with the cursor create_cursor() would have made.
+        return db._prepare_cursor(_PreparedCursor(raw))
+
+
 def _allocate(count: int) -> list[int]:
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    db = connections[DEFAULT_DB_ALIAS]  # resolved once: each `connection.x` is a thread-local look-up
+    with prepared_cursor(db) as cursor:
+        if db.vendor == "postgresql":
             # One round trip: audit_allocate() (migration 0005) takes the table lock (ROW EXCLUSIVE:
             # writers never wait for each other; it marks this transaction as a possible owner of
             # numbers for fence_settled()), then makes sure the xid exists, then calls nextval.

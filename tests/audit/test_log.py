@@ -8,6 +8,7 @@ database's own, not a savepoint inside the test's wrapping transaction.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -119,7 +120,9 @@ def test_no_event_without_its_change(monkeypatch):
     def broken_create(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise InjectedFailure("the study insert fails after patient.create was recorded")
 
-    monkeypatch.setattr(Study.objects, "create", broken_create)
+    # The study row is built by services.study_row and saved by the service (since the set-based
+    # Bundle writer shares the row builders): fail there, after patient.create was recorded.
+    monkeypatch.setattr(services, "study_row", broken_create)
 
     with pytest.raises(InjectedFailure):
         _ingest("ACC9001")
@@ -162,15 +165,61 @@ def test_events_cannot_be_inserted_twice_under_one_seq(append):
 
 
 @pytest.mark.django_db
-def test_an_append_is_two_statements_on_every_database(django_assert_num_queries):
-    # The number (on PostgreSQL audit_allocate(): the sequencer's table lock, xid and nextval in one
-    # call) and the INSERT; the caller's transaction is the caller's.
+def test_an_append_is_one_statement_on_postgresql_and_two_elsewhere(django_assert_num_queries):
+    # PostgreSQL: one INSERT that takes its number from audit_allocate(1) (the sequencer's table
+    # lock, xid and nextval) and hashes the leaf; elsewhere the number, then the INSERT. The
+    # caller's transaction is the caller's.
     with transaction.atomic():
         log.record("test.append", actor=None)  # a first call may set the session up
-        with django_assert_num_queries(2) as captured:
-            log.record("test.append", actor=None, details={"n": 1})
-    if connection.vendor == "postgresql":
-        assert "audit_allocate" in captured.captured_queries[0]["sql"]
+        single = connection.vendor == "postgresql"
+        with django_assert_num_queries(1 if single else 2) as captured:
+            event = log.record("test.append", actor=None, details={"n": 1})
+    if single:
+        assert "FROM audit_allocate(1)" in captured.captured_queries[0]["sql"]
+    stored = AuditEvent.objects.get(seq=event.seq)
+    assert stored.leaf_hash == event.leaf_hash == leaf_hash(canonical_json(stored.leaf_document())).hex()
+
+
+@pytest.mark.django_db
+def test_the_leaf_hash_is_the_same_whoever_computes_it(append):
+    """Awkward values through record(): the hash the row gets (computed by the server around the
+    number on PostgreSQL) is the hash of the event as stored and as returned, and the log verifies.
+    A details object that repeats the leaf's number member takes the two-statement path."""
+    append(1)
+    values = [
+        {"text": 'quote " backslash \\ tab \t nul-free \u2028 \U0001f600 é', "seq": 3, "n": -(2**53 - 1)},
+        {"seq": 9007199254740991, "study_id": 1},  # the stand-in number: ambiguous, two statements
+        {"nested": {"seq": 9007199254740991}, "list": [1.5, None, True, "x"]},
+        {},
+    ]
+    events = []
+    for details in values:
+        context = log.AuditContext("10.0.0.1", '"seq":9007199254740991,"study_id":1', "GET /é")
+        with transaction.atomic():
+            event = log.record("test.odd", actor=None, context=context, object_id="ö", details=details)
+            events.append(event)
+    for event in events:
+        stored = AuditEvent.objects.get(seq=event.seq)
+        assert stored.leaf_hash == event.leaf_hash == leaf_hash(canonical_json(stored.leaf_document())).hex()
+    assert [event.seq for event in events] == sorted(event.seq for event in events)
+    integrate_now()
+    assert verify.verify_log(full=True).ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_leaf_hashed_differently_by_the_database_is_refused_and_not_kept(monkeypatch):
+    """If the server's hash of a single append ever differed from the leaf's, the append fails and
+    its row cannot commit, even when the caller swallows the error."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: elsewhere the leaf is hashed here and the row inserted after")
+    from django.db import DataError
+
+    before = AuditEvent.objects.count()
+    monkeypatch.setattr(log, "sha256", lambda data: hashlib.sha256(data + b"!"))
+    with transaction.atomic():
+        with pytest.raises(DataError, match="hashed its leaf differently"):
+            log.record("test.mismatch", actor=None)
+    assert AuditEvent.objects.count() == before
 
 
 # --- the stored tree ----------------------------------------------------------------------------------

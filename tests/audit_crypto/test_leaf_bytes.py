@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit.canonical import MAX_DEPTH, MAX_SAFE_INTEGER, canonical_json
-from audit.leaf import leaf_bytes, leaf_digest
+from audit.leaf import leaf_bytes, leaf_digest, leaf_parts
 from audit.merkle import leaf_hash
 from audit.models import LEAF_FIELDS, ActorKind, leaf_document
 
@@ -94,6 +94,34 @@ def general(*row: Any) -> bytes:
 @given(rows())
 def test_fast_leaf_bytes_equal_the_general_encoding(row: tuple[Any, ...]) -> None:
     assert outcome(leaf_bytes, row) == outcome(general, row)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(rows(), st.integers(0, MAX_SAFE_INTEGER) | st.sampled_from([0, 9, 10, MAX_SAFE_INTEGER]))
+def test_leaf_parts_put_any_number_where_the_leaf_has_it(row: tuple[Any, ...], seq: int) -> None:
+    """SHA-256(before || str(seq) || after) is the leaf hash of the event numbered seq (what the
+    database computes in a single append), or leaf_parts declines, or both raise alike."""
+    columns = row[1:]
+    numbered = (seq, *columns)
+    kind, parts = outcome(leaf_parts, columns)
+    if kind != "bytes":
+        assert (kind, parts) == outcome(leaf_bytes, numbered)
+        return
+    if parts is not None:
+        before, after = parts
+        assert leaf_hash(before[1:] + str(seq).encode() + after) == leaf_digest(*numbered)
+
+
+def test_leaf_parts_decline_only_an_ambiguous_leaf() -> None:
+    row = [
+        dt.datetime(2026, 12, 3, tzinfo=dt.UTC), "user", 42, "dr.ö", "study.view", "study", "1234", 10,
+        1234, {"seq": 1}, "10.0.0.1", '"seq":9007199254740991,', "GET /studies/",
+    ]  # fmt: skip
+    before, after = leaf_parts(*row)
+    assert leaf_hash(before[1:] + b"77" + after) == leaf_digest(77, *row)
+    assert before[:1] == b"\x00"
+    row[LEAF_FIELDS.index("details") - 1] = {"seq": MAX_SAFE_INTEGER, "study_id": 1}
+    assert leaf_parts(*row) is None
 
 
 def test_typical_event_and_its_digest() -> None:
