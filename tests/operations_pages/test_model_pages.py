@@ -161,7 +161,7 @@ def test_the_shipped_model_card_reads_as_tables_not_raw_dictionaries(page_for, d
         assert raw not in sections, raw
     assert 'class="list card-matrix"' in sections
     assert "Report draft: discrepancies by category" in sections and "Missed finding" in sections
-    share = default_model_version.metrics["facts_right_share"]  # 0.8278 for 1.1.0
+    share = default_model_version.metrics["facts_right_share"]  # the shipped default's own card
     assert f"{share * 100:.1f} %" in sections  # the share of facts right, as a percentage
     served = sections.split('data-testid="kinds-served"')[1].split("</td>")[0]
     not_served = sections.split('data-testid="kinds-not-served"')[1].split("</td>")[0]

@@ -16,12 +16,19 @@ from inference.training.evaluate import GreedyDecoder
 from portal.records.models import ModelStatus, Specialty
 
 ARTIFACTS = Path(settings.BASE_DIR) / "inference" / "artifacts"
-#: The serving default (docs/models.md): 1.1.0's weights in the fused static-cache graph. 1.1.0 (the
-#: trained export, its parent) and 1.0.0 stay shipped so that the drafts they wrote stay reproducible.
-SHIPPED = ARTIFACTS / "concordance-draft-1.1.1"
-PARENT = ARTIFACTS / "concordance-draft-1.1.0"
+#: The serving default (docs/models.md): 1.2.0's weights in the fused static-cache graph. 1.2.0 (the
+#: trained export, its parent) and the earlier versions stay shipped so that the drafts they wrote stay
+#: reproducible.
+SHIPPED = ARTIFACTS / "concordance-draft-1.2.1"
+PARENT = ARTIFACTS / "concordance-draft-1.2.0"
 #: What each shipped version was built from: demo reports read, training threads, steps.
-BUILDS = {"1.0.0": (6000, 2, 3000), "1.1.0": (12000, 1, 6000), "1.1.1": (12000, 1, 6000)}
+BUILDS = {
+    "1.0.0": (6000, 2, 3000),
+    "1.1.0": (12000, 1, 6000),
+    "1.1.1": (12000, 1, 6000),
+    "1.2.0": (24000, 1, 12000),
+    "1.2.1": (24000, 1, 12000),
+}
 FILES = {"model.onnx", "config.json", "tokenizer.json", "generation_config.json", "card.json"}
 
 # A clean chest radiograph finding set, written as the upstream imaging AI sends it.
@@ -84,12 +91,14 @@ def test_one_model_serves_every_specialty_and_the_kinds_the_corpus_supports():
 
 @pytest.mark.django_db
 def test_it_registers_as_the_active_model_and_drafts_a_report():
-    newest, parent, oldest = [
+    newest, parent, *older = [
         m for m in registry.register_builtin_models(context=SYSTEM) if m.name == "concordance-draft"
     ]
-    assert [m.version for m in (newest, parent, oldest)] == ["1.1.1", "1.1.0", "1.0.0"]
-    assert parent.status == oldest.status == ModelStatus.RETIRED
-    assert newest.parent == parent and newest.card["graph"] == "gpt2-fused-gqa-static-cache"
+    assert [m.version for m in (newest, parent, *older)] == ["1.2.1", "1.2.0", "1.1.1", "1.1.0", "1.0.0"]
+    assert {m.status for m in (parent, *older)} == {ModelStatus.RETIRED}
+    assert newest.parent == parent and newest.card["graph"] == "gpt2-fused-gqa-static-cache-last4"
+    # The variant's card shows its own drafts (inference.training.variants), not its parent's.
+    assert len(newest.card["samples"]["report_draft"]) == 2
     mv = newest
     assert mv.status == ModelStatus.ACTIVE and set(mv.artifacts) == FILES
     assert registry.active_version_for(specialty="breast", kind="report_draft") == mv
