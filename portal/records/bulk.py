@@ -22,7 +22,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, connections, transaction
 from django.db.models import Model
 
-from audit.bulk import record_many
+from audit.bulk import copy_values, record_many
 from audit.log import SYSTEM, AuditContext
 from portal.records.clinicians import clinician_for_account
 from portal.records.ingest.payloads import AIOutputPayload, SignedReportPayload, StudyPayload
@@ -312,13 +312,13 @@ def _insert(objs: list[Model]) -> None:
         wrapper = connections[connection.alias]  # not the thread-local proxy: ~150,000 lookups a batch
         columns = ", ".join(quote(f.column) for f in fields)
         # wrap_database_errors: a unique or CHECK violation is an IntegrityError, as from bulk_create.
+        values = copy_values(fields, wrapper, pre_save=True)  # pre_save: auto_now_add, as bulk_create
         with (
             wrapper.wrap_database_errors,
             cursor.copy(f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN") as copy,
         ):
             for obj in objs:
-                # pre_save fills auto_now_add (created_at) as bulk_create does.
-                copy.write_row([f.get_db_prep_save(f.pre_save(obj, True), wrapper) for f in fields])
+                copy.write_row(values(obj))
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias

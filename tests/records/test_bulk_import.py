@@ -124,3 +124,30 @@ def test_imported_evidence_is_immutable(department):
             connection.cursor() as cursor,
         ):
             cursor.execute(sql)
+
+
+def _plain(value):  # noqa: ANN001, ANN202
+    """psycopg's Jsonb wrapper compares by identity: its object instead."""
+    return getattr(value, "obj", value)
+
+
+def test_copy_rows_hold_exactly_what_each_field_would_prepare(department):
+    """audit.bulk.copy_values skips get_db_prep_save only where it returns the value unchanged."""
+    from audit.bulk import copy_values
+
+    bulk.import_pairs(department)
+    wrapper = connection
+    for model in (Patient, Study, AIOutput, SignedReport, GroundTruthLabel, AuditEvent):
+        fields = model._meta.concrete_fields
+        values = copy_values(fields, wrapper)  # stored rows: pre_save would stamp a new created_at
+        for obj in model.objects.all()[:20]:
+            expected = [f.get_db_prep_save(getattr(obj, f.attname), wrapper) for f in fields]
+            assert [_plain(v) for v in values(obj)] == [_plain(v) for v in expected], model
+    # A value of another type than the column's plain one still goes through its field.
+    study = Study.objects.first()
+    study.patient_id = str(study.patient_id)  # a key given as text
+    study.modality = None
+    fields = Study._meta.concrete_fields
+    row = copy_values(fields, wrapper)(study)
+    assert row[[f.attname for f in fields].index("patient_id")] == int(study.patient_id)
+    assert row[[f.attname for f in fields].index("modality")] is None
